@@ -1,0 +1,38 @@
+"""dana_jax: exact, fast simulation of asynchronous data-parallel SGD in JAX.
+
+Implements the methods of Barkai, Hakimi, Schuster, "Gap-Aware Mitigation of
+Gradient Staleness", ICLR 2020 (arXiv:1909.10802), as optax transforms, and an
+engine that simulates one parameter server and N workers exactly.
+"""
+
+from dana_jax import schedule, transforms
+from dana_jax.algorithms import ALGORITHMS, Algorithm, get_algorithm, optimizer
+from dana_jax.engine import (
+    Hyperparams,
+    Model,
+    Result,
+    SimState,
+    Simulator,
+    evaluate,
+    replica,
+    simulate,
+)
+from dana_jax.learning_rates import paper_schedule
+from dana_jax.schedule import (
+    ConstantTiming,
+    GammaTiming,
+    TraceTiming,
+    estimate_speedup,
+    heterogeneous,
+    homogeneous,
+    make_schedule,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS", "Algorithm", "ConstantTiming", "GammaTiming", "Hyperparams", "Model",
+    "Result", "SimState", "Simulator", "TraceTiming", "estimate_speedup", "evaluate",
+    "get_algorithm", "heterogeneous", "homogeneous", "make_schedule", "optimizer",
+    "paper_schedule", "replica", "schedule", "simulate", "transforms",
+]

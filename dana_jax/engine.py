@@ -1,0 +1,622 @@
+"""The exact asynchronous-SGD simulator: one compiled program per chunk of steps.
+
+SPEC §1 event semantics, DESIGN.md architecture. A master step t applies the
+pending gradient of the arriving worker k_t (computed on what k read, with the
+batch of its dispatch), folds that worker's BatchNorm statistics into the
+master's, and lets k read again (θ, or DANA's look-ahead); k's next gradient
+is computed on what it read, with the next batch of the global data stream.
+
+Two executions with the same semantics:
+
+* ``execution="steps"``: ``lax.scan`` over master steps; after each update the
+  arriving worker's next gradient is computed at once.
+* ``execution="blocks"``: ``lax.scan`` over blocks of consecutive steps whose
+  workers are distinct. Every gradient applied in a block was read before it,
+  so the block's updates run first (an inner scan) and its new gradients are
+  computed together with one ``vmap`` over the worker axis.
+
+The state of one run is a :class:`SimState`; R independent runs (seeds,
+hyperparameters) are a leading replica axis on every leaf and one ``vmap``.
+The engine does not know which algorithm runs: it hands ``lag``,
+``stale_params`` and ``worker`` to the optimizer it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time as _time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dana_jax import algorithms as _algorithms
+from dana_jax import schedule as _schedule
+from dana_jax import transforms as _transforms
+
+EXECUTIONS = ("steps", "blocks")
+
+
+class Model(NamedTuple):
+  """What the engine needs of a model (pure functions; see ``dana_jax.models``).
+
+  Attributes:
+    init: ``key -> (params, model_state)``.
+    loss: ``(params, inputs, labels, key) -> (loss, contribution)``, the training
+      forward pass; ``contribution`` is what this batch adds to the running
+      statistics (``{}`` for models without state).
+    fold: ``(model_state, contribution) -> model_state``, applied at arrival.
+    predict: ``(params, model_state, inputs) -> logits`` in evaluation mode.
+  """
+
+  init: Callable
+  loss: Callable
+  fold: Callable
+  predict: Callable
+
+
+class SimState(NamedTuple):
+  """Everything a run carries from one master step to the next.
+
+  Per-worker stacks have a leading [N] axis. For SSGD they are empty.
+  """
+
+  step: jax.Array                 # t, int32
+  params: Any                     # master θ
+  opt_state: Any
+  model_state: Any                # BatchNorm running statistics of the master
+  read_params: Any                # θ̂_k for every worker, [N, ...]
+  read_step: jax.Array            # r_k, [N]
+  pending_grads: Any              # gradient each worker will send, [N, ...]
+  pending_stats: Any              # its batch-statistics contribution, [N, ...]
+  pending_loss: jax.Array         # its training loss, [N]
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparams:
+  """Numbers that may differ between replicas (each a scalar or an [R] array)."""
+
+  learning_rate: Any = 0.1
+  momentum: Any = 0.9
+  weight_decay: Any = 1e-4
+
+
+def _require(condition, field, value, allowed):
+  if not condition:
+    raise ValueError(f"{field}={value!r} is not allowed: {allowed}.")
+
+
+class DataOrder:
+  """The global data stream of SPEC §1, computed on the host.
+
+  Each epoch is a fresh seeded permutation of the training set cut into
+  ``floor(n / B)`` batches of exactly B; dispatch m takes batch m of the
+  stream.
+  """
+
+  def __init__(self, num_examples: int, batch_size: int, seed: int):
+    self.num_examples, self.batch_size, self.seed = num_examples, batch_size, int(seed)
+    self.batches_per_epoch = num_examples // batch_size
+    self._cache: dict[int, np.ndarray] = {}
+
+  def _epoch(self, epoch: int) -> np.ndarray:
+    if epoch not in self._cache:
+      if len(self._cache) > 4:
+        self._cache.pop(min(self._cache))
+      rng = np.random.default_rng([self.seed, 0xDA7A, epoch])
+      perm = rng.permutation(self.num_examples)[: self.batches_per_epoch * self.batch_size]
+      self._cache[epoch] = perm.reshape(self.batches_per_epoch, self.batch_size)
+    return self._cache[epoch]
+
+  def batches(self, dispatches: np.ndarray) -> np.ndarray:
+    """Example indices [len(dispatches), B] of the given dispatch numbers."""
+    dispatches = np.asarray(dispatches, dtype=np.int64)
+    out = np.empty(dispatches.shape + (self.batch_size,), dtype=np.int32)
+    epochs = dispatches // self.batches_per_epoch
+    for e in np.unique(epochs):
+      sel = epochs == e
+      out[sel] = self._epoch(int(e))[dispatches[sel] % self.batches_per_epoch]
+    return out
+
+
+def _tree_rms(tree) -> jax.Array:
+  leaves = jax.tree_util.tree_leaves(tree)
+  total = sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)
+  return jnp.sqrt(total / sum(x.size for x in leaves))
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+def _take(tree, index):
+  return jax.tree.map(lambda x: x[index], tree)
+
+
+def _put(tree, index, values, mode=None):
+  return jax.tree.map(lambda x, v: x.at[index].set(v, mode=mode), tree, values)
+
+
+class Simulator:
+  """Simulates one parameter server and N asynchronous workers (SPEC §1).
+
+  Args:
+    model: a :class:`Model`.
+    algorithm: a registry name (``dana_jax.ALGORITHMS``) or an
+      :class:`~dana_jax.algorithms.Algorithm`.
+    train_inputs, train_labels: the training set (arrays; kept on device).
+    num_workers: N ≥ 1.
+    batch_size: B, examples per gradient.
+    hyperparams: :class:`Hyperparams`; array fields give one value per replica.
+    learning_rate_schedule: ``base_lr -> (step -> lr)``, e.g.
+      ``functools.partial(dana_jax.paper_schedule, steps_per_epoch=..., num_workers=N)``;
+      None for a constant learning rate.
+    algorithm_options: options of the algorithm (e.g. GA's ``penalty``).
+    timing: a timing model of ``dana_jax.schedule`` (homogeneous by default).
+    execution: ``"steps"`` or ``"blocks"``.
+    block_size: K for ``"blocks"`` (default N).
+    seeds: one seed per replica; a single int means one run without a replica
+      axis. Each seed drives the initialisation, the data order, the
+      augmentation keys and (unless ``timing_seeds`` is given) the timing.
+    timing_seeds: the timing model's seed per replica.
+    augment: optional ``(inputs, key) -> inputs`` applied to each batch on device.
+  """
+
+  def __init__(self, model: Model, algorithm, train_inputs, train_labels, *,
+               num_workers: int, batch_size: int, hyperparams: Hyperparams = Hyperparams(),
+               learning_rate_schedule: Callable | None = None,
+               algorithm_options: dict | None = None,
+               timing: _schedule.TimingModel | None = None,
+               execution: str = "steps", block_size: int | None = None,
+               seeds: int | Sequence[int] = 0, timing_seeds: Sequence[int] | None = None,
+               augment: Callable | None = None):
+    if isinstance(algorithm, str):
+      algorithm = _algorithms.get_algorithm(algorithm)
+    self.algorithm = algorithm
+    self.options = dict(algorithm_options or {})
+    _require(isinstance(num_workers, (int, np.integer)) and num_workers >= 1, "num_workers",
+             num_workers, "need an integer ≥ 1")
+    _require(isinstance(batch_size, (int, np.integer)) and batch_size >= 1, "batch_size",
+             batch_size, "need an integer ≥ 1")
+    _require(execution in EXECUTIONS, "execution", execution, f"choose one of {EXECUTIONS}")
+    block_size = num_workers if block_size is None else block_size
+    _require(isinstance(block_size, (int, np.integer)) and block_size >= 1, "block_size",
+             block_size, "need an integer ≥ 1")
+    num_examples = int(np.shape(train_inputs)[0])
+    _require(np.shape(train_labels)[0] == num_examples, "train_labels", np.shape(train_labels),
+             f"need one label per training example ({num_examples})")
+    _require(batch_size <= num_examples, "batch_size", batch_size,
+             f"must not exceed the number of training examples ({num_examples})")
+    self.single = isinstance(seeds, (int, np.integer))
+    self.seeds = [int(seeds)] if self.single else [int(s) for s in seeds]
+    _require(len(self.seeds) >= 1, "seeds", seeds, "need at least one seed")
+    self.num_replicas = len(self.seeds)
+    self.timing_seeds = list(self.seeds) if timing_seeds is None else [int(s) for s in timing_seeds]
+    _require(len(self.timing_seeds) == self.num_replicas, "timing_seeds", timing_seeds,
+             f"need one per replica ({self.num_replicas})")
+    self.hyperparams = self._check_hyperparams(hyperparams)
+    self.timing = _schedule.homogeneous() if timing is None else timing
+    _schedule.validate_schedule_args(self.timing, num_workers, 1, block_size)
+    unknown = sorted(set(self.options) - set(algorithm.options()))
+    _require(not unknown, "algorithm_options", unknown,
+             f"{algorithm.name!r} takes {list(algorithm.options()) or 'no options'}")
+
+    self.model = model
+    self.num_workers = int(num_workers)
+    self.batch_size = int(batch_size)
+    self.execution = execution
+    self.block_size = int(block_size) if execution == "blocks" else 1
+    self.synchronous = algorithm.synchronous
+    self.learning_rate_schedule = learning_rate_schedule
+    self.augment = augment
+    self.train_inputs = jnp.asarray(train_inputs)
+    self.train_labels = jnp.asarray(train_labels)
+    self.num_examples = num_examples
+    self.orders = [DataOrder(num_examples, self.batch_size, s) for s in self.seeds]
+    self.steps_per_epoch = num_examples // self.batch_size
+    if self.synchronous:
+      self.steps_per_epoch = max(1, self.steps_per_epoch // self.num_workers)
+    self._chunk_fns: dict = {}
+
+  # ------------------------------------------------------------------ config
+
+  def _check_hyperparams(self, hp: Hyperparams) -> dict:
+    out = {}
+    for name in ("learning_rate", "momentum", "weight_decay"):
+      value = np.asarray(getattr(hp, name), dtype=np.float32)
+      _require(value.ndim == 0 or (value.ndim == 1 and len(value) == self.num_replicas),
+               f"hyperparams.{name}", getattr(hp, name),
+               f"need a scalar or one value per replica ({self.num_replicas})")
+      _require(bool(np.all(np.isfinite(value))), f"hyperparams.{name}", getattr(hp, name),
+               "must be finite")
+      out[name] = np.broadcast_to(value, (self.num_replicas,)).copy()
+    _require(bool(np.all(out["learning_rate"] > 0)), "hyperparams.learning_rate",
+             hp.learning_rate, "must be > 0")
+    _require(bool(np.all(np.abs(out["momentum"]) < 1)), "hyperparams.momentum", hp.momentum,
+             "must lie in (−1, 1)")
+    _require(bool(np.all(out["weight_decay"] >= 0)), "hyperparams.weight_decay",
+             hp.weight_decay, "must be ≥ 0")
+    return out
+
+  def learning_rate_fn(self, base):
+    if self.learning_rate_schedule is None:
+      return lambda count: jnp.asarray(base, jnp.float32)
+    return self.learning_rate_schedule(base)
+
+  def optimizer(self, hp) -> optax.GradientTransformationExtraArgs:
+    """The optimizer of one replica, built from (possibly traced) hyperparameters."""
+    return self.algorithm.build(self.learning_rate_fn(hp["learning_rate"]), hp["momentum"],
+                                hp["weight_decay"], self.num_workers, **self.options)
+
+  def schedules(self, num_steps: int, chunk_steps: int) -> list[_schedule.Schedule]:
+    """One arrival schedule per replica, with blocks ending at chunk ends."""
+    boundaries = range(chunk_steps, num_steps, chunk_steps)
+    return [_schedule.make_schedule(self.timing, self.num_workers, num_steps, seed=s,
+                                    block_size=self.block_size, boundaries=boundaries)
+            for s in self.timing_seeds]
+
+  # ------------------------------------------------------------------ pieces
+
+  def _batch(self, indices, dispatch, data_key):
+    inputs = self.train_inputs[indices]
+    if self.augment is not None:
+      inputs = self.augment(inputs, jax.random.fold_in(data_key, dispatch))
+    return inputs, self.train_labels[indices]
+
+  def _gradient(self, params, indices, dispatch, data_key):
+    """One worker's gradient, loss and statistics contribution on its batch."""
+    inputs, labels = self._batch(indices, dispatch, data_key)
+    key = jax.random.fold_in(jax.random.fold_in(data_key, 1), dispatch)
+    (loss, stats), grads = jax.value_and_grad(self.model.loss, has_aux=True)(
+        params, inputs, labels, key)
+    return grads, stats, loss
+
+  def _gradients(self, params_stack, indices, dispatches, data_key):
+    """Gradients of a stack of weight versions, each on its own batch."""
+    if jax.tree_util.tree_leaves(params_stack)[0].shape[0] == 1:
+      out = self._gradient(_take(params_stack, 0), indices[0], dispatches[0], data_key)
+      return jax.tree.map(lambda x: x[None], out)
+    return jax.vmap(self._gradient, in_axes=(0, 0, 0, None))(
+        params_stack, indices, dispatches, data_key)
+
+  def init_replica(self, key, data_key, first_batches, hp) -> SimState:
+    """θ_0, optimizer state, and the first gradients of all N workers."""
+    params, model_state = self.model.init(key)
+    tx = self.optimizer(hp)
+    opt_state = tx.init(params)
+    n = self.num_workers
+    if self.synchronous:
+      return SimState(jnp.zeros([], jnp.int32), params, opt_state, model_state,
+                      None, None, None, None, None)
+    first_read = _transforms.read_params(opt_state, params)
+    read = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), first_read)
+    dispatches = jnp.arange(n, dtype=jnp.int32)
+    grads, stats, loss = jax.lax.map(
+        lambda x: self._gradient(first_read, x[0], x[1], data_key),
+        (first_batches, dispatches), batch_size=min(self.block_size, n))
+    return SimState(jnp.zeros([], jnp.int32), params, opt_state, model_state, read,
+                    jnp.zeros([n], jnp.int32), grads, stats, loss)
+
+  def _master_step(self, tx, hp, state: SimState, worker):
+    """SPEC §1 steps 1–3 for the arriving worker; returns (state, step metrics)."""
+    t = state.step
+    lag = t - state.read_step[worker]
+    stale = _take(state.read_params, worker)
+    reference = _transforms.gap_reference(state.opt_state, state.params)
+    gap = jax.tree.map(lambda a, b: a - b, reference, stale)
+    updates, opt_state = tx.update(_take(state.pending_grads, worker), state.opt_state,
+                                   state.params, lag=lag, stale_params=stale, worker=worker)
+    params = optax.apply_updates(state.params, updates)
+    model_state = self.model.fold(state.model_state, _take(state.pending_stats, worker))
+    read = _transforms.read_params(opt_state, params)
+    metrics = {"lag": lag, "gap/rms": _tree_rms(gap), "loss": state.pending_loss[worker],
+               "learning_rate": self.learning_rate_fn(hp["learning_rate"])(t),
+               **_transforms.diagnostics(opt_state)}
+    state = state._replace(step=t + 1, params=params, opt_state=opt_state,
+                           model_state=model_state,
+                           read_params=_put(state.read_params, worker, read),
+                           read_step=state.read_step.at[worker].set(t + 1))
+    return state, metrics
+
+  def _run_steps(self, state, xs, data_key, hp):
+    tx = self.optimizer(hp)
+
+    def body(state, x):
+      worker, indices, dispatch = x
+      state, metrics = self._master_step(tx, hp, state, worker)
+      grads, stats, loss = self._gradient(_take(state.read_params, worker), indices,
+                                          dispatch, data_key)
+      state = state._replace(pending_grads=_put(state.pending_grads, worker, grads),
+                             pending_stats=_put(state.pending_stats, worker, stats),
+                             pending_loss=state.pending_loss.at[worker].set(loss))
+      return state, metrics
+
+    return jax.lax.scan(body, state, xs)
+
+  def _run_blocks(self, state, xs, data_key, hp):
+    tx = self.optimizer(hp)
+    n = self.num_workers
+
+    def step(state, worker):
+      return self._master_step(tx, hp, state, worker)
+
+    def skip(state, worker):
+      shapes = jax.eval_shape(step, state, worker)[1]
+      return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def inner(state, x):
+      worker, valid = x
+      # A padded position is a no-op; cond (not a select) keeps it O(1) in N.
+      return jax.lax.cond(valid, step, skip, state, worker)
+
+    def block(state, x):
+      workers, valid, indices, dispatches = x
+      state, metrics = jax.lax.scan(inner, state, (workers, valid))
+      grads, stats, loss = self._gradients(_take(state.read_params, workers), indices,
+                                           dispatches, data_key)
+      target = jnp.where(valid, workers, n)  # out of range: dropped
+      state = state._replace(
+          pending_grads=_put(state.pending_grads, target, grads, mode="drop"),
+          pending_stats=_put(state.pending_stats, target, stats, mode="drop"),
+          pending_loss=state.pending_loss.at[target].set(loss, mode="drop"))
+      return state, metrics
+
+    state, metrics = jax.lax.scan(block, state, xs)
+    return state, jax.tree.map(lambda m: m.reshape((-1,) + m.shape[2:]), metrics)
+
+  def _run_synchronous(self, state, xs, data_key, hp):
+    tx = self.optimizer(hp)
+
+    def body(state, x):
+      indices, dispatches = x
+      grads, stats, loss = jax.vmap(self._gradient, in_axes=(None, 0, 0, None))(
+          state.params, indices, dispatches, data_key)
+      grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+      updates, opt_state = tx.update(grad, state.opt_state, state.params, lag=0,
+                                     stale_params=state.params, worker=0)
+      model_state, _ = jax.lax.scan(lambda s, c: (self.model.fold(s, c), None),
+                                    state.model_state, stats, length=self.num_workers)
+      metrics = {"lag": jnp.zeros([], jnp.int32), "gap/rms": jnp.zeros([]),
+                 "loss": jnp.mean(loss),
+                 "learning_rate": self.learning_rate_fn(hp["learning_rate"])(state.step),
+                 **_transforms.diagnostics(opt_state)}
+      return state._replace(step=state.step + 1, params=optax.apply_updates(state.params,
+                                                                            updates),
+                            opt_state=opt_state, model_state=model_state), metrics
+
+    return jax.lax.scan(body, state, xs)
+
+  def _summarize(self, metrics, valid):
+    """Per-chunk aggregates of per-step metrics (on device)."""
+    valid = valid.astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(valid), 1.0)
+    mean = lambda x: jnp.sum(jnp.where(valid > 0, x, 0.0)) / count  # noqa: E731
+    lag = metrics["lag"]
+    bins = 2 * self.num_workers + 1
+    out = {"lag/mean": mean(lag.astype(jnp.float32)),
+           "lag/max": jnp.max(jnp.where(valid > 0, lag, 0)),
+           "lag/hist": jnp.zeros([bins], jnp.int32).at[jnp.minimum(lag, bins - 1)].add(
+               valid.astype(jnp.int32)),
+           "gap/rms": mean(metrics["gap/rms"]), "loss/train": mean(metrics["loss"]),
+           "learning_rate": metrics["learning_rate"][jnp.argmax(jnp.cumsum(valid))]}
+    for name in ("gap/normalized", "penalty/mean"):
+      if name in metrics:
+        out[name] = mean(metrics[name])
+    out["nonfinite"] = ~jnp.all(jnp.isfinite(jnp.where(valid > 0, metrics["loss"], 0.0)))
+    return out
+
+  # ------------------------------------------------------------------ chunks
+
+  def _chunk_fn(self, kind: str):
+    if kind in self._chunk_fns:
+      return self._chunk_fns[kind]
+    runner = {"steps": self._run_steps, "blocks": self._run_blocks,
+              "sync": self._run_synchronous}[kind]
+
+    def one(state, xs, data_key, hp, valid):
+      state, metrics = runner(state, xs, jax.random.wrap_key_data(data_key), hp)
+      summary = self._summarize(metrics, valid)
+      summary["nonfinite"] = summary["nonfinite"] | ~_all_finite(state.params)
+      return state, summary
+
+    fn = one if self.single else jax.vmap(one)
+    self._chunk_fns[kind] = jax.jit(fn, donate_argnums=(0,))
+    return self._chunk_fns[kind]
+
+  def _stack(self, per_replica: list):
+    if self.single:
+      return per_replica[0]
+    return jax.tree.map(lambda *xs: np.stack(xs), *per_replica)
+
+  def _hp(self):
+    if self.single:
+      return {k: v[0] for k, v in self.hyperparams.items()}
+    return self.hyperparams
+
+  def _data_keys(self):
+    return self._stack([jax.random.key_data(jax.random.fold_in(jax.random.key(s), 2))
+                        for s in self.seeds])
+
+  def init(self) -> SimState:
+    """The initial state (stacked over replicas unless ``seeds`` was an int)."""
+    n = self.num_workers
+    first = [np.zeros((0,), np.int32) if self.synchronous else o.batches(np.arange(n))
+             for o in self.orders]
+    keys = self._stack([jax.random.key_data(jax.random.fold_in(jax.random.key(s), 1))
+                        for s in self.seeds])
+
+    def fn(key, data_key, first_batches, hp):
+      return self.init_replica(jax.random.wrap_key_data(key),
+                               jax.random.wrap_key_data(data_key), first_batches, hp)
+
+    if not self.single:
+      fn = jax.vmap(fn)
+    return jax.jit(fn)(keys, self._data_keys(), self._stack(first), self._hp())
+
+  def chunk_inputs(self, schedules, start: int, stop: int, num_blocks: int | None = None):
+    """Host-side scan inputs for master steps ``start..stop-1`` of every replica."""
+    n, per = self.num_workers, []
+    for r, order in enumerate(self.orders):
+      sched = None if self.synchronous else schedules[r]
+      if self.synchronous:
+        dispatches = (np.arange(start, stop)[:, None] * n + np.arange(n)[None, :])
+        per.append(((order.batches(dispatches), dispatches.astype(np.int32)),
+                    np.ones(stop - start, bool)))
+      elif self.execution == "steps":
+        dispatches = np.arange(start, stop) + n
+        per.append(((sched.worker[start:stop], order.batches(dispatches),
+                     dispatches.astype(np.int32)), np.ones(stop - start, bool)))
+      else:
+        first = int(np.searchsorted(sched.block_starts, start))
+        last = int(np.searchsorted(sched.block_starts, stop))
+        steps, mask = sched.padded_blocks(first, last)
+        pad = num_blocks - steps.shape[0]
+        steps = np.concatenate([steps, np.full((pad, self.block_size), -1, np.int32)])
+        mask = np.concatenate([mask, np.zeros((pad, self.block_size), bool)])
+        safe = np.where(mask, steps, start)
+        workers = np.where(mask, sched.worker[safe], 0).astype(np.int32)
+        dispatches = (safe + n).astype(np.int32)
+        per.append(((workers, mask, order.batches(dispatches), dispatches), mask.ravel()))
+    return self._stack([p[0] for p in per]), self._stack([p[1] for p in per])
+
+  def blocks_per_chunk(self, schedules, num_steps: int, chunk_steps: int) -> int:
+    """The largest number of blocks in any chunk of any replica (static shape)."""
+    most = 1
+    for sched in schedules:
+      for start in range(0, num_steps, chunk_steps):
+        stop = min(start + chunk_steps, num_steps)
+        first = np.searchsorted(sched.block_starts, start)
+        last = np.searchsorted(sched.block_starts, stop)
+        most = max(most, int(last - first))
+    return most
+
+  def run_chunk(self, state, schedules, start, stop, num_blocks=None):
+    """Advances ``state`` from master step ``start`` to ``stop``; returns (state, metrics)."""
+    kind = "sync" if self.synchronous else self.execution
+    xs, valid = self.chunk_inputs(schedules, start, stop, num_blocks)
+    return self._chunk_fn(kind)(state, xs, self._data_keys(), self._hp(), valid)
+
+  def memory_estimate(self) -> dict[str, int]:
+    """Bytes of parameters and of the per-worker stacks (SPEC/DESIGN memory model)."""
+    params, _ = jax.eval_shape(self.model.init, jax.random.key(0))
+    nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    n = 0 if self.synchronous else self.num_workers
+    stacks = 2 * n * nbytes + (n * nbytes if "dana" in self.algorithm.name else 0)
+    return {"params": nbytes, "worker_stacks": stacks * self.num_replicas}
+
+
+def evaluate(model: Model, params, model_state, inputs, labels, batch_size: int = 1000):
+  """Mean cross-entropy and error of the master's θ on a data set."""
+  num = int(np.shape(inputs)[0])
+  loss_sum, wrong = 0.0, 0
+
+  @jax.jit
+  def batch_stats(params, model_state, x, y):
+    logits = model.predict(params, model_state, x)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return jnp.sum(loss), jnp.sum(jnp.argmax(logits, -1) != y)
+
+  for start in range(0, num, batch_size):
+    loss, err = batch_stats(params, model_state, inputs[start:start + batch_size],
+                            labels[start:start + batch_size])
+    loss_sum += float(loss)
+    wrong += int(err)
+  return {"loss": loss_sum / num, "error": wrong / num}
+
+
+@dataclasses.dataclass
+class Result:
+  """What :func:`simulate` returns: final state and per-chunk history."""
+
+  state: SimState
+  history: list[dict]
+  schedules: list
+  simulator: Simulator
+
+
+def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = None,
+             eval_data: tuple | None = None, train_eval_data: tuple | None = None,
+             callback: Callable[[dict], None] | None = None, progress: bool = True,
+             state: SimState | None = None) -> Result:
+  """Runs ``num_steps`` master steps in chunks; the host runs once per chunk.
+
+  Args:
+    simulator: a :class:`Simulator`.
+    num_steps: T, master steps to simulate (SSGD: synchronous iterations).
+    chunk_steps: steps per compiled chunk (default: one epoch).
+    eval_data: ``(inputs, labels)`` evaluated on the master's θ after every chunk.
+    train_eval_data: the same for the train error.
+    callback: called with each chunk's record (a dict, one per replica in
+      ``record["replicas"]``).
+    progress: show a tqdm progress bar.
+    state: start from this state instead of ``simulator.init()``.
+
+  Returns:
+    A :class:`Result`; ``history[i]["replicas"][r]`` holds chunk i's metrics of replica r.
+  """
+  _require(isinstance(num_steps, (int, np.integer)) and num_steps >= 1, "num_steps",
+           num_steps, "need an integer ≥ 1")
+  chunk_steps = chunk_steps or simulator.steps_per_epoch
+  _require(isinstance(chunk_steps, (int, np.integer)) and chunk_steps >= 1, "chunk_steps",
+           chunk_steps, "need an integer ≥ 1")
+  sync = simulator.synchronous
+  schedules = [] if sync else simulator.schedules(num_steps, chunk_steps)
+  sync_times = [
+      _schedule.synchronous_times(simulator.timing, simulator.num_workers, num_steps, s)
+      for s in simulator.timing_seeds] if sync else None
+  num_blocks = (simulator.blocks_per_chunk(schedules, num_steps, chunk_steps)
+                if simulator.execution == "blocks" and not sync else None)
+  state = simulator.init() if state is None else state
+  history = []
+  bar = None
+  if progress:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=num_steps, unit="step", desc=simulator.algorithm.name, leave=False)
+  examples_per_step = simulator.batch_size * (simulator.num_workers if sync else 1)
+  for start in range(0, num_steps, chunk_steps):
+    stop = min(start + chunk_steps, num_steps)
+    began = _time.perf_counter()
+    state, summary = simulator.run_chunk(state, schedules, start, stop, num_blocks)
+    summary = jax.device_get(summary)
+    seconds = _time.perf_counter() - began
+    record = {"step": stop, "epoch": stop / simulator.steps_per_epoch, "seconds": seconds,
+              "examples_per_second": (stop - start) * examples_per_step
+              * simulator.num_replicas / seconds, "replicas": []}
+    for r in range(simulator.num_replicas):
+      rep = {k: (np.asarray(v) if simulator.single else np.asarray(v)[r]).tolist()
+             for k, v in summary.items()}
+      rep["time/simulated"] = float(sync_times[r][stop - 1] if sync
+                                    else schedules[r].time[stop - 1])
+      params = state.params if simulator.single else _take(state.params, r)
+      model_state = state.model_state if simulator.single else _take(state.model_state, r)
+      if eval_data is not None:
+        ev = evaluate(simulator.model, params, model_state, *eval_data)
+        rep["test/loss"], rep["test/error"] = ev["loss"], ev["error"]
+      if train_eval_data is not None:
+        ev = evaluate(simulator.model, params, model_state, *train_eval_data)
+        rep["train/loss"], rep["train/error"] = ev["loss"], ev["error"]
+      record["replicas"].append(rep)
+    history.append(record)
+    if callback is not None:
+      callback(record)
+    if bar is not None:
+      bar.update(stop - start)
+      bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
+                      ex_s=f"{record['examples_per_second']:.0f}")
+    if all(rep["nonfinite"] for rep in record["replicas"]):
+      break
+  if bar is not None:
+    bar.close()
+  return Result(state=state, history=history, schedules=schedules, simulator=simulator)
+
+
+def replica(state: SimState, index: int) -> SimState:
+  """Replica ``index`` of a stacked state."""
+  return _take(state, index)
+
+
+__all__ = ["EXECUTIONS", "DataOrder", "Hyperparams", "Model", "Result", "SimState",
+           "Simulator", "evaluate", "replica", "simulate"]

@@ -1,0 +1,67 @@
+"""Staleness-mitigation rules as optax transforms (SPEC §2).
+
+One algorithm per module; each factory returns an
+``optax.GradientTransformationExtraArgs`` whose update takes the staleness
+information as keyword-only extra args: ``lag``, ``stale_params``, ``worker``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import optax
+
+from dana_jax.transforms._common import find_states
+from dana_jax.transforms.dana import (
+    DanaState,
+    dana,
+    dana_gap_reference,
+    dana_lookahead,
+    dana_previous_buffer,
+)
+from dana_jax.transforms.delay_compensation import DelayCompensationState, delay_compensation
+from dana_jax.transforms.feedback import GapFeedbackState, gap_feedback
+from dana_jax.transforms.gap_aware import GapAwareState, scale_by_gap_aware
+from dana_jax.transforms.staleness_aware import ScaleByStalenessState, scale_by_staleness
+
+
+def read_params(opt_state: Any, params: optax.Params) -> optax.Params:
+  """The parameters a worker reads from the master after an update.
+
+  The DANA look-ahead when the optimizer contains :func:`dana`, else the master
+  parameters themselves.
+  """
+  states = find_states(opt_state, DanaState)
+  if len(states) > 1:
+    raise ValueError("read_params: the optimizer state holds more than one DanaState.")
+  return dana_lookahead(states[0], params) if states else params
+
+
+def gap_reference(opt_state: Any, params: optax.Params) -> optax.Params:
+  """What the gap Δ of an arriving gradient is measured against (SPEC §2.8).
+
+  For DANA, the look-ahead a worker would read before this step's update;
+  otherwise the master parameters.
+  """
+  states = find_states(opt_state, DanaState)
+  return dana_gap_reference(states[0], params) if states else params
+
+
+def diagnostics(opt_state: Any) -> dict[str, jnp.ndarray]:
+  """Penalty statistics of the last update: GA's mean(|Δ|/C) and mean(G), SA's divisor."""
+  out = {}
+  for state in find_states(opt_state, GapAwareState):
+    out["gap/normalized"] = state.mean_gap
+    out["penalty/mean"] = state.mean_penalty
+  for state in find_states(opt_state, ScaleByStalenessState):
+    out["penalty/mean"] = state.last_divisor
+  return out
+
+
+__all__ = [
+    "DanaState", "DelayCompensationState", "GapAwareState", "GapFeedbackState",
+    "ScaleByStalenessState", "dana", "dana_gap_reference", "dana_lookahead",
+    "dana_previous_buffer", "delay_compensation", "diagnostics", "gap_feedback", "gap_reference",
+    "read_params", "scale_by_gap_aware", "scale_by_staleness",
+]

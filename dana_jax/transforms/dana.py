@@ -1,0 +1,135 @@
+"""DANA (DANA-Zero): one momentum vector per worker and a look-ahead read.
+
+At the master, for the arriving worker k (SPEC §2.6):
+
+    v^k ← γ v^k + d
+    θ   ← θ − η v^k
+
+and worker k then reads, instead of θ itself, the look-ahead
+
+    θ̂_k = θ − η γ Σ_i v^i,
+
+an estimate of where θ will be when k's next gradient lands. η is the learning
+rate of the step just applied. With one worker and no weight decay the
+look-aheads are exactly the iterates of NAG (``optax.trace(nesterov=True)``).
+
+The look-ahead is a pure function of (state, params), like optax's
+schedule-free evaluation parameters: :func:`dana_lookahead`.
+
+References:
+  Hakimi, Barkai, Gabel, Schuster, "Taming Momentum in a Distributed
+  Asynchronous Environment" (arXiv:1907.11612).
+  Barkai, Hakimi, Schuster, "Gap-Aware Mitigation of Gradient Staleness",
+  ICLR 2020 (arXiv:1909.10802), §5 (DANA-GA).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dana_jax.transforms._common import learning_rate_at, require_extra_arg
+
+
+class DanaState(NamedTuple):
+  """State of :func:`dana`.
+
+  Attributes:
+    count: master steps applied, int32.
+    momenta: v^i for every worker, each leaf with a leading [N] axis.
+    momentum_sum: Σ_i v^i, kept incrementally.
+    last_worker: the worker whose update was applied last (0 before any).
+    read_scale: η γ of the step just applied: reads are θ − read_scale · Σ v.
+    next_read_scale: η_{t+1} γ: the look-ahead a worker would read *before*
+      the next update (DANA-GA measures gaps against it).
+  """
+
+  count: jax.Array
+  momenta: optax.Updates
+  momentum_sum: optax.Updates
+  last_worker: jax.Array
+  read_scale: jax.Array
+  next_read_scale: jax.Array
+
+
+def dana(
+    learning_rate: optax.ScalarOrSchedule,
+    momentum: float = 0.9,
+    *,
+    num_workers: int,
+) -> optax.GradientTransformationExtraArgs:
+  """The DANA-Zero master update; returns −η v^k as the update.
+
+  Args:
+    learning_rate: a float or an optax schedule of the master step.
+    momentum: γ.
+    num_workers: N, the number of per-worker momentum vectors.
+
+  Extra args:
+    worker: int scalar, the id of the worker whose gradient this is.
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs``. Compute the parameters a
+    worker reads with :func:`dana_lookahead`.
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from dana_jax.transforms import dana, dana_lookahead
+    >>> tx = dana(learning_rate=0.1, momentum=0.9, num_workers=2)
+    >>> params = {"w": jnp.zeros(2)}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params, worker=1)
+    >>> params = optax.apply_updates(params, updates)
+    >>> dana_lookahead(state, params)["w"]  # θ − ηγ Σv = −0.1 − 0.09
+    Array([-0.19, -0.19], dtype=float32)
+  """
+  if not isinstance(num_workers, int) or num_workers < 1:
+    raise ValueError(f"num_workers={num_workers!r} is not allowed: need an integer ≥ 1.")
+
+  def init_fn(params):
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return DanaState(
+        count=jnp.zeros([], jnp.int32),
+        momenta=jax.tree.map(lambda p: jnp.zeros((num_workers,) + p.shape, p.dtype), params),
+        momentum_sum=zeros,
+        last_worker=jnp.zeros([], jnp.int32),
+        read_scale=jnp.zeros([], jnp.float32),
+        next_read_scale=jnp.asarray(learning_rate_at(learning_rate, 0) * momentum, jnp.float32),
+    )
+
+  def update_fn(updates, state, params=None, *, worker=None, **extra_args):
+    del params, extra_args
+    worker = require_extra_arg("dana", "worker", worker, "the id of the arriving worker")
+    worker = jnp.asarray(worker, jnp.int32)
+    lr = jnp.asarray(learning_rate_at(learning_rate, state.count), jnp.float32)
+    next_lr = jnp.asarray(learning_rate_at(learning_rate, state.count + 1), jnp.float32)
+    old = jax.tree.map(lambda m: m[worker], state.momenta)
+    new = jax.tree.map(lambda v, d: momentum * v + d, old, updates)
+    momenta = jax.tree.map(lambda m, v: m.at[worker].set(v), state.momenta, new)
+    total = jax.tree.map(lambda s, a, b: s + (a - b), state.momentum_sum, new, old)
+    out = jax.tree.map(lambda v: (-lr * v).astype(v.dtype), new)
+    return out, DanaState(count=state.count + 1, momenta=momenta, momentum_sum=total,
+                          last_worker=worker, read_scale=lr * momentum,
+                          next_read_scale=next_lr * momentum)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def dana_lookahead(state: DanaState, params: optax.Params) -> optax.Params:
+  """θ̂ = θ − η γ Σ_i v^i: what a worker reads right after the last update."""
+  return jax.tree.map(lambda p, s: p - (state.read_scale * s).astype(p.dtype), params,
+                      state.momentum_sum)
+
+
+def dana_gap_reference(state: DanaState, params: optax.Params) -> optax.Params:
+  """θ_t − η_t γ Σ_i v^i: the look-ahead a worker would read before step t's update."""
+  return jax.tree.map(lambda p, s: p - (state.next_read_scale * s).astype(p.dtype), params,
+                      state.momentum_sum)
+
+
+def dana_previous_buffer(state: DanaState) -> optax.Updates:
+  """The buffer applied at the previous master step: v of the last worker (0 at t = 0)."""
+  return jax.tree.map(lambda m: m[state.last_worker], state.momenta)
