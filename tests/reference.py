@@ -1,0 +1,167 @@
+"""An independent, obviously-correct reference for SPEC §1 and §2.
+
+Plain numpy on flat parameter vectors, one worker at a time, following the
+SPEC's equations literally. Only the gradient of the model (jax.grad, not
+jitted) and the random batch times (drawn from the same timing model) are
+shared with the code under test.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import jax
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+
+class ReferenceMaster:
+  """The master update rules of SPEC §2 on flat float64 vectors."""
+
+  def __init__(self, algorithm, theta, *, num_workers, lr, momentum, weight_decay,
+               beta=0.999, eps=1e-8, penalty="one_plus", segments=None,
+               penalize_weight_decay=True, gap_against="lookahead", dc_lambda=None,
+               dc_adaptive=False, dc_decay=0.95, dc_eps=1e-7):
+    self.alg = algorithm
+    self.theta = np.asarray(theta, np.float64).copy()
+    self.n = num_workers
+    self.lr = lr  # function of the master step t
+    self.gamma, self.wd = momentum, weight_decay
+    self.beta, self.eps, self.penalty = beta, eps, penalty
+    self.segments = segments  # list of (start, stop) for per-tensor GA, else None
+    self.penalize_wd = penalize_weight_decay
+    self.gap_against = gap_against
+    self.dc_adaptive = dc_adaptive
+    self.dc_lambda = dc_lambda if dc_lambda is not None else (2.0 if dc_adaptive else 0.04)
+    self.dc_decay, self.dc_eps = dc_decay, dc_eps
+    p = self.theta.size
+    self.v = np.zeros(p)                   # shared buffer
+    self.V = np.zeros((num_workers, p))    # DANA per-worker buffers
+    self.r = np.zeros(p)
+    self.count = 0                         # number of r updates
+    self.eta_max = 0.0
+    self.ms = np.zeros(p)
+    self.last_worker = 0
+    self.t = 0
+    self.last_eta = 0.0
+    self.last_G = None
+    self.last_ratio = None
+
+  @property
+  def dana(self):
+    return self.alg.startswith("dana")
+
+  def read(self):
+    """θ̂ for a worker that reads now, after the last update (SPEC §2.6)."""
+    if self.dana:
+      return self.theta - self.last_eta * self.gamma * self.V.sum(0)
+    return self.theta.copy()
+
+  def gap(self, stale):
+    """Δ of SPEC §2.4 / §2.8 for an arriving gradient at step t (before the update)."""
+    if self.dana and self.gap_against == "lookahead":
+      return (self.theta - self.lr(self.t) * self.gamma * self.V.sum(0)) - stale
+    return self.theta - stale
+
+  def apply(self, g, tau, stale, k):
+    eta = self.lr(self.t)
+    g = np.asarray(g, np.float64)
+    if self.alg == "dc_asgd":
+      lam = self.dc_lambda
+      if self.dc_adaptive:
+        self.ms = self.dc_decay * self.ms + (1 - self.dc_decay) * g * g
+        lam = self.dc_lambda / np.sqrt(self.ms + self.dc_eps)
+      g = g + lam * g * g * (self.theta - stale)
+    wd_term = self.wd * self.theta
+    d = g + wd_term if (self.penalize_wd or self.alg not in ("ga", "dana_ga")) else g
+    if self.alg in ("sa", "dana_sa"):
+      d = d / max(tau, 1)
+    if self.alg in ("ga", "dana_ga"):
+      delta = self.gap(stale)
+      if self.gamma == 0:
+        u = d
+      elif self.dana:
+        u = self.V[self.last_worker] if self.t > 0 else np.zeros_like(d)
+      else:
+        u = self.v
+      self.r = self.beta * self.r + (1 - self.beta) * u * u
+      self.count += 1
+      r_hat = self.r / (1 - self.beta ** self.count)
+      self.eta_max = max(self.eta_max, eta)
+      C = self.eta_max * (np.sqrt(r_hat) + self.eps)
+      if self.segments is None:
+        ratio = np.abs(delta) / C
+      else:
+        ratio = np.empty_like(d)
+        for a, b in self.segments:
+          ratio[a:b] = np.mean(np.abs(delta[a:b])) / np.mean(C[a:b])
+      G = 1 + ratio if self.penalty == "one_plus" else np.maximum(1.0, ratio)
+      d = d / G
+      self.last_G, self.last_ratio = G, ratio
+      if not self.penalize_wd:
+        d = d + wd_term
+    if self.dana:
+      self.V[k] = self.gamma * self.V[k] + d
+      self.theta = self.theta - eta * self.V[k]
+      self.last_worker = k
+    elif self.alg in ("sgd", "asgd"):
+      self.v = self.gamma * self.v + d
+      self.theta = self.theta - eta * self.v
+    else:  # nag, sa, ga, dc_asgd, ssgd: v ← γv + d; θ ← θ − η(d + γv)
+      self.v = self.gamma * self.v + d
+      self.theta = self.theta - eta * (d + self.gamma * self.v)
+    self.last_eta = eta
+    self.t += 1
+
+
+def data_order_batch(seed, num_examples, batch_size, dispatch):
+  """SPEC §1 data stream: epoch = fresh seeded permutation, batches of exactly B."""
+  per_epoch = num_examples // batch_size
+  epoch, pos = divmod(dispatch, per_epoch)
+  perm = np.random.default_rng([seed, 0xDA7A, epoch]).permutation(num_examples)
+  return perm[pos * batch_size:(pos + 1) * batch_size]
+
+
+def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_workers,
+                     batch_size, lr, momentum, weight_decay, seed, params0, state0,
+                     bn_momentum=0.9, **options):
+  """Heap-driven simulation of SPEC §1, one worker at a time.
+
+  Returns (theta, model_state, list of lags, list of workers).
+  """
+  flat0, unravel = ravel_pytree(params0)
+  sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
+      np.zeros(0), None)
+  master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
+                           momentum=momentum, weight_decay=weight_decay, **options)
+  running = np.asarray(sflat0, np.float64).copy()
+
+  def gradient(theta_hat, dispatch):
+    idx = data_order_batch(seed, x.shape[0], batch_size, dispatch)
+    params = unravel(np.asarray(theta_hat, np.float32))
+    key = jax.random.key(0)
+    (loss, contrib), g = jax.value_and_grad(model.loss, has_aux=True)(params, x[idx], y[idx],
+                                                                        key)
+    c = np.asarray(ravel_pytree(contrib)[0], np.float64) if sunravel else np.zeros(0)
+    return np.asarray(ravel_pytree(g)[0], np.float64), c
+
+  theta_hat = [master.read() for _ in range(num_workers)]
+  read_step = [0] * num_workers
+  pending = [gradient(theta_hat[i], i) for i in range(num_workers)]
+  heap = [(batch_times[i, 0], i, 0) for i in range(num_workers)]
+  heapq.heapify(heap)
+  lags, workers = [], []
+  for t in range(num_steps):
+    done, k, j = heapq.heappop(heap)
+    tau = t - read_step[k]
+    g, c = pending[k]
+    master.apply(g, tau, theta_hat[k], k)
+    running = bn_momentum * running + c
+    theta_hat[k] = master.read()
+    read_step[k] = t + 1
+    pending[k] = gradient(theta_hat[k], num_workers + t)
+    heapq.heappush(heap, (done + batch_times[k, j + 1], k, j + 1))
+    lags.append(tau)
+    workers.append(k)
+  state = sunravel(running) if sunravel else {}
+  return unravel(master.theta), state, lags, workers
