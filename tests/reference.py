@@ -21,9 +21,10 @@ class ReferenceMaster:
   def __init__(self, algorithm, theta, *, num_workers, lr, momentum, weight_decay,
                beta=0.999, eps=1e-8, penalty="one_plus", segments=None,
                penalize_weight_decay=True, gap_against="lookahead", dc_lambda=None,
-               dc_adaptive=False, dc_decay=0.95, dc_eps=1e-7):
+               dc_adaptive=False, dc_decay=0.95, dc_eps=1e-7, dtype=np.float64):
     self.alg = algorithm
-    self.theta = np.asarray(theta, np.float64).copy()
+    self.dtype = dtype
+    self.theta = np.asarray(theta, dtype).copy()
     self.n = num_workers
     self.lr = lr  # function of the master step t
     self.gamma, self.wd = momentum, weight_decay
@@ -35,12 +36,12 @@ class ReferenceMaster:
     self.dc_lambda = dc_lambda if dc_lambda is not None else (2.0 if dc_adaptive else 0.04)
     self.dc_decay, self.dc_eps = dc_decay, dc_eps
     p = self.theta.size
-    self.v = np.zeros(p)                   # shared buffer
-    self.V = np.zeros((num_workers, p))    # DANA per-worker buffers
-    self.r = np.zeros(p)
+    self.v = np.zeros(p, dtype)                   # shared buffer
+    self.V = np.zeros((num_workers, p), dtype)    # DANA per-worker buffers
+    self.r = np.zeros(p, dtype)
     self.count = 0                         # number of r updates
     self.eta_max = 0.0
-    self.ms = np.zeros(p)
+    self.ms = np.zeros(p, dtype)
     self.last_worker = 0
     self.t = 0
     self.last_eta = 0.0
@@ -64,8 +65,9 @@ class ReferenceMaster:
     return self.theta - stale
 
   def apply(self, g, tau, stale, k):
-    eta = self.lr(self.t)
-    g = np.asarray(g, np.float64)
+    eta = self.dtype(self.lr(self.t))
+    g = np.asarray(g, self.dtype)
+    stale = np.asarray(stale, self.dtype)
     if self.alg == "dc_asgd":
       lam = self.dc_lambda
       if self.dc_adaptive:
@@ -124,7 +126,7 @@ def data_order_batch(seed, num_examples, batch_size, dispatch):
 
 def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_workers,
                      batch_size, lr, momentum, weight_decay, seed, params0, state0,
-                     bn_momentum=0.9, **options):
+                     bn_momentum=0.9, dtype=np.float64, **options):
   """Heap-driven simulation of SPEC §1, one worker at a time.
 
   Returns (theta, model_state, list of lags, list of workers).
@@ -133,7 +135,8 @@ def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_work
   sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
       np.zeros(0), None)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
-                           momentum=momentum, weight_decay=weight_decay, **options)
+                           momentum=momentum, weight_decay=weight_decay, dtype=dtype,
+                           **options)
   running = np.asarray(sflat0, np.float64).copy()
 
   def gradient(theta_hat, dispatch):

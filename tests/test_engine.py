@@ -1,0 +1,189 @@
+"""The engine against an independent event-driven reference (SPEC §1, §2)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+from reference import data_order_batch, event_simulation
+
+import dana_jax as dj
+from dana_jax import data, models
+from dana_jax import schedule as S
+
+ASYNC = ["sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd"]
+
+
+@functools.cache
+def digits_subset(n=320):
+  x, y, _, _ = data.digits()
+  return x[:n], y[:n]
+
+
+MLP = models.flax_model(models.MLP((16,)), (8, 8))
+CNN_BN = models.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
+
+
+def decayed(base):
+  return lambda t: base * jnp.where(jnp.asarray(t) >= 25, 0.1, 1.0)
+
+
+def flat(tree):
+  return np.asarray(ravel_pytree(tree)[0])
+
+
+def run_engine(algorithm, model=MLP, *, num_workers, steps, execution="steps", block_size=None,
+               timing=None, seeds=0, lr=0.05, momentum=0.9, chunk_steps=None, **kwargs):
+  x, y = digits_subset()
+  sim = dj.Simulator(model, algorithm, x, y, num_workers=num_workers, batch_size=16,
+                     hyperparams=dj.Hyperparams(lr, momentum, 1e-3),
+                     learning_rate_schedule=decayed, timing=timing or S.heterogeneous(),
+                     execution=execution, block_size=block_size, seeds=seeds, **kwargs)
+  return dj.simulate(sim, steps, chunk_steps=chunk_steps or 15, progress=False)
+
+
+def run_reference(algorithm, model=MLP, *, num_workers, steps, timing=None, seed=0,
+                  lr=0.05, momentum=0.9):
+  x, y = digits_subset()
+  timing = timing or S.heterogeneous()
+  times = timing.draw(timing.worker_streams(num_workers, seed), 0, steps + 2)
+  params0, state0 = model.init(jax.random.fold_in(jax.random.key(seed), 1))
+  return event_simulation(
+      model, algorithm, x, y, batch_times=times, num_steps=steps, num_workers=num_workers,
+      batch_size=16, lr=lambda t: lr * (0.1 if t >= 25 else 1.0), momentum=momentum,
+      weight_decay=1e-3, seed=seed, params0=params0, state0=state0,
+      # The engine computes in float32; GA's |Δ|/C is ill-conditioned where C is
+      # tiny, so a float64 reference drifts from a float32 one by ~1e-4 (measured).
+      dtype=np.float32)
+
+
+@pytest.mark.parametrize("num_workers", [1, 3, 8])
+@pytest.mark.parametrize("algorithm", ASYNC)
+def test_engine_matches_event_driven_reference(algorithm, num_workers):
+  steps = 40  # 20 batches per epoch: crosses an epoch and the η decay at step 25
+  execution = "blocks" if num_workers == 8 else "steps"
+  result = run_engine(algorithm, num_workers=num_workers, steps=steps, execution=execution)
+  theta, _, lags, workers = run_reference(algorithm, num_workers=num_workers, steps=steps)
+  np.testing.assert_array_equal(result.schedules[0].worker, workers)
+  np.testing.assert_array_equal(result.schedules[0].lag, lags)
+  np.testing.assert_allclose(flat(result.state.params), flat(theta), rtol=2e-4, atol=2e-5)
+  engine_lag = [h["replicas"][0]["lag/mean"] for h in result.history]
+  np.testing.assert_allclose(engine_lag, [np.mean(lags[i:i + 15]) for i in range(0, 40, 15)])
+
+
+@pytest.mark.parametrize("algorithm", ["nag", "dana_ga"])
+def test_batchnorm_statistics_folded_at_arrival(algorithm):
+  result = run_engine(algorithm, CNN_BN, num_workers=3, steps=12, execution="blocks")
+  theta, stats, _, _ = run_reference(algorithm, CNN_BN, num_workers=3, steps=12)
+  np.testing.assert_allclose(flat(result.state.params), flat(theta), rtol=2e-4, atol=2e-5)
+  np.testing.assert_allclose(flat(result.state.model_state), flat(stats), rtol=2e-4, atol=2e-5)
+
+
+def fast_worker_trace(num_workers, jobs=200):
+  times = np.full((num_workers, jobs), 10.0)
+  times[0] = 2.5  # worker 0 arrives several times in a row
+  times[1, ::3] = 1.0
+  return S.TraceTiming(times)
+
+
+@pytest.mark.parametrize("timing", [S.homogeneous(), S.heterogeneous(shape=1.0),
+                                    fast_worker_trace(8)], ids=["homo", "hetero", "trace"])
+@pytest.mark.parametrize("algorithm", ["nag", "ga", "dana_ga"])
+@pytest.mark.parametrize("block_size", [3, 8])
+def test_steps_and_blocks_agree(timing, algorithm, block_size):
+  a = run_engine(algorithm, num_workers=8, steps=60, timing=timing)
+  b = run_engine(algorithm, num_workers=8, steps=60, timing=timing, execution="blocks",
+                 block_size=block_size)
+  np.testing.assert_allclose(flat(a.state.params), flat(b.state.params), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(flat(a.state.opt_state), flat(b.state.opt_state), rtol=1e-5,
+                             atol=1e-6)
+  for ha, hb in zip(a.history, b.history, strict=True):
+    for key in ("lag/mean", "lag/max", "lag/hist", "loss/train", "gap/rms"):
+      np.testing.assert_allclose(ha["replicas"][0][key], hb["replicas"][0][key], rtol=1e-4,
+                                 atol=1e-6, err_msg=key)
+
+
+def test_one_worker_sgd_equals_optax_sgd():
+  x, y = digits_subset()
+  steps, lr = 30, 0.05
+  result = run_engine("sgd", num_workers=1, steps=steps, lr=lr)
+  params, _ = MLP.init(jax.random.fold_in(jax.random.key(0), 1))
+  tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(decayed(lr), momentum=0.9))
+  state = tx.init(params)
+  grad = jax.jit(jax.grad(lambda p, xb, yb: MLP.loss(p, xb, yb, None)[0]))
+  for t in range(steps):
+    idx = data_order_batch(0, x.shape[0], 16, t)
+    updates, state = tx.update(grad(params, x[idx], y[idx]), state, params)
+    params = optax.apply_updates(params, updates)
+    # step for step: run the engine to the same step and compare
+  np.testing.assert_allclose(flat(result.state.params), flat(params), rtol=1e-5, atol=1e-6)
+
+
+def test_one_worker_sgd_step_for_step():
+  x, y = digits_subset()
+  params, _ = MLP.init(jax.random.fold_in(jax.random.key(0), 1))
+  tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(decayed(0.05), momentum=0.9))
+  state = tx.init(params)
+  grad = jax.jit(jax.grad(lambda p, xb, yb: MLP.loss(p, xb, yb, None)[0]))
+  sim = dj.Simulator(MLP, "sgd", x, y, num_workers=1, batch_size=16,
+                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), learning_rate_schedule=decayed)
+  sim_state = sim.init()
+  schedules = sim.schedules(30, 1)
+  for t in range(30):
+    sim_state, _ = sim.run_chunk(sim_state, schedules, t, t + 1)
+    idx = data_order_batch(0, x.shape[0], 16, t)
+    updates, state = tx.update(grad(params, x[idx], y[idx]), state, params)
+    params = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(flat(sim_state.params), flat(params), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("execution", ["steps", "blocks"])
+def test_replicas_equal_runs_made_alone(execution):
+  seeds, lrs = [0, 1, 2], [0.05, 0.02, 0.08]
+  together = run_engine("dana_ga", num_workers=4, steps=40, seeds=seeds, lr=lrs,
+                        execution=execution)
+  for r, (seed, lr) in enumerate(zip(seeds, lrs, strict=True)):
+    alone = run_engine("dana_ga", num_workers=4, steps=40, seeds=seed, lr=lr,
+                       execution=execution)
+    np.testing.assert_allclose(flat(dj.replica(together.state, r).params),
+                               flat(alone.state.params), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([h["replicas"][r]["loss/train"] for h in together.history],
+                               [h["replicas"][0]["loss/train"] for h in alone.history],
+                               rtol=1e-5)
+
+
+def test_same_seed_same_metrics_and_chunk_size_does_not_matter():
+  a = run_engine("ga", num_workers=5, steps=45, chunk_steps=15)
+  b = run_engine("ga", num_workers=5, steps=45, chunk_steps=15)
+  assert [h["replicas"] for h in a.history] == [h["replicas"] for h in b.history]
+  np.testing.assert_array_equal(flat(a.state.params), flat(b.state.params))
+  c = run_engine("ga", num_workers=5, steps=45, chunk_steps=9)
+  np.testing.assert_allclose(flat(a.state.params), flat(c.state.params), rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(flat(a.state.opt_state), flat(c.state.opt_state), rtol=1e-6,
+                             atol=1e-7)
+  mean_lag = lambda r, k: np.sum([h["replicas"][0]["lag/mean"] * k for h in r.history])
+  np.testing.assert_allclose(mean_lag(a, 15), mean_lag(c, 9))
+
+
+def test_ssgd_averages_n_gradients_on_the_same_parameters():
+  x, y = digits_subset()
+  n, steps = 4, 6
+  sim = dj.Simulator(MLP, "ssgd", x, y, num_workers=n, batch_size=16,
+                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3))
+  result = dj.simulate(sim, steps, chunk_steps=3, progress=False)
+  params, _ = MLP.init(jax.random.fold_in(jax.random.key(0), 1))
+  tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.05, 0.9, nesterov=True))
+  state = tx.init(params)
+  grad = jax.grad(lambda p, xb, yb: MLP.loss(p, xb, yb, None)[0])
+  for t in range(steps):
+    grads = [grad(params, *(lambda i: (x[i], y[i]))(data_order_batch(0, x.shape[0], 16,
+                                                                       t * n + w)))
+             for w in range(n)]
+    mean = jax.tree.map(lambda *g: sum(g) / n, *grads)
+    updates, state = tx.update(mean, state, params)
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(flat(result.state.params), flat(params), rtol=1e-5, atol=1e-6)
+  assert result.history[-1]["replicas"][0]["lag/max"] == 0
