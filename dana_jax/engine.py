@@ -24,6 +24,7 @@ The engine does not know which algorithm runs: it hands ``lag``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time as _time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -37,7 +38,21 @@ from dana_jax import algorithms as _algorithms
 from dana_jax import schedule as _schedule
 from dana_jax import transforms as _transforms
 
-EXECUTIONS = ("steps", "blocks")
+EXECUTIONS = ("auto", "steps", "blocks")
+
+
+def default_execution(backend: str | None = None) -> str:
+  """The execution ``"auto"`` resolves to on a backend.
+
+  XLA:CPU: ``"steps"``. Measured (benchmarks/results/execution.jsonl, 2 cores,
+  N = 16): MLP 18.0k steps/s for both; small CNN with BatchNorm 399 (steps) vs
+  350 (blocks) steps/s — a vmap over weight versions becomes a grouped
+  convolution, which XLA:CPU runs slowly. GPU/TPU: ``"blocks"``, because a
+  larger effective batch K·B is what fills an accelerator (DESIGN.md); not yet
+  measured on a GPU.
+  """
+  backend = backend or jax.default_backend()
+  return "steps" if backend == "cpu" else "blocks"
 
 
 class Model(NamedTuple):
@@ -156,7 +171,7 @@ class Simulator:
       None for a constant learning rate.
     algorithm_options: options of the algorithm (e.g. GA's ``penalty``).
     timing: a timing model of ``dana_jax.schedule`` (homogeneous by default).
-    execution: ``"steps"`` or ``"blocks"``.
+    execution: ``"steps"``, ``"blocks"`` or ``"auto"`` (:func:`default_execution`).
     block_size: K for ``"blocks"`` (default N).
     seeds: one seed per replica; a single int means one run without a replica
       axis. Each seed drives the initialisation, the data order, the
@@ -170,7 +185,7 @@ class Simulator:
                learning_rate_schedule: Callable | None = None,
                algorithm_options: dict | None = None,
                timing: _schedule.TimingModel | None = None,
-               execution: str = "steps", block_size: int | None = None,
+               execution: str = "auto", block_size: int | None = None,
                seeds: int | Sequence[int] = 0, timing_seeds: Sequence[int] | None = None,
                augment: Callable | None = None):
     if isinstance(algorithm, str):
@@ -182,6 +197,8 @@ class Simulator:
     _require(isinstance(batch_size, (int, np.integer)) and batch_size >= 1, "batch_size",
              batch_size, "need an integer ≥ 1")
     _require(execution in EXECUTIONS, "execution", execution, f"choose one of {EXECUTIONS}")
+    if execution == "auto":
+      execution = default_execution()
     block_size = num_workers if block_size is None else block_size
     _require(isinstance(block_size, (int, np.integer)) and block_size >= 1, "block_size",
              block_size, "need an integer ≥ 1")
@@ -508,10 +525,9 @@ class Simulator:
     return {"params": nbytes, "worker_stacks": stacks * self.num_replicas}
 
 
-def evaluate(model: Model, params, model_state, inputs, labels, batch_size: int = 1000):
-  """Mean cross-entropy and error of the master's θ on a data set."""
-  num = int(np.shape(inputs)[0])
-  loss_sum, wrong = 0.0, 0
+@functools.lru_cache(maxsize=32)
+def _evaluation_step(model: Model):
+  """One compiled evaluation function per model (not one per call)."""
 
   @jax.jit
   def batch_stats(params, model_state, x, y):
@@ -519,6 +535,14 @@ def evaluate(model: Model, params, model_state, inputs, labels, batch_size: int 
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     return jnp.sum(loss), jnp.sum(jnp.argmax(logits, -1) != y)
 
+  return batch_stats
+
+
+def evaluate(model: Model, params, model_state, inputs, labels, batch_size: int = 1000):
+  """Mean cross-entropy and error of the master's θ on a data set."""
+  num = int(np.shape(inputs)[0])
+  loss_sum, wrong = 0.0, 0
+  batch_stats = _evaluation_step(model)
   for start in range(0, num, batch_size):
     loss, err = batch_stats(params, model_state, inputs[start:start + batch_size],
                             labels[start:start + batch_size])
@@ -618,5 +642,5 @@ def replica(state: SimState, index: int) -> SimState:
   return _take(state, index)
 
 
-__all__ = ["EXECUTIONS", "DataOrder", "Hyperparams", "Model", "Result", "SimState",
-           "Simulator", "evaluate", "replica", "simulate"]
+__all__ = ["EXECUTIONS", "DataOrder", "Hyperparams", "Model", "Result", "SimState", "Simulator",
+           "default_execution", "evaluate", "replica", "simulate"]
