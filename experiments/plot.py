@@ -17,8 +17,9 @@ def load_summaries(results_dir) -> list[dict]:
           for p in sorted(pathlib.Path(results_dir).glob("*/summary.json"))]
 
 
-def error_table(summaries: list[dict], key: str = "final_test_error") -> str:
-  """Markdown table: mean ± std of ``key`` (in %) per algorithm and N."""
+def error_table(summaries: list[dict], key: str = "final_test_error", scale: float = 100.0,
+                digits: int = 2) -> str:
+  """Markdown table: mean ± std of ``key`` (times ``scale``) per algorithm and N."""
   workers = sorted({s["num_workers"] for s in summaries if s["num_workers"] > 1})
   algorithms = sorted({s["algorithm"] for s in summaries if s["num_workers"] > 1})
   cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
@@ -31,12 +32,13 @@ def error_table(summaries: list[dict], key: str = "final_test_error") -> str:
       if s is None:
         row.append("—")
         continue
-      e = 100 * np.asarray(s[key])
+      e = scale * np.asarray(s[key])
       mark = " (diverged)" if any(s.get("diverged", [])) else ""
-      row.append(f"{e.mean():.2f} ± {e.std():.2f}{mark}")
+      row.append(f"{e.mean():.{digits}g} ± {e.std():.2g}{mark}" if scale != 100 else
+                 f"{e.mean():.2f} ± {e.std():.2f}{mark}")
     lines.append(f"| {a} | " + " | ".join(row) + " |")
   for s in summaries:
-    if s["num_workers"] == 1:
+    if s["num_workers"] == 1 and scale == 100:
       e = 100 * np.asarray(s[key])
       lines.append(f"\nSingle-worker {s['algorithm']}: {e.mean():.2f} ± {e.std():.2f}")
   return "\n".join(lines)
@@ -77,7 +79,9 @@ def main(results_dir):
   if not summaries:
     raise SystemExit(f"no */summary.json under {results_dir}")
   text = ("## Final test error (%)\n\n" + error_table(summaries) +
-          "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") + "\n")
+          "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") +
+          "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
+          error_table(summaries, "mean_gap_rms", scale=1.0, digits=3) + "\n")
   (results_dir / "results.md").write_text(text)
   plot_error_vs_workers(summaries, results_dir / "test_error_vs_workers")
   print(text)

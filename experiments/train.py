@@ -75,6 +75,12 @@ def run_one(config, algorithm: str, num_workers: int, workdir: pathlib.Path, dat
       "final_train_error": [r["train/error"] for r in last],
       "diverged": [bool(r["nonfinite"]) for r in last],
       "mean_lag": float(np.mean([h["replicas"][0]["lag/mean"] for h in result.history])),
+      # Per seed, averaged over logged chunks (epochs).
+      "mean_gap_rms": [float(np.mean([h["replicas"][r]["gap/rms"] for h in result.history]))
+                       for r in range(len(seeds))],
+      "mean_normalized_gap": [
+          float(np.mean([h["replicas"][r].get("gap/normalized", np.nan)
+                         for h in result.history])) for r in range(len(seeds))],
       "wall_seconds": time.perf_counter() - began,
       "steps": int(result.history[-1]["step"]),
   }
