@@ -1,4 +1,5 @@
-"""Test configuration: JAX on CPU with 8 host devices, set before jax is imported."""
+"""Test configuration (repository root, so doctests get it too): JAX on CPU with 8
+host devices, set before jax is imported."""
 
 import os
 
