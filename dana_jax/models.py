@@ -105,3 +105,164 @@ def flax_model(module: nn.Module, input_shape: Sequence[int], *,
   _, state = jax.eval_shape(init, jax.random.key(0))
   stats_shape["tree"] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
   return Model(init=init, loss=loss, fold=fold, predict=predict)
+
+
+# --------------------------------------------------------------------------
+# The GA paper's models.
+# --------------------------------------------------------------------------
+
+_he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+class _CifarBasicBlock(nn.Module):
+  """conv3-BN-ReLU-conv3-BN + shortcut, ReLU (He et al. 2016, CIFAR variant).
+
+  The shortcut is option A of the paper: identity, with stride-2 subsampling
+  and zero-padded channels when the shape changes (no parameters).
+  """
+
+  channels: int
+  strides: int
+  bn_momentum: float
+
+  @nn.compact
+  def __call__(self, x, train):
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)  # noqa: E731
+    y = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
+                kernel_init=_he_normal)(x)
+    y = nn.relu(norm()(y))
+    y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(y)
+    y = norm()(y)
+    if self.strides != 1 or x.shape[-1] != self.channels:
+      x = x[:, ::self.strides, ::self.strides, :]
+      extra = self.channels - x.shape[-1]
+      x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+    return nn.relu(x + y)
+
+
+class CifarResNet(nn.Module):
+  """ResNet-(6n+2) for 32×32 images (He et al. 2016, §4.2); depth 20: 269,722 parameters.
+
+  References:
+    He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition",
+    CVPR 2016 (arXiv:1512.03385).
+  """
+
+  depth: int = 20
+  num_classes: int = 10
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if (self.depth - 2) % 6:
+      raise ValueError(f"depth={self.depth} is not allowed: a CIFAR ResNet has depth 6n + 2.")
+    n = (self.depth - 2) // 6
+    x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
+    for stage, channels in enumerate((16, 32, 64)):
+      for block in range(n):
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = _CifarBasicBlock(channels, strides, self.bn_momentum)(x, train)
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+class _WideBlock(nn.Module):
+  """Pre-activation BN-ReLU-conv3-BN-ReLU-conv3 with a 1×1 projection when needed."""
+
+  channels: int
+  strides: int
+  bn_momentum: float
+
+  @nn.compact
+  def __call__(self, x, train):
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)  # noqa: E731
+    out = nn.relu(norm()(x))
+    shortcut = x
+    if self.strides != 1 or x.shape[-1] != self.channels:
+      shortcut = nn.Conv(self.channels, (1, 1), self.strides, use_bias=False,
+                         kernel_init=_he_normal)(out)
+    y = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
+                kernel_init=_he_normal)(out)
+    y = nn.relu(norm()(y))
+    y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(y)
+    return shortcut + y
+
+
+class WideResNet(nn.Module):
+  """WRN-depth-k for 32×32 images; WRN 16-4 ≈ 2.7 M parameters.
+
+  References:
+    Zagoruyko, Komodakis, "Wide Residual Networks", BMVC 2016 (arXiv:1605.07146).
+  """
+
+  depth: int = 16
+  widen_factor: int = 4
+  num_classes: int = 10
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if (self.depth - 4) % 6:
+      raise ValueError(f"depth={self.depth} is not allowed: a WideResNet has depth 6n + 4.")
+    n = (self.depth - 4) // 6
+    x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
+    for stage, width in enumerate((16, 32, 64)):
+      for block in range(n):
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = _WideBlock(width * self.widen_factor, strides, self.bn_momentum)(x, train)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+class _Bottleneck(nn.Module):
+  channels: int
+  strides: int
+  bn_momentum: float
+
+  @nn.compact
+  def __call__(self, x, train):
+    norm = lambda **kw: nn.BatchNorm(use_running_average=not train,  # noqa: E731
+                                     momentum=self.bn_momentum, **kw)
+    y = nn.relu(norm()(nn.Conv(self.channels, (1, 1), use_bias=False,
+                               kernel_init=_he_normal)(x)))
+    y = nn.relu(norm()(nn.Conv(self.channels, (3, 3), self.strides, padding="SAME",
+                               use_bias=False, kernel_init=_he_normal)(y)))
+    y = norm(scale_init=nn.initializers.zeros)(
+        nn.Conv(4 * self.channels, (1, 1), use_bias=False, kernel_init=_he_normal)(y))
+    if self.strides != 1 or x.shape[-1] != 4 * self.channels:
+      x = norm()(nn.Conv(4 * self.channels, (1, 1), self.strides, use_bias=False,
+                         kernel_init=_he_normal)(x))
+    return nn.relu(x + y)
+
+
+class ResNet50(nn.Module):
+  """ResNet-50 for ImageNet (bottleneck blocks 3-4-6-3), ≈ 25.6 M parameters.
+
+  References:
+    He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition",
+    CVPR 2016 (arXiv:1512.03385).
+  """
+
+  num_classes: int = 1000
+  stage_sizes: Sequence[int] = (3, 4, 6, 3)
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.Conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
+                kernel_init=_he_normal)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    for stage, blocks in enumerate(self.stage_sizes):
+      for block in range(blocks):
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = _Bottleneck(64 * 2 ** stage, strides, self.bn_momentum)(x, train)
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+def count_params(params) -> int:
+  """Number of trainable scalars in a parameter pytree."""
+  return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
