@@ -19,6 +19,7 @@ import ml_collections
 
 def get_config():
   config = ml_collections.ConfigDict()
+  config.sweep = "main"
   config.dataset = "digits"
   config.model = "mlp"
   config.hidden = (64,)

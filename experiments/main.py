@@ -1,0 +1,33 @@
+"""The one entry point behind ``python -m experiments.<name>``.
+
+Each experiment module is a thin call of :func:`run` with its config file,
+``experiments/configs/<name>.py``; presets are chosen with
+``--config=experiments/configs/<name>.py:<preset>`` and any field with
+``--config.<field>=value``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from absl import app, flags
+from ml_collections import config_flags
+
+CONFIGS = pathlib.Path(__file__).parent / "configs"
+
+
+def run(name: str) -> None:
+  """Defines the flags for experiment ``name``, runs its sweep and draws its figures."""
+  config = config_flags.DEFINE_config_file("config", default=str(CONFIGS / f"{name}.py"),
+                                           lock_config=True)
+  workdir = flags.DEFINE_string("workdir", f"runs/{name}", "where results are written")
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from experiments import plot, train
+
+    train.run_sweep(config.value, workdir.value)
+    plot.main(workdir.value)
+
+  app.run(main)
