@@ -45,10 +45,7 @@ def error_table(summaries: list[dict], key: str = "final_test_error", scale: flo
 
 
 def plot_error_vs_workers(summaries, out_path, key="final_test_error"):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+  plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   for a in sorted({s["algorithm"] for s in summaries if s["num_workers"] > 1}):
     pts = sorted((s["num_workers"], 100 * np.asarray(s[key])) for s in summaries
@@ -66,11 +63,122 @@ def plot_error_vs_workers(summaries, out_path, key="final_test_error"):
   ax.set_xscale("log", base=2)
   ax.legend(fontsize=7, ncol=2)
   ax.grid(alpha=0.3)
-  fig.tight_layout()
+  _save(fig, out_path)
+
+
+def load_metrics(run_dir) -> list[dict]:
+  """The rows of one run's ``metrics.jsonl``."""
+  path = pathlib.Path(run_dir) / "metrics.jsonl"
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _save(fig, out_path):
   out_path = pathlib.Path(out_path)
+  fig.tight_layout()
   fig.savefig(out_path.with_suffix(".png"), dpi=120)
   fig.savefig(out_path.with_suffix(".pdf"))
-  plt.close(fig)
+  _pyplot().close(fig)
+
+
+def plot_per_epoch(results_dir, key, out_path, num_workers=None, ylabel=None, scale=1.0,
+                   algorithms=None, log=False):
+  """``key`` (e.g. ``test/error``, ``lag/mean``, ``gap/rms``) vs epoch, mean ± std over seeds.
+
+  One line per run directory; ``num_workers`` keeps the runs of that N (and
+  N = 1), ``algorithms`` those algorithms; diverged (non-finite) points are
+  left out.
+  """
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for run_dir in sorted(p.parent for p in pathlib.Path(results_dir).glob("*/metrics.jsonl")):
+    config = json.loads((run_dir / "config.json").read_text())
+    n = config["num_workers"]
+    if num_workers is not None and n not in (1, num_workers):
+      continue
+    if algorithms is not None and config["algorithm"] not in algorithms:
+      continue
+    rows = [r for r in load_metrics(run_dir) if key in r and np.isfinite(r[key])]
+    if not rows:
+      continue
+    epochs = sorted({r["epoch"] for r in rows})
+    values = [np.array([scale * r[key] for r in rows if r["epoch"] == e]) for e in epochs]
+    mean = np.array([v.mean() for v in values])
+    std = np.array([v.std() for v in values])
+    style = "--" if n == 1 else "-"
+    line, = ax.plot(epochs, mean, style, label=f"{config['algorithm']} (N = {n})")
+    ax.fill_between(epochs, mean - std, mean + std, alpha=0.2, color=line.get_color())
+  ax.set_xlabel("epoch")
+  ax.set_ylabel(ylabel or key)
+  if log:
+    ax.set_yscale("log")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=2)
+  _save(fig, out_path)
+
+
+def plot_gamma_densities(path_json, out_path):
+  """The timing models' densities with P(X > 1.25·mean) shaded (GA paper, Figure 3)."""
+  plt = _pyplot()
+  spec = json.loads(pathlib.Path(path_json).read_text())
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for model in spec["models"]:
+    x, y = np.asarray(model["x"]), np.asarray(model["density"])
+    line, = ax.plot(x, y, label=f"{model['name']} (shape {model['shape']:g}): "
+                    f"P(X > 1.25·mean) = {model['tail']:.3f}")
+    tail = x > 1.25 * model["mean"]
+    ax.fill_between(x[tail], y[tail], alpha=0.3, color=line.get_color())
+  ax.set_xlabel("batch time")
+  ax.set_ylabel("density")
+  ax.legend(fontsize=7)
+  _save(fig, out_path)
+
+
+def plot_speedup(path_json, out_path):
+  """Theoretical speedup of ASGD and SSGD vs N (GA paper, Figure 12)."""
+  plt = _pyplot()
+  spec = json.loads(pathlib.Path(path_json).read_text())
+  fig, ax = plt.subplots(figsize=(5, 4))
+  n = np.asarray(spec["num_workers"])
+  for name in ("asgd", "ssgd"):
+    ax.errorbar(n, spec[name], yerr=spec[name + "_std"], marker="o", label=name.upper())
+  ax.plot(n, n, "k:", label="linear")
+  ax.set_xscale("log", base=2)
+  ax.set_yscale("log", base=2)
+  ax.set_xlabel("number of workers N")
+  ax.set_ylabel("speedup over one worker")
+  ax.legend()
+  ax.grid(alpha=0.3)
+  _save(fig, out_path)
+
+
+def plot_grid_heatmap(summaries, out_path, key="final_test_error"):
+  """Test accuracy over η × γ with the values written in the cells (GA paper, Fig. 9–11)."""
+  plt = _pyplot()
+  lrs = sorted({s["learning_rate"] for s in summaries})
+  moms = sorted({s["momentum"] for s in summaries}, reverse=True)
+  acc = np.full((len(moms), len(lrs)), np.nan)
+  for s in summaries:
+    acc[moms.index(s["momentum"]), lrs.index(s["learning_rate"])] = 100 * (
+        1 - np.mean(s[key]))
+  fig, ax = plt.subplots(figsize=(1 + 0.9 * len(lrs), 1 + 0.5 * len(moms)))
+  image = ax.imshow(acc, cmap="viridis", aspect="auto")
+  for i in range(len(moms)):
+    for j in range(len(lrs)):
+      if np.isfinite(acc[i, j]):
+        ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=7, color="w")
+  ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs])
+  ax.set_yticks(range(len(moms)), [f"{v:g}" for v in moms])
+  ax.set_xlabel("learning rate η")
+  ax.set_ylabel("momentum γ")
+  fig.colorbar(image, label="test accuracy (%)")
+  _save(fig, out_path)
 
 
 def main(results_dir):
@@ -83,9 +191,25 @@ def main(results_dir):
           "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
           error_table(summaries, "mean_gap_rms", scale=1.0, digits=3) + "\n")
   (results_dir / "results.md").write_text(text)
-  plot_error_vs_workers(summaries, results_dir / "test_error_vs_workers")
+  is_grid = len({(s["learning_rate"], s["momentum"]) for s in summaries}) > 1
+  if is_grid:
+    plot_grid_heatmap(summaries, results_dir / "grid_heatmap")
+  else:
+    plot_error_vs_workers(summaries, results_dir / "test_error_vs_workers")
+    plot_error_vs_workers(summaries, results_dir / "train_error_vs_workers",
+                          key="final_train_error")
+  plot_per_epoch(results_dir, "test/error", results_dir / "test_error_vs_epoch",
+                 ylabel="test error (%)", scale=100,
+                 num_workers=max(s["num_workers"] for s in summaries))
+  # Figure 4 of the GA paper compares GA and DANA-GA; fall back to every run.
+  names = {s["algorithm"] for s in summaries}
+  gap_family = ("ga", "dana_ga") if {"ga", "dana_ga"} <= names else None
+  plot_per_epoch(results_dir, "lag/mean", results_dir / "lag_vs_epoch", ylabel="mean lag τ",
+                 algorithms=gap_family)
+  plot_per_epoch(results_dir, "gap/rms", results_dir / "gap_vs_epoch", ylabel="RMS gap Δ",
+                 algorithms=gap_family, log=True)
   print(text)
-  print(f"wrote {results_dir / 'results.md'} and {results_dir / 'test_error_vs_workers.png'}")
+  print(f"wrote {results_dir / 'results.md'} and figures in {results_dir}")
 
 
 if __name__ == "__main__":

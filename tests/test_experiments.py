@@ -1,0 +1,93 @@
+"""Experiment drivers end to end on tiny settings: files written, resume, divergence, figures."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+from experiments import plot, train  # noqa: E402
+from experiments.configs import cifar10, digits, fashion_mnist  # noqa: E402
+
+
+def tiny(config, **overrides):
+  config.unlock() if hasattr(config, "unlock") else None
+  config.update(dict(epochs=2, seeds=(0, 1), batch_size=8, train_eval_examples=16,
+                     model="mlp", hidden=(8,), warmup_epochs=0.5, decay_epochs=(1.0,)))
+  config.update(overrides)
+  return config
+
+
+def test_cifar10_presets_build():
+  for preset in cifar10.PRESETS:
+    config = cifar10.get_config(preset)
+    assert train.sweep_points(config)
+  assert len(train.sweep_points(cifar10.get_config("asgd_grid"))) == 70
+  with pytest.raises(ValueError, match="preset='fig99'"):
+    cifar10.get_config("fig99")
+
+
+def test_cifar10_sweep_under_mock_data_resumes_and_plots(tmp_path):
+  config = tiny(cifar10.get_config("main"), num_workers=(2, 3), algorithms=("ga", "dana_ga"))
+  with tfds.testing.mock_data(num_examples=48):
+    summaries = train.run_sweep(config, tmp_path)
+  assert len(summaries) == 5  # sgd at N = 1, two algorithms × two N
+  for point in train.sweep_points(config):
+    run = tmp_path / point["name"]
+    assert json.loads((run / "config.json").read_text())["algorithm"] == point["algorithm"]
+    rows = plot.load_metrics(run)
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert all("test/error" in r and "lag/mean" in r for r in rows)
+  stamp = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/summary.json")}
+  with tfds.testing.mock_data(num_examples=48):
+    train.run_sweep(config, tmp_path)  # finished runs are skipped
+  assert stamp == {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/summary.json")}
+  plot.main(tmp_path)
+  for name in ("results.md", "test_error_vs_workers.png", "test_error_vs_workers.pdf",
+               "train_error_vs_workers.png", "test_error_vs_epoch.png", "lag_vs_epoch.png",
+               "gap_vs_epoch.png"):
+    assert (tmp_path / name).exists(), name
+
+
+def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+  config = tiny(digits.get_config(), algorithms=("nag", "ga"), num_workers=(4,), baseline="",
+                learning_rate=1e6)
+  summaries = train.run_sweep(config, tmp_path)
+  assert len(summaries) == 2
+  nag = summaries[0]
+  assert nag["diverged"] == [True, True]
+  assert all(isinstance(step, int) and step > 0 for step in nag["diverged_at_step"])
+
+
+def test_grid_sweep_draws_a_heatmap(tmp_path):
+  config = tiny(digits.get_config(), sweep="grid", algorithms=("asgd",), num_workers=(4,),
+                baseline="", seeds=(0,))
+  config.grid_learning_rates = (0.01, 0.1)
+  config.grid_momenta = (0.5, -0.5)
+  train.run_sweep(config, tmp_path)
+  plot.main(tmp_path)
+  assert (tmp_path / "grid_heatmap.png").exists()
+
+
+def test_fashion_mnist_config_and_unknown_sweep():
+  config = fashion_mnist.get_config()
+  assert len(train.sweep_points(config)) == 1 + 5 * 4
+  config.sweep = "spiral"
+  with pytest.raises(ValueError, match="config.sweep='spiral'"):
+    train.sweep_points(config)
+
+
+def test_speedup_entry_point(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "experiments.speedup", f"--workdir={tmp_path}",
+                        "--runs=2", "--iterations=4000", "--workers=1,4,16"],
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  result = json.loads((tmp_path / "speedup.json").read_text())
+  assert abs(result["ssgd"][1] - 3.62) < 0.05
+  for name in ("speedup.png", "gamma_densities.png", "speedup.md"):
+    assert (tmp_path / name).exists()
+  tails = {m["name"]: m["tail"] for m in json.loads(
+      (tmp_path / "densities.json").read_text())["models"]}
+  assert tails["homogeneous"] < 0.02 < tails["heterogeneous"]
