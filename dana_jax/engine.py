@@ -517,12 +517,20 @@ class Simulator:
     return self._chunk_fn(kind)(state, xs, self._data_keys(), self._hp(), valid)
 
   def memory_estimate(self) -> dict[str, int]:
-    """Bytes of parameters and of the per-worker stacks (SPEC/DESIGN memory model)."""
+    """Bytes of the carried state per replica, by part (DESIGN.md memory model).
+
+    ``worker_stacks``: N read copies and N pending gradients (empty for SSGD);
+    ``optimizer``: the optimizer state (for DANA this holds N momenta). Sizes
+    come from ``jax.eval_shape``, so nothing is allocated.
+    """
+    nbytes = lambda tree: sum(x.size * x.dtype.itemsize  # noqa: E731
+                              for x in jax.tree_util.tree_leaves(tree))
     params, _ = jax.eval_shape(self.model.init, jax.random.key(0))
-    nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    hp = {k: v[0] for k, v in self.hyperparams.items()}
+    opt_state = jax.eval_shape(lambda p: self.optimizer(hp).init(p), params)
     n = 0 if self.synchronous else self.num_workers
-    stacks = 2 * n * nbytes + (n * nbytes if "dana" in self.algorithm.name else 0)
-    return {"params": nbytes, "worker_stacks": stacks * self.num_replicas}
+    return {"params": nbytes(params), "worker_stacks": 2 * n * nbytes(params),
+            "optimizer": nbytes(opt_state), "replicas": self.num_replicas}
 
 
 @functools.lru_cache(maxsize=32)

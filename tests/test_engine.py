@@ -187,3 +187,15 @@ def test_ssgd_averages_n_gradients_on_the_same_parameters():
     params = optax.apply_updates(params, updates)
   np.testing.assert_allclose(flat(result.state.params), flat(params), rtol=1e-5, atol=1e-6)
   assert result.history[-1]["replicas"][0]["lag/max"] == 0
+
+
+def test_memory_estimate_counts_worker_stacks_and_dana_momenta():
+  x, y = digits_subset()
+  n_params = flat(MLP.init(jax.random.key(0))[0]).size
+  for name, n, momenta in [("nag", 8, 1), ("dana", 8, 8 + 1), ("ssgd", 8, 1)]:
+    sim = dj.Simulator(MLP, name, x, y, num_workers=n, batch_size=16)
+    est = sim.memory_estimate()
+    assert est["params"] == 4 * n_params
+    assert est["worker_stacks"] == (0 if name == "ssgd" else 2 * n * 4 * n_params)
+    # NAG: one trace; DANA: N momenta and their running sum (plus a few scalars).
+    assert momenta * 4 * n_params <= est["optimizer"] < (momenta * 4 * n_params + 64)
