@@ -13,7 +13,6 @@ from experiments.configs import cifar10, digits, fashion_mnist  # noqa: E402
 
 
 def tiny(config, **overrides):
-  config.unlock() if hasattr(config, "unlock") else None
   config.update(dict(epochs=2, seeds=(0, 1), batch_size=8, train_eval_examples=16,
                      model="mlp", hidden=(8,), warmup_epochs=0.5, decay_epochs=(1.0,)))
   config.update(overrides)
