@@ -73,35 +73,44 @@ def timing_model(config):
 
 
 def sweep_points(config) -> list[dict]:
-  """The (algorithm, N, η, γ) points of a sweep, each one run directory."""
-  base = {"learning_rate": config.learning_rate, "momentum": config.momentum}
+  """The simulations of a sweep: each runs its ``cells`` × seeds as replicas of one program.
+
+  A cell is one (η, γ) setting and one run directory. The main sweep has one
+  cell per (algorithm, N); the grid sweep puts the whole η × γ grid of an
+  (algorithm, N) into one simulation.
+  """
+  def cell(algorithm, n, lr, m, grid):
+    name = f"{algorithm}_N{n}" + (f"_lr{lr:g}_m{m:g}" if grid else "")
+    return {"algorithm": algorithm, "num_workers": n, "learning_rate": lr, "momentum": m,
+            "name": name}
+
+  lr, m = config.learning_rate, config.momentum
   if config.sweep == "main":
-    points = [{"algorithm": config.baseline, "num_workers": 1, **base}] if config.baseline else []
-    points += [{"algorithm": a, "num_workers": n, **base}
-               for a in config.algorithms for n in config.num_workers]
+    points = [[cell(config.baseline, 1, lr, m, False)]] if config.baseline else []
+    points += [[cell(a, n, lr, m, False)] for a in config.algorithms for n in config.num_workers]
   elif config.sweep == "grid":
-    points = [{"algorithm": a, "num_workers": n, "learning_rate": lr, "momentum": m}
-              for a in config.algorithms for n in config.num_workers
-              for lr in config.grid_learning_rates for m in config.grid_momenta]
+    points = [[cell(a, n, g_lr, g_m, True) for g_lr in config.grid_learning_rates
+               for g_m in config.grid_momenta]
+              for a in config.algorithms for n in config.num_workers]
   else:
     raise ValueError(f"config.sweep={config.sweep!r} is not allowed: choose one of {SWEEPS}.")
-  for p in points:
-    p["name"] = f"{p['algorithm']}_N{p['num_workers']}"
-    if config.sweep == "grid":
-      p["name"] += f"_lr{p['learning_rate']:g}_m{p['momentum']:g}"
-  return points
+  return [{"algorithm": cells[0]["algorithm"], "num_workers": cells[0]["num_workers"],
+           "name": cells[0]["name"] if len(cells) == 1 else
+           f"{cells[0]['algorithm']}_N{cells[0]['num_workers']} grid of {len(cells)}",
+           "cells": cells} for cells in points]
 
 
-def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> dict:
-  """Simulates one sweep point for every seed; returns its summary."""
-  run_dir = workdir / point["name"]
-  summary_path = run_dir / "summary.json"
-  if summary_path.exists():
-    return json.loads(summary_path.read_text())
+def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]:
+  """Simulates every cell × seed of a sweep point in one program; one summary per cell."""
+  cells = point["cells"]
+  paths = [workdir / c["name"] / "summary.json" for c in cells]
+  if all(p.exists() for p in paths):
+    return [json.loads(p.read_text()) for p in paths]
   tx, ty, vx, vy, num_classes = dataset
   algorithm, num_workers = point["algorithm"], point["num_workers"]
   model = make_model(config, tx.shape[1:], num_classes)
   seeds = list(config.seeds)
+  replicas = [(c, s) for c in cells for s in seeds]  # replica r = cell r // S, seed r % S
   steps_per_epoch = tx.shape[0] // config.batch_size
   if dj.get_algorithm(algorithm).synchronous:  # one master step per N gradients
     steps_per_epoch = max(1, steps_per_epoch // num_workers)
@@ -109,50 +118,65 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> dict:
                                num_workers=num_workers, warmup_epochs=config.warmup_epochs,
                                decay_epochs=tuple(config.decay_epochs))
   sim = dj.Simulator(model, algorithm, tx, ty, num_workers=num_workers,
-                     batch_size=config.batch_size, seeds=seeds,
-                     hyperparams=dj.Hyperparams(point["learning_rate"], point["momentum"],
+                     batch_size=config.batch_size, seeds=[s for _, s in replicas],
+                     hyperparams=dj.Hyperparams([c["learning_rate"] for c, _ in replicas],
+                                                [c["momentum"] for c, _ in replicas],
                                                 config.weight_decay),
                      learning_rate_schedule=schedule, timing=timing_model(config),
                      execution=config.execution, augment=augmentation(config),
                      algorithm_options=dict(config.get("algorithm_options", {})))
   train_eval = config.get("train_eval_examples", tx.shape[0])
-  run_dir.mkdir(parents=True, exist_ok=True)
-  run_config = {**config.to_dict(), **point}
-  (run_dir / "config.json").write_text(json.dumps(run_config, indent=2, default=list))
+  logs = []
+  for c in cells:
+    run_dir = workdir / c["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), **c}, indent=2,
+                                                    default=list))
+    logs.append(open(run_dir / "metrics.jsonl", "w"))  # closed after the simulation
   began = time.perf_counter()
-  diverged_at = [None] * len(seeds)
-  with open(run_dir / "metrics.jsonl", "w") as log:
-    def write(record):
-      for r, (seed, rep) in enumerate(zip(seeds, record["replicas"], strict=True)):
-        if rep["nonfinite"] and diverged_at[r] is None:
-          diverged_at[r] = record["step"]
-        row = {"step": record["step"], "epoch": record["epoch"], "seed": seed,
-               "perf/examples_per_second": record["examples_per_second"], **rep}
-        log.write(json.dumps(row) + "\n")
+  diverged_at = [None] * len(replicas)
+
+  def write(record):
+    for r, rep in enumerate(record["replicas"]):
+      if rep["nonfinite"] and diverged_at[r] is None:
+        diverged_at[r] = record["step"]
+      row = {"step": record["step"], "epoch": record["epoch"], "seed": replicas[r][1],
+             "perf/examples_per_second": record["examples_per_second"], **rep}
+      logs[r // len(seeds)].write(json.dumps(row) + "\n")
+    for log in logs:
       log.flush()
 
+  try:
     result = dj.simulate(sim, config.epochs * sim.steps_per_epoch, eval_data=(vx, vy),
                          train_eval_data=(tx[:train_eval], ty[:train_eval]), callback=write)
-  last = result.history[-1]["replicas"]
-  summary = {
-      **{k: point[k] for k in ("algorithm", "num_workers", "learning_rate", "momentum")},
-      "seeds": seeds,
-      "final_test_error": [r["test/error"] for r in last],
-      "final_train_error": [r["train/error"] for r in last],
-      "diverged": [d is not None for d in diverged_at],
-      "diverged_at_step": diverged_at,
-      "mean_lag": float(np.mean([h["replicas"][0]["lag/mean"] for h in result.history])),
-      # Per seed, averaged over logged chunks (epochs).
-      "mean_gap_rms": [float(np.mean([h["replicas"][r]["gap/rms"] for h in result.history]))
-                       for r in range(len(seeds))],
-      "mean_normalized_gap": [
-          float(np.mean([h["replicas"][r].get("gap/normalized", np.nan)
-                         for h in result.history])) for r in range(len(seeds))],
-      "wall_seconds": time.perf_counter() - began,
-      "steps": int(result.history[-1]["step"]),
-  }
-  summary_path.write_text(json.dumps(summary, indent=2))
-  return summary
+  finally:
+    for log in logs:
+      log.close()
+  seconds = time.perf_counter() - began
+  summaries = []
+  for i, (c, path) in enumerate(zip(cells, paths, strict=True)):
+    mine = range(i * len(seeds), (i + 1) * len(seeds))
+    last = [result.history[-1]["replicas"][r] for r in mine]
+    per_epoch = lambda key, r: [h["replicas"][r].get(key, np.nan)  # noqa: E731
+                                for h in result.history]
+    summary = {
+        **{k: c[k] for k in ("algorithm", "num_workers", "learning_rate", "momentum")},
+        "seeds": seeds,
+        "final_test_error": [x["test/error"] for x in last],
+        "final_train_error": [x["train/error"] for x in last],
+        "diverged": [diverged_at[r] is not None for r in mine],
+        "diverged_at_step": [diverged_at[r] for r in mine],
+        "mean_lag": float(np.mean(per_epoch("lag/mean", mine[0]))),
+        # Per seed, averaged over logged chunks (epochs).
+        "mean_gap_rms": [float(np.mean(per_epoch("gap/rms", r))) for r in mine],
+        "mean_normalized_gap": [float(np.mean(per_epoch("gap/normalized", r))) for r in mine],
+        "wall_seconds": seconds,
+        "replicas_in_program": len(replicas),
+        "steps": int(result.history[-1]["step"]),
+    }
+    path.write_text(json.dumps(summary, indent=2))
+    summaries.append(summary)
+  return summaries
 
 
 def run_sweep(config, workdir) -> list[dict]:
@@ -164,5 +188,5 @@ def run_sweep(config, workdir) -> list[dict]:
   summaries = []
   for i, point in enumerate(points):
     print(f"[{i + 1}/{len(points)}] {point['name']}", flush=True)
-    summaries.append(run_point(config, point, workdir, dataset))
+    summaries.extend(run_point(config, point, workdir, dataset))
   return summaries

@@ -23,7 +23,8 @@ def test_cifar10_presets_build():
   for preset in cifar10.PRESETS:
     config = cifar10.get_config(preset)
     assert train.sweep_points(config)
-  assert len(train.sweep_points(cifar10.get_config("asgd_grid"))) == 70
+  grid = train.sweep_points(cifar10.get_config("asgd_grid"))
+  assert len(grid) == 1 and len(grid[0]["cells"]) == 70  # one program, 70 replicas
   with pytest.raises(ValueError, match="preset='fig99'"):
     cifar10.get_config("fig99")
 
@@ -34,7 +35,7 @@ def test_cifar10_sweep_under_mock_data_resumes_and_plots(tmp_path):
     summaries = train.run_sweep(config, tmp_path)
   assert len(summaries) == 5  # sgd at N = 1, two algorithms × two N
   for point in train.sweep_points(config):
-    run = tmp_path / point["name"]
+    run = tmp_path / point["cells"][0]["name"]
     assert json.loads((run / "config.json").read_text())["algorithm"] == point["algorithm"]
     rows = plot.load_metrics(run)
     assert {r["seed"] for r in rows} == {0, 1}
@@ -65,14 +66,22 @@ def test_grid_sweep_draws_a_heatmap(tmp_path):
                 baseline="", seeds=(0,))
   config.grid_learning_rates = (0.01, 0.1)
   config.grid_momenta = (0.5, -0.5)
-  train.run_sweep(config, tmp_path)
+  summaries = train.run_sweep(config, tmp_path)
+  assert len(summaries) == 4 and all(s["replicas_in_program"] == 4 for s in summaries)
   plot.main(tmp_path)
   assert (tmp_path / "grid_heatmap.png").exists()
+  # Each cell equals the same (η, γ) simulated alone.
+  alone = tiny(digits.get_config(), algorithms=("asgd",), num_workers=(4,), baseline="",
+               seeds=(0,), learning_rate=0.1, momentum=-0.5)
+  single = train.run_sweep(alone, tmp_path / "alone")[0]
+  cell = next(s for s in summaries if s["learning_rate"] == 0.1 and s["momentum"] == -0.5)
+  assert abs(cell["final_test_error"][0] - single["final_test_error"][0]) < 1e-9
 
 
 def test_fashion_mnist_config_and_unknown_sweep():
   config = fashion_mnist.get_config()
   assert len(train.sweep_points(config)) == 1 + 5 * 4
+  assert all(len(p["cells"]) == 1 for p in train.sweep_points(config))
   config.sweep = "spiral"
   with pytest.raises(ValueError, match="config.sweep='spiral'"):
     train.sweep_points(config)
