@@ -16,7 +16,13 @@ Expected: see results/fashion_mnist/results.md (committed, with the runtime);
 about 11 minutes on 2 CPU cores (measured: 11 min 18 s, 2026-11-23).
 
 Presets (``--config=experiments/configs/fashion_mnist.py:PRESET``):
-  main (default), cnn (the small CNN instead of the MLP; slower on CPU).
+  main (default);
+  ga_no_momentum: GA with γ = 0 at every N, to compare with main's GA at
+    γ = 0.9 ("with GA, momentum helps even with many workers"; about 2 min):
+    python -m experiments.fashion_mnist \
+      --config=experiments/configs/fashion_mnist.py:ga_no_momentum \
+      --workdir runs/fashion_mnist_ga_no_momentum
+  cnn: the small CNN instead of the MLP (slower on CPU).
 """
 
 import ml_collections
@@ -47,6 +53,9 @@ def get_config(preset: str = "main"):
   config.train_eval_examples = 10_000
   if preset == "cnn":
     config.model = "cnn"
+  elif preset == "ga_no_momentum":
+    config.algorithms, config.baseline, config.momentum = ("ga",), "", 0.0
   elif preset != "main":
-    raise ValueError(f"preset={preset!r} is not allowed: choose 'main' or 'cnn'.")
+    raise ValueError(f"preset={preset!r} is not allowed: choose 'main', 'ga_no_momentum' "
+                     "or 'cnn'.")
   return config
