@@ -277,16 +277,20 @@ class Simulator:
 
   # ------------------------------------------------------------------ pieces
 
+  # Named streams of a replica's data key, each folded with the dispatch number.
+  AUGMENT_STREAM, MODEL_STREAM = 0, 1
+
   def _batch(self, indices, dispatch, data_key):
     inputs = self.train_inputs[indices]
     if self.augment is not None:
-      inputs = self.augment(inputs, jax.random.fold_in(data_key, dispatch))
+      key = jax.random.fold_in(jax.random.fold_in(data_key, self.AUGMENT_STREAM), dispatch)
+      inputs = self.augment(inputs, key)
     return inputs, self.train_labels[indices]
 
   def _gradient(self, params, indices, dispatch, data_key):
     """One worker's gradient, loss and statistics contribution on its batch."""
     inputs, labels = self._batch(indices, dispatch, data_key)
-    key = jax.random.fold_in(jax.random.fold_in(data_key, 1), dispatch)
+    key = jax.random.fold_in(jax.random.fold_in(data_key, self.MODEL_STREAM), dispatch)
     (loss, stats), grads = jax.value_and_grad(self.model.loss, has_aux=True)(
         params, inputs, labels, key)
     return grads, stats, loss
