@@ -114,6 +114,19 @@ def flax_model(module: nn.Module, input_shape: Sequence[int], *,
 _he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
+def _residual_stages(x, train, block, widths, blocks_per_stage, bn_momentum):
+  """Stages of residual blocks; the first block of every stage after the first has stride 2."""
+  for stage, (width, blocks) in enumerate(zip(widths, blocks_per_stage, strict=True)):
+    for index in range(blocks):
+      strides = 2 if stage > 0 and index == 0 else 1
+      x = block(width, strides, bn_momentum)(x, train)
+  return x
+
+
+def _batch_norm(train, momentum, **kwargs):
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, **kwargs)
+
+
 class _CifarBasicBlock(nn.Module):
   """conv3-BN-ReLU-conv3-BN + shortcut, ReLU (He et al. 2016, CIFAR variant).
 
@@ -127,7 +140,7 @@ class _CifarBasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)  # noqa: E731
+    norm = lambda: _batch_norm(train, self.bn_momentum)  # noqa: E731
     y = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
                 kernel_init=_he_normal)(x)
     y = nn.relu(norm()(y))
@@ -158,11 +171,8 @@ class CifarResNet(nn.Module):
       raise ValueError(f"depth={self.depth} is not allowed: a CIFAR ResNet has depth 6n + 2.")
     n = (self.depth - 2) // 6
     x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
-    for stage, channels in enumerate((16, 32, 64)):
-      for block in range(n):
-        strides = 2 if stage > 0 and block == 0 else 1
-        x = _CifarBasicBlock(channels, strides, self.bn_momentum)(x, train)
+    x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
+    x = _residual_stages(x, train, _CifarBasicBlock, (16, 32, 64), (n, n, n), self.bn_momentum)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
 
@@ -176,7 +186,7 @@ class _WideBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)  # noqa: E731
+    norm = lambda: _batch_norm(train, self.bn_momentum)  # noqa: E731
     out = nn.relu(norm()(x))
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.channels:
@@ -207,11 +217,9 @@ class WideResNet(nn.Module):
       raise ValueError(f"depth={self.depth} is not allowed: a WideResNet has depth 6n + 4.")
     n = (self.depth - 4) // 6
     x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
-    for stage, width in enumerate((16, 32, 64)):
-      for block in range(n):
-        strides = 2 if stage > 0 and block == 0 else 1
-        x = _WideBlock(width * self.widen_factor, strides, self.bn_momentum)(x, train)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
+    widths = tuple(w * self.widen_factor for w in (16, 32, 64))
+    x = _residual_stages(x, train, _WideBlock, widths, (n, n, n), self.bn_momentum)
+    x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
 
@@ -223,8 +231,7 @@ class _Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    norm = lambda **kw: nn.BatchNorm(use_running_average=not train,  # noqa: E731
-                                     momentum=self.bn_momentum, **kw)
+    norm = lambda **kw: _batch_norm(train, self.bn_momentum, **kw)  # noqa: E731
     y = nn.relu(norm()(nn.Conv(self.channels, (1, 1), use_bias=False,
                                kernel_init=_he_normal)(x)))
     y = nn.relu(norm()(nn.Conv(self.channels, (3, 3), self.strides, padding="SAME",
@@ -253,12 +260,10 @@ class ResNet50(nn.Module):
   def __call__(self, x, train: bool = False):
     x = nn.Conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
                 kernel_init=_he_normal)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
+    x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
-    for stage, blocks in enumerate(self.stage_sizes):
-      for block in range(blocks):
-        strides = 2 if stage > 0 and block == 0 else 1
-        x = _Bottleneck(64 * 2 ** stage, strides, self.bn_momentum)(x, train)
+    widths = tuple(64 * 2 ** stage for stage in range(len(self.stage_sizes)))
+    x = _residual_stages(x, train, _Bottleneck, widths, self.stage_sizes, self.bn_momentum)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
 
