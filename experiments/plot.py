@@ -17,12 +17,17 @@ def load_summaries(results_dir) -> list[dict]:
           for p in sorted(pathlib.Path(results_dir).glob("*/summary.json"))]
 
 
-def error_table(summaries: list[dict], key: str = "final_test_error", scale: float = 100.0,
-                digits: int = 2) -> str:
-  """Markdown table: mean ± std of ``key`` (times ``scale``) per algorithm and N."""
+def error_table(summaries: list[dict], key: str = "final_test_error", *, scale: float = 100.0,
+                formats: tuple[str, str] = (".2f", ".2f"), baseline: bool = True) -> str:
+  """Markdown table: mean ± std of ``key`` (times ``scale``) per algorithm and N.
+
+  ``formats`` are the format specs of the mean and the std; ``baseline`` adds
+  the single-worker runs below the table.
+  """
   workers = sorted({s["num_workers"] for s in summaries if s["num_workers"] > 1})
   algorithms = sorted({s["algorithm"] for s in summaries if s["num_workers"] > 1})
   cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
+  mean_format, std_format = formats
   lines = ["| algorithm | " + " | ".join(f"N = {n}" for n in workers) + " |",
            "|---|" + "---|" * len(workers)]
   for a in algorithms:
@@ -34,13 +39,36 @@ def error_table(summaries: list[dict], key: str = "final_test_error", scale: flo
         continue
       e = scale * np.asarray(s[key])
       mark = " (diverged)" if any(s.get("diverged", [])) else ""
-      row.append(f"{e.mean():.{digits}g} ± {e.std():.2g}{mark}" if scale != 100 else
-                 f"{e.mean():.2f} ± {e.std():.2f}{mark}")
+      row.append(f"{e.mean():{mean_format}} ± {e.std():{std_format}}{mark}")
     lines.append(f"| {a} | " + " | ".join(row) + " |")
+  if baseline:
+    for s in summaries:
+      if s["num_workers"] == 1:
+        e = scale * np.asarray(s[key])
+        lines.append(f"\nSingle-worker {s['algorithm']}: {e.mean():{mean_format}} ± "
+                     f"{e.std():{std_format}}")
+  return "\n".join(lines)
+
+
+def grid_accuracy(summaries: list[dict], key: str = "final_test_error"):
+  """(learning rates, momenta from high to low, accuracy % [momenta, learning rates])."""
+  lrs = sorted({s["learning_rate"] for s in summaries})
+  moms = sorted({s["momentum"] for s in summaries}, reverse=True)
+  acc = np.full((len(moms), len(lrs)), np.nan)
   for s in summaries:
-    if s["num_workers"] == 1 and scale == 100:
-      e = 100 * np.asarray(s[key])
-      lines.append(f"\nSingle-worker {s['algorithm']}: {e.mean():.2f} ± {e.std():.2f}")
+    acc[moms.index(s["momentum"]), lrs.index(s["learning_rate"])] = 100 * (
+        1 - np.mean(s[key]))
+  return lrs, moms, acc
+
+
+def grid_table(summaries: list[dict], key: str = "final_test_error") -> str:
+  """Markdown table of test accuracy (%) over momentum (rows) × learning rate (columns)."""
+  lrs, moms, acc = grid_accuracy(summaries, key)
+  lines = ["| γ \\ η | " + " | ".join(f"{v:g}" for v in lrs) + " |",
+           "|---|" + "---|" * len(lrs)]
+  for i, m in enumerate(moms):
+    lines.append(f"| {m:g} | " + " | ".join("—" if np.isnan(a) else f"{a:.2f}"
+                                            for a in acc[i]) + " |")
   return "\n".join(lines)
 
 
@@ -161,12 +189,7 @@ def plot_speedup(path_json, out_path):
 def plot_grid_heatmap(summaries, out_path, key="final_test_error"):
   """Test accuracy over η × γ with the values written in the cells (GA paper, Fig. 9–11)."""
   plt = _pyplot()
-  lrs = sorted({s["learning_rate"] for s in summaries})
-  moms = sorted({s["momentum"] for s in summaries}, reverse=True)
-  acc = np.full((len(moms), len(lrs)), np.nan)
-  for s in summaries:
-    acc[moms.index(s["momentum"]), lrs.index(s["learning_rate"])] = 100 * (
-        1 - np.mean(s[key]))
+  lrs, moms, acc = grid_accuracy(summaries, key)
   fig, ax = plt.subplots(figsize=(1 + 0.9 * len(lrs), 1 + 0.5 * len(moms)))
   image = ax.imshow(acc, cmap="viridis", aspect="auto")
   for i in range(len(moms)):
@@ -186,12 +209,18 @@ def main(results_dir):
   summaries = load_summaries(results_dir)
   if not summaries:
     raise SystemExit(f"no */summary.json under {results_dir}")
-  text = ("## Final test error (%)\n\n" + error_table(summaries) +
-          "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") +
-          "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
-          error_table(summaries, "mean_gap_rms", scale=1.0, digits=3) + "\n")
-  (results_dir / "results.md").write_text(text)
   is_grid = len({(s["learning_rate"], s["momentum"]) for s in summaries}) > 1
+  if is_grid:  # one row per (algorithm, N) would hide all but one cell of the grid
+    text = ("## Final test accuracy (%) over γ × η\n\n" + grid_table(summaries) +
+            "\n\n## Final train accuracy (%) over γ × η\n\n" +
+            grid_table(summaries, "final_train_error") + "\n")
+  else:
+    text = ("## Final test error (%)\n\n" + error_table(summaries) +
+            "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") +
+            "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
+            error_table(summaries, "mean_gap_rms", scale=1.0, formats=(".3g", ".2g"),
+                        baseline=False) + "\n")
+  (results_dir / "results.md").write_text(text)
   if is_grid:
     plot_grid_heatmap(summaries, results_dir / "grid_heatmap")
   else:

@@ -70,6 +70,10 @@ def test_grid_sweep_draws_a_heatmap(tmp_path):
   assert len(summaries) == 4 and all(s["replicas_in_program"] == 4 for s in summaries)
   plot.main(tmp_path)
   assert (tmp_path / "grid_heatmap.png").exists()
+  table = (tmp_path / "results.md").read_text()
+  for s in summaries:  # every (η, γ) cell appears, not one per (algorithm, N)
+    assert f"{100 * (1 - s['final_test_error'][0]):.2f}" in table
+  assert "| 0.5 |" in table and "| -0.5 |" in table
   # Each cell equals the same (η, γ) simulated alone.
   alone = tiny(digits.get_config(), algorithms=("asgd",), num_workers=(4,), baseline="",
                seeds=(0,), learning_rate=0.1, momentum=-0.5)
