@@ -37,23 +37,21 @@ def load_data(config):
   return (tx - mean) / std, ty, (vx - mean) / std, vy, input_pipeline.NUM_CLASSES[config.dataset]
 
 
+MODELS = {
+    "mlp": lambda c, k: models.MLP(tuple(c.hidden), k),
+    "cnn": lambda c, k: models.SmallCNN(num_classes=k),
+    "resnet": lambda c, k: models.CifarResNet(c.get("depth", 20), k),
+    "wrn": lambda c, k: models.WideResNet(c.get("depth", 16), c.get("widen_factor", 4), k),
+    "resnet50": lambda c, k: models.ResNet50(k),
+}
+
+
 def make_model(config, input_shape, num_classes):
-  name = config.model
-  if name == "mlp":
-    module = models.MLP(tuple(config.hidden), num_classes)
-  elif name == "cnn":
-    module = models.SmallCNN(num_classes=num_classes)
-  elif name == "resnet":
-    module = models.CifarResNet(config.get("depth", 20), num_classes)
-  elif name == "wrn":
-    module = models.WideResNet(config.get("depth", 16), config.get("widen_factor", 4),
-                               num_classes)
-  elif name == "resnet50":
-    module = models.ResNet50(num_classes)
-  else:
-    raise ValueError(f"config.model={name!r} is not allowed: choose one of "
-                     "'mlp', 'cnn', 'resnet', 'wrn', 'resnet50'.")
-  return models.flax_model(module, input_shape)
+  """The engine model named by ``config.model`` (one of ``MODELS``)."""
+  if config.model not in MODELS:
+    raise ValueError(f"config.model={config.model!r} is not allowed: choose one of "
+                     f"{sorted(MODELS)}.")
+  return models.flax_model(MODELS[config.model](config, num_classes), input_shape)
 
 
 def augmentation(config):

@@ -89,6 +89,9 @@ def test_fashion_mnist_config_and_unknown_sweep():
   config.sweep = "spiral"
   with pytest.raises(ValueError, match="config.sweep='spiral'"):
     train.sweep_points(config)
+  config.model = "vit"
+  with pytest.raises(ValueError, match="config.model='vit'"):
+    train.make_model(config, (28, 28, 1), 10)
 
 
 def test_speedup_entry_point(tmp_path):
