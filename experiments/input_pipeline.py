@@ -126,9 +126,15 @@ def _read_all(source) -> tuple[np.ndarray, np.ndarray]:
   return np.concatenate(images), np.concatenate(labels)
 
 
-def _fashion_sources(data_dir, idx_dir, download):
+def _tfds_sources(name, data_dir, download):
+  """tfds's own train and test data sources, prepared as array_record if need be."""
   import tensorflow_datasets as tfds
 
+  return tuple(tfds.data_source(name, split=split, data_dir=data_dir, download=download,
+                                builder_kwargs=RANDOM_ACCESS) for split in ("train", "test"))
+
+
+def _fashion_sources(data_dir, idx_dir, download):
   idx_dir = idx_dir or FASHION_MNIST_IDX_DIR
   if all((pathlib.Path(idx_dir) / f).exists() for pair in IDX_FILES.values() for f in pair):
     builder = _fashion_builder_class()(idx_dir=idx_dir, data_dir=data_dir,
@@ -136,10 +142,7 @@ def _fashion_sources(data_dir, idx_dir, download):
     builder.download_and_prepare()
     return builder.as_data_source("train"), builder.as_data_source("test")
   try:
-    return (tfds.data_source("fashion_mnist", split="train", data_dir=data_dir,
-                             download=download, builder_kwargs=RANDOM_ACCESS),
-            tfds.data_source("fashion_mnist", split="test", data_dir=data_dir,
-                             download=download, builder_kwargs=RANDOM_ACCESS))
+    return _tfds_sources("fashion_mnist", data_dir, download)
   except Exception as e:  # noqa: BLE001 - any failure here means: the data is not available
     raise DataError(
         f"Fashion-MNIST was not found: no IDX files in {idx_dir} and tfds's 'fashion_mnist' "
@@ -158,18 +161,13 @@ def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
     idx_dir: Fashion-MNIST IDX directory (default ``/usr/share/datasets/fashion-mnist``).
     download: let tfds download and prepare a missing data set.
   """
-  import tensorflow_datasets as tfds
-
   if name not in DATASETS:
     raise DataError(f"dataset={name!r} is not allowed: choose one of {DATASETS}.")
   if name == "fashion_mnist":
     train, test = _fashion_sources(data_dir, idx_dir, download)
   else:
     try:
-      train = tfds.data_source(name, split="train", data_dir=data_dir, download=download,
-                               builder_kwargs=RANDOM_ACCESS)
-      test = tfds.data_source(name, split="test", data_dir=data_dir, download=download,
-                              builder_kwargs=RANDOM_ACCESS)
+      train, test = _tfds_sources(name, data_dir, download)
     except Exception as e:  # noqa: BLE001
       raise DataError(
           f"{name} was not found in data_dir={data_dir or '~/tensorflow_datasets'} and could "
