@@ -8,6 +8,8 @@ engine that simulates one parameter server and N workers exactly.
 from dana_jax import schedule, transforms
 from dana_jax.algorithms import ALGORITHMS, Algorithm, get_algorithm, optimizer
 from dana_jax.engine import (
+    ArrayData,
+    HostData,
     Hyperparams,
     Model,
     Result,
@@ -31,7 +33,8 @@ from dana_jax.schedule import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "Algorithm", "ConstantTiming", "GammaTiming", "Hyperparams", "Model",
+    "ALGORITHMS", "Algorithm", "ArrayData", "ConstantTiming", "GammaTiming", "HostData",
+    "Hyperparams", "Model",
     "Result", "SimState", "Simulator", "TraceTiming", "estimate_speedup", "evaluate",
     "get_algorithm", "heterogeneous", "homogeneous", "make_schedule", "optimizer",
     "paper_schedule", "replica", "schedule", "simulate", "transforms",

@@ -17,12 +17,18 @@ Two executions with the same semantics:
 
 The state of one run is a :class:`SimState`; R independent runs (seeds,
 hyperparameters) are a leading replica axis on every leaf and one ``vmap``.
+
+Training data either lives in device memory (arrays; each batch is gathered
+by index inside the compiled chunk) or stays on the host (:class:`HostData`,
+e.g. ImageNet): then each chunk's batches are loaded on the host and passed to
+the chunk with its schedule, the next chunk's while the current one runs.
 The engine does not know which algorithm runs: it hands ``lag``,
 ``stale_params`` and ``worker`` to the optimizer it is given.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import time as _time
@@ -137,6 +143,48 @@ class DataOrder:
     return out
 
 
+class HostData:
+  """A data set that stays on the host; the engine asks it for batches by index.
+
+  For data that does not fit in device memory (ImageNet). Subclasses define
+  ``__len__`` and :meth:`load`; the engine calls ``load`` with each chunk's
+  example indices (the same global data order as for arrays, SPEC §1) and
+  passes the result into the compiled chunk, so a run gives the same result
+  whether its data is an array or a :class:`HostData` holding that array.
+  """
+
+  def __len__(self) -> int:
+    raise NotImplementedError
+
+  def load(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Examples ``indices`` (any shape S) as ``(inputs [*S, ...], labels [*S])``."""
+    raise NotImplementedError
+
+  def example_nbytes(self) -> int:
+    """Bytes of one example's inputs as :meth:`load` returns them."""
+    inputs, _ = self.load(np.zeros([1], np.int64))
+    return int(inputs.nbytes)
+
+
+class ArrayData(HostData):
+  """Host-resident numpy arrays as :class:`HostData` (tests, or data kept off the device)."""
+
+  def __init__(self, inputs, labels):
+    self.inputs, self.labels = np.asarray(inputs), np.asarray(labels)
+    _require(self.labels.shape[:1] == self.inputs.shape[:1], "labels", self.labels.shape,
+             f"need one label per example ({self.inputs.shape[0]})")
+
+  def __len__(self):
+    return self.inputs.shape[0]
+
+  def load(self, indices):
+    return self.inputs[indices], self.labels[indices]
+
+
+# Host bytes of training inputs per chunk when HostData chooses the chunk length.
+HOST_CHUNK_BYTES = 1 << 30
+
+
 def _tree_rms(tree) -> jax.Array:
   leaves = jax.tree_util.tree_leaves(tree)
   total = sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)
@@ -162,7 +210,9 @@ class Simulator:
     model: a :class:`Model`.
     algorithm: a registry name (``dana_jax.ALGORITHMS``) or an
       :class:`~dana_jax.algorithms.Algorithm`.
-    train_inputs, train_labels: the training set (arrays; kept on device).
+    train_inputs, train_labels: the training set: arrays (kept on device), or a
+      :class:`HostData` with ``train_labels=None`` (kept on the host, loaded
+      per chunk).
     num_workers: N ≥ 1.
     batch_size: B, examples per gradient.
     hyperparams: :class:`Hyperparams`; array fields give one value per replica.
@@ -202,9 +252,15 @@ class Simulator:
     block_size = num_workers if block_size is None else block_size
     _require(isinstance(block_size, (int, np.integer)) and block_size >= 1, "block_size",
              block_size, "need an integer ≥ 1")
-    num_examples = int(np.shape(train_inputs)[0])
-    _require(np.shape(train_labels)[0] == num_examples, "train_labels", np.shape(train_labels),
-             f"need one label per training example ({num_examples})")
+    self.host_data = isinstance(train_inputs, HostData)
+    if self.host_data:
+      _require(train_labels is None, "train_labels", type(train_labels).__name__,
+               "must be None when train_inputs is a HostData (it returns the labels)")
+      num_examples = len(train_inputs)
+    else:
+      num_examples = int(np.shape(train_inputs)[0])
+      _require(np.shape(train_labels)[0] == num_examples, "train_labels",
+               np.shape(train_labels), f"need one label per training example ({num_examples})")
     _require(batch_size <= num_examples, "batch_size", batch_size,
              f"must not exceed the number of training examples ({num_examples})")
     self.single = isinstance(seeds, (int, np.integer))
@@ -229,8 +285,11 @@ class Simulator:
     self.synchronous = algorithm.synchronous
     self.learning_rate_schedule = learning_rate_schedule
     self.augment = augment
-    self.train_inputs = jnp.asarray(train_inputs)
-    self.train_labels = jnp.asarray(train_labels)
+    if self.host_data:
+      self.train_inputs, self.train_labels = train_inputs, None
+    else:
+      self.train_inputs = jnp.asarray(train_inputs)
+      self.train_labels = jnp.asarray(train_labels)
     self.num_examples = num_examples
     self.orders = [DataOrder(num_examples, self.batch_size, s) for s in self.seeds]
     self.steps_per_epoch = num_examples // self.batch_size
@@ -280,28 +339,35 @@ class Simulator:
   # Named streams of a replica's data key, each folded with the dispatch number.
   AUGMENT_STREAM, MODEL_STREAM = 0, 1
 
-  def _batch(self, indices, dispatch, data_key):
-    inputs = self.train_inputs[indices]
+  def _examples(self, indices: np.ndarray):
+    """What the compiled chunk receives for a batch: its indices, or (HostData) its examples."""
+    return self.train_inputs.load(indices) if self.host_data else indices
+
+  def _batch(self, examples, dispatch, data_key):
+    if self.host_data:
+      inputs, labels = examples
+    else:
+      inputs, labels = self.train_inputs[examples], self.train_labels[examples]
     if self.augment is not None:
       key = jax.random.fold_in(jax.random.fold_in(data_key, self.AUGMENT_STREAM), dispatch)
       inputs = self.augment(inputs, key)
-    return inputs, self.train_labels[indices]
+    return inputs, labels
 
-  def _gradient(self, params, indices, dispatch, data_key):
+  def _gradient(self, params, examples, dispatch, data_key):
     """One worker's gradient, loss and statistics contribution on its batch."""
-    inputs, labels = self._batch(indices, dispatch, data_key)
+    inputs, labels = self._batch(examples, dispatch, data_key)
     key = jax.random.fold_in(jax.random.fold_in(data_key, self.MODEL_STREAM), dispatch)
     (loss, stats), grads = jax.value_and_grad(self.model.loss, has_aux=True)(
         params, inputs, labels, key)
     return grads, stats, loss
 
-  def _gradients(self, params_stack, indices, dispatches, data_key):
+  def _gradients(self, params_stack, examples, dispatches, data_key):
     """Gradients of a stack of weight versions, each on its own batch."""
     if jax.tree_util.tree_leaves(params_stack)[0].shape[0] == 1:
-      out = self._gradient(_take(params_stack, 0), indices[0], dispatches[0], data_key)
+      out = self._gradient(_take(params_stack, 0), _take(examples, 0), dispatches[0], data_key)
       return jax.tree.map(lambda x: x[None], out)
     return jax.vmap(self._gradient, in_axes=(0, 0, 0, None))(
-        params_stack, indices, dispatches, data_key)
+        params_stack, examples, dispatches, data_key)
 
   def init_replica(self, key, data_key, first_batches, hp) -> SimState:
     """θ_0, optimizer state, and the first gradients of all N workers."""
@@ -346,9 +412,9 @@ class Simulator:
     tx = self.optimizer(hp)
 
     def body(state, x):
-      worker, indices, dispatch = x
+      worker, examples, dispatch = x
       state, metrics = self._master_step(tx, hp, state, worker)
-      grads, stats, loss = self._gradient(_take(state.read_params, worker), indices,
+      grads, stats, loss = self._gradient(_take(state.read_params, worker), examples,
                                           dispatch, data_key)
       state = state._replace(pending_grads=_put(state.pending_grads, worker, grads),
                              pending_stats=_put(state.pending_stats, worker, stats),
@@ -374,9 +440,9 @@ class Simulator:
       return jax.lax.cond(valid, step, skip, state, worker)
 
     def block(state, x):
-      workers, valid, indices, dispatches = x
+      workers, valid, examples, dispatches = x
       state, metrics = jax.lax.scan(inner, state, (workers, valid))
-      grads, stats, loss = self._gradients(_take(state.read_params, workers), indices,
+      grads, stats, loss = self._gradients(_take(state.read_params, workers), examples,
                                            dispatches, data_key)
       target = jnp.where(valid, workers, n)  # out of range: dropped
       state = state._replace(
@@ -392,9 +458,9 @@ class Simulator:
     tx = self.optimizer(hp)
 
     def body(state, x):
-      indices, dispatches = x
+      examples, dispatches = x
       grads, stats, loss = jax.vmap(self._gradient, in_axes=(None, 0, 0, None))(
-          state.params, indices, dispatches, data_key)
+          state.params, examples, dispatches, data_key)
       grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
       updates, opt_state = tx.update(grad, state.opt_state, state.params, lag=0,
                                      stale_params=state.params, worker=0)
@@ -464,8 +530,8 @@ class Simulator:
   def init(self) -> SimState:
     """The initial state (stacked over replicas unless ``seeds`` was an int)."""
     n = self.num_workers
-    first = [np.zeros((0,), np.int32) if self.synchronous else o.batches(np.arange(n))
-             for o in self.orders]
+    first = [np.zeros((0,), np.int32) if self.synchronous
+             else self._examples(o.batches(np.arange(n))) for o in self.orders]
     keys = self._stack([jax.random.key_data(jax.random.fold_in(jax.random.key(s), 1))
                         for s in self.seeds])
 
@@ -484,11 +550,11 @@ class Simulator:
       sched = None if self.synchronous else schedules[r]
       if self.synchronous:
         dispatches = (np.arange(start, stop)[:, None] * n + np.arange(n)[None, :])
-        per.append(((order.batches(dispatches), dispatches.astype(np.int32)),
+        per.append(((self._examples(order.batches(dispatches)), dispatches.astype(np.int32)),
                     np.ones(stop - start, bool)))
       elif self.execution == "steps":
         dispatches = np.arange(start, stop) + n
-        per.append(((sched.worker[start:stop], order.batches(dispatches),
+        per.append(((sched.worker[start:stop], self._examples(order.batches(dispatches)),
                      dispatches.astype(np.int32)), np.ones(stop - start, bool)))
       else:
         first = int(np.searchsorted(sched.block_starts, start))
@@ -500,7 +566,8 @@ class Simulator:
         safe = np.where(mask, steps, start)
         workers = np.where(mask, sched.worker[safe], 0).astype(np.int32)
         dispatches = (safe + n).astype(np.int32)
-        per.append(((workers, mask, order.batches(dispatches), dispatches), mask.ravel()))
+        per.append(((workers, mask, self._examples(order.batches(dispatches)), dispatches),
+                    mask.ravel()))
     return self._stack([p[0] for p in per]), self._stack([p[1] for p in per])
 
   def blocks_per_chunk(self, schedules, num_steps: int, chunk_steps: int) -> int:
@@ -514,11 +581,22 @@ class Simulator:
         most = max(most, int(last - first))
     return most
 
-  def run_chunk(self, state, schedules, start, stop, num_blocks=None):
-    """Advances ``state`` from master step ``start`` to ``stop``; returns (state, metrics)."""
+  def run_chunk(self, state, schedules, start, stop, num_blocks=None, inputs=None):
+    """Advances ``state`` from master step ``start`` to ``stop``; returns (state, metrics).
+
+    ``inputs``: this chunk's :meth:`chunk_inputs`, if already computed.
+    """
     kind = "sync" if self.synchronous else self.execution
-    xs, valid = self.chunk_inputs(schedules, start, stop, num_blocks)
+    xs, valid = inputs or self.chunk_inputs(schedules, start, stop, num_blocks)
     return self._chunk_fn(kind)(state, xs, self._data_keys(), self._hp(), valid)
+
+  def default_chunk_steps(self) -> int:
+    """One epoch; with :class:`HostData`, at most ``HOST_CHUNK_BYTES`` of inputs per chunk."""
+    if not self.host_data:
+      return self.steps_per_epoch
+    per_step = (self.train_inputs.example_nbytes() * self.batch_size * self.num_replicas
+                * (self.num_workers if self.synchronous else 1))
+    return max(1, min(self.steps_per_epoch, HOST_CHUNK_BYTES // per_step))
 
   def memory_estimate(self) -> dict[str, int]:
     """Bytes of the carried state per replica, by part (DESIGN.md memory model).
@@ -550,14 +628,20 @@ def _evaluation_step(model: Model):
   return batch_stats
 
 
-def evaluate(model: Model, params, model_state, inputs, labels, batch_size: int = 1000):
-  """Mean cross-entropy and error of the master's θ on a data set."""
-  num = int(np.shape(inputs)[0])
+def evaluate(model: Model, params, model_state, inputs, labels=None, batch_size: int = 1000):
+  """Mean cross-entropy and error of the master's θ on a data set.
+
+  ``inputs, labels``: arrays, or a :class:`HostData` as ``inputs`` and no labels.
+  """
+  host = isinstance(inputs, HostData)
+  num = len(inputs) if host else int(np.shape(inputs)[0])
   loss_sum, wrong = 0.0, 0
   batch_stats = _evaluation_step(model)
   for start in range(0, num, batch_size):
-    loss, err = batch_stats(params, model_state, inputs[start:start + batch_size],
-                            labels[start:start + batch_size])
+    stop = min(start + batch_size, num)
+    x, y = (inputs.load(np.arange(start, stop)) if host
+            else (inputs[start:stop], labels[start:stop]))
+    loss, err = batch_stats(params, model_state, x, y)
     loss_sum += float(loss)
     wrong += int(err)
   return {"loss": loss_sum / num, "error": wrong / num}
@@ -574,17 +658,24 @@ class Result:
 
 
 def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = None,
-             eval_data: tuple | None = None, train_eval_data: tuple | None = None,
+             eval_data=None, train_eval_data=None, eval_every_steps: int | None = None,
              callback: Callable[[dict], None] | None = None, progress: bool = True,
              state: SimState | None = None) -> Result:
   """Runs ``num_steps`` master steps in chunks; the host runs once per chunk.
 
+  The next chunk's inputs (schedule, batch indices, or a :class:`HostData`'s
+  examples) are prepared on a host thread while the current chunk runs.
+
   Args:
     simulator: a :class:`Simulator`.
     num_steps: T, master steps to simulate (SSGD: synchronous iterations).
-    chunk_steps: steps per compiled chunk (default: one epoch).
-    eval_data: ``(inputs, labels)`` evaluated on the master's θ after every chunk.
+    chunk_steps: steps per compiled chunk (default
+      :meth:`Simulator.default_chunk_steps`: one epoch, less for large HostData).
+    eval_data: ``(inputs, labels)`` or a :class:`HostData`, evaluated on the
+      master's θ at chunk ends (see ``eval_every_steps``).
     train_eval_data: the same for the train error.
+    eval_every_steps: evaluate at the first chunk end after every multiple of
+      this many steps, and after the last chunk (default: every chunk).
     callback: called with each chunk's record (a dict, one per replica in
       ``record["replicas"]``).
     progress: show a tqdm progress bar.
@@ -595,9 +686,12 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
   """
   _require(isinstance(num_steps, (int, np.integer)) and num_steps >= 1, "num_steps",
            num_steps, "need an integer ≥ 1")
-  chunk_steps = chunk_steps or simulator.steps_per_epoch
+  chunk_steps = chunk_steps or simulator.default_chunk_steps()
   _require(isinstance(chunk_steps, (int, np.integer)) and chunk_steps >= 1, "chunk_steps",
            chunk_steps, "need an integer ≥ 1")
+  _require(eval_every_steps is None or (isinstance(eval_every_steps, (int, np.integer))
+                                        and eval_every_steps >= 1),
+           "eval_every_steps", eval_every_steps, "need None or an integer ≥ 1")
   sync = simulator.synchronous
   schedules = [] if sync else simulator.schedules(num_steps, chunk_steps)
   sync_times = [
@@ -606,44 +700,56 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
   num_blocks = (simulator.blocks_per_chunk(schedules, num_steps, chunk_steps)
                 if simulator.execution == "blocks" and not sync else None)
   state = simulator.init() if state is None else state
-  history = []
   bar = None
   if progress:
     from tqdm.auto import tqdm
     bar = tqdm(total=num_steps, unit="step", desc=simulator.algorithm.name, leave=False)
   examples_per_step = simulator.batch_size * (simulator.num_workers if sync else 1)
-  for start in range(0, num_steps, chunk_steps):
-    stop = min(start + chunk_steps, num_steps)
-    began = _time.perf_counter()
-    state, summary = simulator.run_chunk(state, schedules, start, stop, num_blocks)
-    summary = jax.device_get(summary)
-    seconds = _time.perf_counter() - began
-    record = {"step": stop, "epoch": stop / simulator.steps_per_epoch, "seconds": seconds,
-              "examples_per_second": (stop - start) * examples_per_step
-              * simulator.num_replicas / seconds, "replicas": []}
-    for r in range(simulator.num_replicas):
-      rep = {k: (np.asarray(v) if simulator.single else np.asarray(v)[r]).tolist()
-             for k, v in summary.items()}
-      rep["time/simulated"] = float(sync_times[r][stop - 1] if sync
-                                    else schedules[r].time[stop - 1])
-      params = state.params if simulator.single else _take(state.params, r)
-      model_state = state.model_state if simulator.single else _take(state.model_state, r)
-      if eval_data is not None:
-        ev = evaluate(simulator.model, params, model_state, *eval_data)
-        rep["test/loss"], rep["test/error"] = ev["loss"], ev["error"]
-      if train_eval_data is not None:
-        ev = evaluate(simulator.model, params, model_state, *train_eval_data)
-        rep["train/loss"], rep["train/error"] = ev["loss"], ev["error"]
-      record["replicas"].append(rep)
-    history.append(record)
-    if callback is not None:
-      callback(record)
-    if bar is not None:
-      bar.update(stop - start)
-      bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
-                      ex_s=f"{record['examples_per_second']:.0f}")
-    if all(rep["nonfinite"] for rep in record["replicas"]):
-      break
+  starts = list(range(0, num_steps, chunk_steps))
+  history = []
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1) as host:
+    prepare = lambda start: host.submit(  # noqa: E731
+        simulator.chunk_inputs, schedules, start, min(start + chunk_steps, num_steps),
+        num_blocks)
+    upcoming = prepare(0)
+    for i, start in enumerate(starts):
+      stop = min(start + chunk_steps, num_steps)
+      began = _time.perf_counter()
+      state, summary = simulator.run_chunk(state, schedules, start, stop, num_blocks,
+                                           upcoming.result())
+      if i + 1 < len(starts):
+        upcoming = prepare(starts[i + 1])  # on the host thread while the device runs
+      summary = jax.device_get(summary)
+      seconds = _time.perf_counter() - began
+      diverged = bool(np.all(summary["nonfinite"]))  # every replica: the run stops here
+      evaluating = (eval_every_steps is None or stop == num_steps or diverged
+                    or stop // eval_every_steps > start // eval_every_steps)
+      record = {"step": stop, "epoch": stop / simulator.steps_per_epoch, "seconds": seconds,
+                "examples_per_second": (stop - start) * examples_per_step
+                * simulator.num_replicas / seconds, "replicas": []}
+      for r in range(simulator.num_replicas):
+        rep = {k: (np.asarray(v) if simulator.single else np.asarray(v)[r]).tolist()
+               for k, v in summary.items()}
+        rep["time/simulated"] = float(sync_times[r][stop - 1] if sync
+                                      else schedules[r].time[stop - 1])
+        params = state.params if simulator.single else _take(state.params, r)
+        model_state = state.model_state if simulator.single else _take(state.model_state, r)
+        for data, split in ((eval_data, "test"), (train_eval_data, "train")):
+          if data is not None and evaluating:
+            ev = evaluate(simulator.model, params, model_state,
+                          *((data,) if isinstance(data, HostData) else data))
+            rep[f"{split}/loss"], rep[f"{split}/error"] = ev["loss"], ev["error"]
+        record["replicas"].append(rep)
+      history.append(record)
+      if callback is not None:
+        callback(record)
+      if bar is not None:
+        bar.update(stop - start)
+        bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
+                        ex_s=f"{record['examples_per_second']:.0f}")
+      if diverged:
+        upcoming.cancel()
+        break
   if bar is not None:
     bar.close()
   return Result(state=state, history=history, schedules=schedules, simulator=simulator)
@@ -654,5 +760,5 @@ def replica(state: SimState, index: int) -> SimState:
   return _take(state, index)
 
 
-__all__ = ["EXECUTIONS", "DataOrder", "Hyperparams", "Model", "Result", "SimState", "Simulator",
-           "default_execution", "evaluate", "replica", "simulate"]
+__all__ = ["EXECUTIONS", "ArrayData", "DataOrder", "HostData", "Hyperparams", "Model", "Result",
+           "SimState", "Simulator", "default_execution", "evaluate", "replica", "simulate"]

@@ -9,6 +9,7 @@ Each experiment module is a thin call of :func:`run` with its config file,
 from __future__ import annotations
 
 import pathlib
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -25,9 +26,12 @@ def run(name: str) -> None:
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from experiments import plot, train
+    from experiments import input_pipeline, plot, train
 
-    train.run_sweep(config.value, workdir.value)
+    try:
+      train.run_sweep(config.value, workdir.value)
+    except input_pipeline.DataError as e:  # missing or malformed data: the message says it all
+      sys.exit(f"error: {e}")
     plot.main(workdir.value)
 
   app.run(main)

@@ -13,6 +13,7 @@ import functools
 import json
 import pathlib
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,18 +24,48 @@ from dana_jax import schedule as S
 SWEEPS = ("main", "grid")
 
 
-def load_data(config):
-  """``(train_x, train_y, test_x, test_y, num_classes)``; images float32, standardized."""
-  if config.dataset == "digits":
-    return (*data.digits(), 10)
-  from experiments import input_pipeline
+class Dataset(NamedTuple):
+  """What a sweep trains and evaluates on; inputs are arrays or host data (ImageNet)."""
 
-  tx, ty, vx, vy = input_pipeline.load(config.dataset, data_dir=config.get("data_dir"),
-                                       idx_dir=config.get("idx_dir"))
-  tx, vx = tx.astype(np.float32) / 255.0, vx.astype(np.float32) / 255.0
-  mean = tx.mean(axis=(0, 1, 2), keepdims=True)
-  std = tx.std(axis=(0, 1, 2), keepdims=True)
-  return (tx - mean) / std, ty, (vx - mean) / std, vy, input_pipeline.NUM_CLASSES[config.dataset]
+  train_inputs: Any  # array [n, ...] or a dana_jax.HostData
+  train_labels: Any  # array [n], or None with HostData
+  eval_data: Any  # (inputs, labels) or a HostData
+  train_eval_data: Any  # the same, a subset of the training set
+  num_classes: int
+  input_shape: tuple  # what the model sees (after augmentation)
+
+  @property
+  def num_train(self) -> int:
+    return len(self.train_inputs)
+
+
+def load_data(config) -> Dataset:
+  """The sweep's data: small sets standardized in memory; ImageNet on the host."""
+  train_eval = config.get("train_eval_examples", None)
+  if config.dataset == "imagenet2012":
+    from experiments import input_pipeline
+
+    train, validation, train_subset = input_pipeline.imagenet(
+        data_dir=config.get("data_dir"), stored_size=config.stored_size,
+        image_size=config.image_size, train_eval_examples=train_eval or 10_000,
+        eval_examples=config.get("eval_examples"))
+    return Dataset(train, None, validation, train_subset, 1000,
+                   (config.image_size, config.image_size, 3))
+  if config.dataset == "digits":
+    tx, ty, vx, vy = data.digits()
+    classes = 10
+  else:
+    from experiments import input_pipeline
+
+    tx, ty, vx, vy = input_pipeline.load(config.dataset, data_dir=config.get("data_dir"),
+                                         idx_dir=config.get("idx_dir"))
+    tx, vx = tx.astype(np.float32) / 255.0, vx.astype(np.float32) / 255.0
+    mean = tx.mean(axis=(0, 1, 2), keepdims=True)
+    std = tx.std(axis=(0, 1, 2), keepdims=True)
+    tx, vx = (tx - mean) / std, (vx - mean) / std
+    classes = input_pipeline.NUM_CLASSES[config.dataset]
+  train_eval = tx.shape[0] if train_eval is None else train_eval
+  return Dataset(tx, ty, (vx, vy), (tx[:train_eval], ty[:train_eval]), classes, tx.shape[1:])
 
 
 MODELS = {
@@ -54,13 +85,20 @@ def make_model(config, input_shape, num_classes):
   return models.flax_model(MODELS[config.model](config, num_classes), input_shape)
 
 
+AUGMENTATIONS = ("none", "crop_flip", "random_resized_crop")
+
+
 def augmentation(config):
-  if config.get("augment", "none") == "none":
+  """``(inputs, key) -> inputs`` of ``config.augment`` (one of ``AUGMENTATIONS``), or None."""
+  name = config.get("augment", "none")
+  if name == "none":
     return None
-  if config.augment == "crop_flip":
-    from experiments.augment import random_crop_and_flip
-    return random_crop_and_flip
-  raise ValueError(f"config.augment={config.augment!r} is not allowed: 'none' or 'crop_flip'.")
+  from experiments import augment
+  if name == "crop_flip":
+    return augment.random_crop_and_flip
+  if name == "random_resized_crop":
+    return functools.partial(augment.random_resized_crop, size=config.image_size)
+  raise ValueError(f"config.augment={name!r} is not allowed: choose one of {AUGMENTATIONS}.")
 
 
 def timing_model(config):
@@ -104,26 +142,31 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]
   paths = [workdir / c["name"] / "summary.json" for c in cells]
   if all(p.exists() for p in paths):
     return [json.loads(p.read_text()) for p in paths]
-  tx, ty, vx, vy, num_classes = dataset
   algorithm, num_workers = point["algorithm"], point["num_workers"]
-  model = make_model(config, tx.shape[1:], num_classes)
+  model = make_model(config, dataset.input_shape, dataset.num_classes)
   seeds = list(config.seeds)
   replicas = [(c, s) for c in cells for s in seeds]  # replica r = cell r // S, seed r % S
-  steps_per_epoch = tx.shape[0] // config.batch_size
+  steps_per_epoch = dataset.num_train // config.batch_size
   if dj.get_algorithm(algorithm).synchronous:  # one master step per N gradients
     steps_per_epoch = max(1, steps_per_epoch // num_workers)
   schedule = functools.partial(dj.paper_schedule, steps_per_epoch=steps_per_epoch,
                                num_workers=num_workers, warmup_epochs=config.warmup_epochs,
                                decay_epochs=tuple(config.decay_epochs))
-  sim = dj.Simulator(model, algorithm, tx, ty, num_workers=num_workers,
+  # config.block_size caps K for the whole sweep (K ≤ N, e.g. N = 1 for the baseline).
+  block_size = None if config.get("block_size") is None else min(config.block_size,
+                                                                   num_workers)
+  sim = dj.Simulator(model, algorithm, dataset.train_inputs, dataset.train_labels,
+                     num_workers=num_workers,
                      batch_size=config.batch_size, seeds=[s for _, s in replicas],
                      hyperparams=dj.Hyperparams([c["learning_rate"] for c, _ in replicas],
                                                 [c["momentum"] for c, _ in replicas],
                                                 config.weight_decay),
                      learning_rate_schedule=schedule, timing=timing_model(config),
-                     execution=config.execution, augment=augmentation(config),
+                     execution=config.execution, block_size=block_size,
+                     augment=augmentation(config),
                      algorithm_options=dict(config.get("algorithm_options", {})))
-  train_eval = config.get("train_eval_examples", tx.shape[0])
+  every = config.get("eval_every_epochs")  # None: after every chunk
+  eval_every_steps = None if every is None else max(1, round(every * sim.steps_per_epoch))
   logs = []
   for c in cells:
     run_dir = workdir / c["name"]
@@ -145,8 +188,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]
       log.flush()
 
   try:
-    result = dj.simulate(sim, config.epochs * sim.steps_per_epoch, eval_data=(vx, vy),
-                         train_eval_data=(tx[:train_eval], ty[:train_eval]), callback=write)
+    result = dj.simulate(sim, config.epochs * sim.steps_per_epoch,
+                         chunk_steps=config.get("chunk_steps"), eval_data=dataset.eval_data,
+                         train_eval_data=dataset.train_eval_data,
+                         eval_every_steps=eval_every_steps, callback=write)
   finally:
     for log in logs:
       log.close()

@@ -199,3 +199,38 @@ def test_memory_estimate_counts_worker_stacks_and_dana_momenta():
     assert est["worker_stacks"] == (0 if name == "ssgd" else 2 * n * 4 * n_params)
     # NAG: one trace; DANA: N momenta and their running sum (plus a few scalars).
     assert momenta * 4 * n_params <= est["optimizer"] < (momenta * 4 * n_params + 64)
+
+
+@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("algorithm", ["dana_ga", "ssgd"])
+def test_host_data_gives_the_same_run_as_device_arrays(algorithm, execution):
+  """Batches loaded on the host per chunk (HostData, e.g. ImageNet) ≡ gathered on device."""
+  x, y = digits_subset()
+  crop = lambda images, key: images + 0.1 * jax.random.normal(key, images.shape)  # noqa: E731
+  kwargs = dict(num_workers=4, batch_size=16, seeds=[0, 3], execution=execution,
+                augment=crop, hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
+                timing=S.heterogeneous())
+  device = dj.Simulator(CNN_BN, algorithm, x, y, **kwargs)
+  host = dj.Simulator(CNN_BN, algorithm, dj.ArrayData(x, y), None, **kwargs)
+  a = dj.simulate(device, 30, chunk_steps=7, eval_data=(x[:50], y[:50]), progress=False)
+  b = dj.simulate(host, 30, chunk_steps=7, eval_data=dj.ArrayData(x[:50], y[:50]),
+                  progress=False)
+  np.testing.assert_array_equal(flat(a.state.params), flat(b.state.params))
+  np.testing.assert_array_equal(flat(a.state.model_state), flat(b.state.model_state))
+  assert [h["replicas"] for h in a.history] == [h["replicas"] for h in b.history]
+
+
+def test_host_data_chunks_are_bounded_and_evaluation_can_be_sparse():
+  x, y = digits_subset()
+  sim = dj.Simulator(MLP, "ga", dj.ArrayData(x, y), None, num_workers=2, batch_size=16)
+  assert sim.default_chunk_steps() == sim.steps_per_epoch  # 20 steps of 4 KiB each
+  images = np.broadcast_to(np.zeros((1, 4096, 1024), np.float32), (4096, 4096, 1024))
+  big = dj.Simulator(MLP, "ga", dj.ArrayData(images, np.zeros(4096, np.int32)), None,
+                     num_workers=2, batch_size=32)
+  assert big.default_chunk_steps() == 2  # 512 MiB of inputs per step, 1 GiB per chunk
+  result = dj.simulate(sim, 40, chunk_steps=5, eval_data=(x[:50], y[:50]),
+                       eval_every_steps=20, progress=False)
+  evaluated = [h["step"] for h in result.history if "test/error" in h["replicas"][0]]
+  assert evaluated == [20, 40]
+  with pytest.raises(ValueError, match="train_labels"):
+    dj.Simulator(MLP, "ga", dj.ArrayData(x, y), y, num_workers=2, batch_size=16)

@@ -9,7 +9,7 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from experiments import plot, train  # noqa: E402
-from experiments.configs import cifar10, digits, fashion_mnist  # noqa: E402
+from experiments.configs import cifar10, digits, fashion_mnist, imagenet  # noqa: E402
 
 
 def tiny(config, **overrides):
@@ -106,3 +106,25 @@ def test_speedup_entry_point(tmp_path):
   tails = {m["name"]: m["tail"] for m in json.loads(
       (tmp_path / "densities.json").read_text())["models"]}
   assert tails["homogeneous"] < 0.02 < tails["heterogeneous"]
+
+
+def test_imagenet_sweep_streams_host_data_under_mock_data(tmp_path):
+  """The ImageNet path end to end: host-decoded chunks, JAX random-resized crop, evaluation."""
+  for preset in imagenet.PRESETS:
+    points = train.sweep_points(imagenet.get_config(preset))
+    assert [p["num_workers"] for p in points] == [1] + [64] * 5
+  with pytest.raises(ValueError, match="preset='full'"):
+    imagenet.get_config("full")
+  config = imagenet.get_config("short")
+  config.update(dict(model="cnn", stored_size=20, image_size=16, batch_size=4,
+                     num_workers=(3,), algorithms=("dana_ga",), chunk_steps=2,
+                     eval_examples=6, train_eval_examples=6, execution="blocks",
+                     eval_every_epochs=0.5))
+  with tfds.testing.mock_data(num_examples=24):
+    summaries = train.run_sweep(config, tmp_path)
+  assert [(s["algorithm"], s["num_workers"]) for s in summaries] == [("sgd", 1), ("dana_ga", 3)]
+  rows = plot.load_metrics(tmp_path / "dana_ga_N3")
+  assert [r["step"] for r in rows] == [2, 4, 6, 8, 10, 12]  # 6 steps an epoch, chunks of 2
+  evaluated = [r["step"] for r in rows if "test/error" in r]
+  assert evaluated == [4, 6, 10, 12]  # every half epoch (3 steps): first chunk end after
+  assert all(0 <= s["final_test_error"][0] <= 1 for s in summaries)

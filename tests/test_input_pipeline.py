@@ -92,3 +92,49 @@ def test_missing_data_says_where_and_how(tmp_path):
             download=False)
   with pytest.raises(ip.DataError, match="dataset='svhn'"):
     ip.load("svhn")
+
+
+def test_imagenet_through_tfds_mock_data_is_decoded_on_the_host():
+  with tfds.testing.mock_data(num_examples=20):
+    train, validation, train_eval = ip.imagenet(stored_size=40, image_size=32,
+                                                train_eval_examples=8, eval_examples=12)
+    assert (len(train), len(validation), len(train_eval)) == (20, 12, 8)
+    x, y = train.load(np.arange(6).reshape(2, 3))  # mock images have random sizes
+    assert x.shape == (2, 3, 40, 40, 3) and x.dtype == np.uint8
+    assert y.shape == (2, 3) and y.dtype == np.int32 and 0 <= y.min() and y.max() < 1000
+    v, _ = validation.load(np.arange(5))
+    assert v.shape == (5, 32, 32, 3) and v.dtype == np.float32
+    again, _ = train.load(np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(x, again)
+    assert train.example_nbytes() == 40 * 40 * 3 and validation.example_nbytes() == 32 * 32 * 12
+    with pytest.raises(IndexError, match="0..11"):
+      validation.load(np.array([12]))
+
+
+def test_imagenet_resize_keeps_the_central_square():
+  wide = np.zeros((20, 60, 3), np.uint8)
+  wide[:, 20:40] = 255  # the central 20 columns are white
+  data = ip.ImageNetData([{"image": wide, "label": 3}], mode="train", stored_size=20,
+                         image_size=16)
+  x, y = data.load(np.array([0]))
+  assert x.shape == (1, 20, 20, 3) and y.tolist() == [3]
+  assert x.min() >= 250  # only the white centre is kept
+  gray = ip.ImageNetData([{"image": np.full((30, 20), 7, np.uint8), "label": 1}], mode="train",
+                         stored_size=10, image_size=8)
+  assert gray.load(np.array([0]))[0].shape == (1, 10, 10, 3)
+  bad = ip.ImageNetData([{"image": wide, "label": 1000}], mode="train", stored_size=20,
+                        image_size=16, where="my imagenet")
+  with pytest.raises(ip.DataError, match="my imagenet: example 0 has label 1000"):
+    bad.load(np.array([0]))
+  with pytest.raises(ip.DataError, match="image shape"):
+    ip.ImageNetData([{"image": np.zeros((4, 4, 2), np.uint8), "label": 0}],
+                    mode="eval", stored_size=4, image_size=4).load(np.array([0]))
+  with pytest.raises(ValueError, match="image_size=300"):
+    ip.ImageNetData([], mode="train", stored_size=256, image_size=300)
+
+
+def test_missing_imagenet_passes_on_tfds_manual_download_instructions(tmp_path):
+  expected = (f"(?s)imagenet2012 was not found in data_dir={tmp_path}.*"
+              "ILSVRC2012_img_train.tar.*downloads/manual.*tfds build imagenet2012")
+  with pytest.raises(ip.DataError, match=expected):
+    ip.imagenet(data_dir=str(tmp_path))
