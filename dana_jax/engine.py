@@ -31,6 +31,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import os
 import time as _time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -43,6 +44,7 @@ import optax
 from dana_jax import algorithms as _algorithms
 from dana_jax import schedule as _schedule
 from dana_jax import transforms as _transforms
+from dana_jax.transforms._common import index_after
 
 EXECUTIONS = ("auto", "steps", "blocks")
 
@@ -50,12 +52,12 @@ EXECUTIONS = ("auto", "steps", "blocks")
 def default_execution(backend: str | None = None) -> str:
   """The execution ``"auto"`` resolves to on a backend.
 
-  XLA:CPU: ``"steps"``. Measured (benchmarks/results/execution.jsonl, 2 cores,
-  N = 16): MLP 18.0k steps/s for both; small CNN with BatchNorm 399 (steps) vs
-  350 (blocks) steps/s — a vmap over weight versions becomes a grouped
-  convolution, which XLA:CPU runs slowly. GPU/TPU: ``"blocks"``, because a
-  larger effective batch K·B is what fills an accelerator (DESIGN.md); not yet
-  measured on a GPU.
+  XLA:CPU: ``"steps"``. Measured (docs/benchmarks.md, 2 cores, N = 16, B = 32):
+  Fashion MLP 0.82 (steps) vs 0.94 (blocks) ms per master step, Fashion CNN
+  12.9 vs 61.8 ms — a vmap over weight versions turns convolutions into
+  grouped convolutions, which XLA:CPU runs slowly. GPU/TPU: ``"blocks"``,
+  because a larger effective batch K·B is what fills an accelerator
+  (DESIGN.md); not yet measured on a GPU.
   """
   backend = backend or jax.default_backend()
   return "steps" if backend == "cpu" else "blocks"
@@ -183,6 +185,17 @@ class ArrayData(HostData):
 
 # Host bytes of training inputs per chunk when HostData chooses the chunk length.
 HOST_CHUNK_BYTES = 1 << 30
+
+
+def _available_memory() -> int | None:
+  """The default device's memory limit in bytes; on CPU the host's RAM; None if unknown."""
+  stats = jax.devices()[0].memory_stats() or {}
+  if "bytes_limit" in stats:
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    return None
 
 
 def _tree_rms(tree) -> jax.Array:
@@ -388,34 +401,42 @@ class Simulator:
                     jnp.zeros([n], jnp.int32), grads, stats, loss)
 
   def _master_step(self, tx, hp, state: SimState, worker):
-    """SPEC §1 steps 1–3 for the arriving worker; returns (state, step metrics)."""
+    """SPEC §1 steps 1–3 for the arriving worker; returns (state, (step metrics, its read)).
+
+    The worker's new read is returned so that the caller computes its gradient
+    from that value, not by indexing the stack just written: on XLA:CPU a read
+    of a carried stack after an in-place update in the same loop body makes
+    XLA copy the whole [N, ...] stack every step (measured: 3.9 ms vs 0.8 ms
+    per step for a 270k-parameter MLP at N = 16; docs/benchmarks.md).
+    """
     t = state.step
     lag = t - state.read_step[worker]
     stale = _take(state.read_params, worker)
     reference = _transforms.gap_reference(state.opt_state, state.params)
-    gap = jax.tree.map(lambda a, b: a - b, reference, stale)
+    gap_rms = _tree_rms(jax.tree.map(lambda a, b: a - b, reference, stale))
     updates, opt_state = tx.update(_take(state.pending_grads, worker), state.opt_state,
                                    state.params, lag=lag, stale_params=stale, worker=worker)
     params = optax.apply_updates(state.params, updates)
     model_state = self.model.fold(state.model_state, _take(state.pending_stats, worker))
     read = _transforms.read_params(opt_state, params)
-    metrics = {"lag": lag, "gap/rms": _tree_rms(gap), "loss": state.pending_loss[worker],
+    # = worker; the row is overwritten in place after the gap read its old value.
+    slot = index_after(worker, gap_rms)
+    metrics = {"lag": lag, "gap/rms": gap_rms, "loss": state.pending_loss[worker],
                "learning_rate": self.learning_rate_fn(hp["learning_rate"])(t),
                **_transforms.diagnostics(opt_state)}
     state = state._replace(step=t + 1, params=params, opt_state=opt_state,
                            model_state=model_state,
-                           read_params=_put(state.read_params, worker, read),
+                           read_params=_put(state.read_params, slot, read),
                            read_step=state.read_step.at[worker].set(t + 1))
-    return state, metrics
+    return state, (metrics, read)
 
   def _run_steps(self, state, xs, data_key, hp):
     tx = self.optimizer(hp)
 
     def body(state, x):
       worker, examples, dispatch = x
-      state, metrics = self._master_step(tx, hp, state, worker)
-      grads, stats, loss = self._gradient(_take(state.read_params, worker), examples,
-                                          dispatch, data_key)
+      state, (metrics, read) = self._master_step(tx, hp, state, worker)
+      grads, stats, loss = self._gradient(read, examples, dispatch, data_key)
       state = state._replace(pending_grads=_put(state.pending_grads, worker, grads),
                              pending_stats=_put(state.pending_stats, worker, stats),
                              pending_loss=state.pending_loss.at[worker].set(loss))
@@ -431,8 +452,10 @@ class Simulator:
       return self._master_step(tx, hp, state, worker)
 
     def skip(state, worker):
-      shapes = jax.eval_shape(step, state, worker)[1]
-      return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+      shapes = jax.eval_shape(step, state, worker)[1][0]
+      metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+      # Any valid weights: the gradient of a padded position is dropped.
+      return state, (metrics, _transforms.read_params(state.opt_state, state.params))
 
     def inner(state, x):
       worker, valid = x
@@ -441,9 +464,8 @@ class Simulator:
 
     def block(state, x):
       workers, valid, examples, dispatches = x
-      state, metrics = jax.lax.scan(inner, state, (workers, valid))
-      grads, stats, loss = self._gradients(_take(state.read_params, workers), examples,
-                                           dispatches, data_key)
+      state, (metrics, reads) = jax.lax.scan(inner, state, (workers, valid))
+      grads, stats, loss = self._gradients(reads, examples, dispatches, data_key)
       target = jnp.where(valid, workers, n)  # out of range: dropped
       state = state._replace(
           pending_grads=_put(state.pending_grads, target, grads, mode="drop"),
@@ -524,11 +546,18 @@ class Simulator:
     return self.hyperparams
 
   def _data_keys(self):
-    return self._stack([jax.random.key_data(jax.random.fold_in(jax.random.key(s), 2))
-                        for s in self.seeds])
+    if not hasattr(self, "_data_keys_cache"):  # computed once: a few hundred µs of dispatches
+      self._data_keys_cache = self._stack([
+          np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(s), 2)))
+          for s in self.seeds])
+    return self._data_keys_cache
 
   def init(self) -> SimState:
-    """The initial state (stacked over replicas unless ``seeds`` was an int)."""
+    """The initial state (stacked over replicas unless ``seeds`` was an int).
+
+    Checks first that it fits (:meth:`check_memory`).
+    """
+    self.check_memory()
     n = self.num_workers
     first = [np.zeros((0,), np.int32) if self.synchronous
              else self._examples(o.batches(np.arange(n))) for o in self.orders]
@@ -613,6 +642,38 @@ class Simulator:
     n = 0 if self.synchronous else self.num_workers
     return {"params": nbytes(params), "worker_stacks": 2 * n * nbytes(params),
             "optimizer": nbytes(opt_state), "replicas": self.num_replicas}
+
+  def check_memory(self, available: int | None = None) -> dict[str, int]:
+    """Fails early when the carried state and the device-resident data cannot fit.
+
+    Compares ``R × (params + worker stacks + optimizer state)`` plus the
+    training set (when on the device) with ``available`` bytes (default: the
+    device's memory limit, or the host's RAM on CPU). Activations come on
+    top and are not counted, so passing is necessary, not sufficient.
+
+    Returns:
+      The estimate, with ``"total"`` and ``"available"`` added.
+
+    Raises:
+      MemoryError: with the estimate by part and what to change.
+    """
+    est = self.memory_estimate()
+    data = 0 if self.host_data else int(self.train_inputs.nbytes + self.train_labels.nbytes)
+    per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
+    total = per_replica * self.num_replicas + data
+    available = _available_memory() if available is None else int(available)
+    gib = lambda b: f"{b / 2 ** 30:.2f} GiB"  # noqa: E731
+    if available and total > available:
+      raise MemoryError(
+          f"The simulation needs at least {gib(total)} but {jax.devices()[0].device_kind} "
+          f"has {gib(available)}: per replica, parameters {gib(est['params'])}, "
+          f"N = {self.num_workers} read copies and pending gradients "
+          f"{gib(est['worker_stacks'])}, optimizer state {gib(est['optimizer'])} (DANA holds "
+          f"N momenta); {self.num_replicas} replicas; training data on the device "
+          f"{gib(data)}. Reduce num_workers, the number of replicas (seeds, grid cells) or the "
+          "model, keep the training data on the host (dana_jax.HostData), or use a device with "
+          "more memory.")
+    return {**est, "total": total, "available": available}
 
 
 @functools.lru_cache(maxsize=32)

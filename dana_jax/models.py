@@ -15,7 +15,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dana_jax import conv as _conv
 from dana_jax.engine import Model
+
+
+def Conv(*args, **kwargs) -> nn.Conv:  # noqa: N802 - a module constructor
+  """flax's ``nn.Conv`` with :mod:`dana_jax.conv`'s gradients (fast inside scan on XLA:CPU)."""
+  return nn.Conv(*args, conv_general_dilated=_conv.conv_general_dilated, **kwargs)
 
 
 class MLP(nn.Module):
@@ -47,7 +53,7 @@ class SmallCNN(nn.Module):
     if x.ndim == 3:
       x = x[..., None]
     for c in self.channels:
-      x = nn.Conv(c, (3, 3), padding="SAME", use_bias=not self.batch_norm)(x)
+      x = Conv(c, (3, 3), padding="SAME", use_bias=not self.batch_norm)(x)
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x)
       x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2), padding="SAME")
@@ -141,10 +147,10 @@ class _CifarBasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train):
     norm = lambda: _batch_norm(train, self.bn_momentum)  # noqa: E731
-    y = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
+    y = Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
                 kernel_init=_he_normal)(x)
     y = nn.relu(norm()(y))
-    y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(y)
+    y = Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(y)
     y = norm()(y)
     if self.strides != 1 or x.shape[-1] != self.channels:
       x = x[:, ::self.strides, ::self.strides, :]
@@ -170,7 +176,7 @@ class CifarResNet(nn.Module):
     if (self.depth - 2) % 6:
       raise ValueError(f"depth={self.depth} is not allowed: a CIFAR ResNet has depth 6n + 2.")
     n = (self.depth - 2) // 6
-    x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
+    x = Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
     x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
     x = _residual_stages(x, train, _CifarBasicBlock, (16, 32, 64), (n, n, n), self.bn_momentum)
     x = jnp.mean(x, axis=(1, 2))
@@ -190,12 +196,12 @@ class _WideBlock(nn.Module):
     out = nn.relu(norm()(x))
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.channels:
-      shortcut = nn.Conv(self.channels, (1, 1), self.strides, use_bias=False,
+      shortcut = Conv(self.channels, (1, 1), self.strides, use_bias=False,
                          kernel_init=_he_normal)(out)
-    y = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
+    y = Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
                 kernel_init=_he_normal)(out)
     y = nn.relu(norm()(y))
-    y = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(y)
+    y = Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(y)
     return shortcut + y
 
 
@@ -216,7 +222,7 @@ class WideResNet(nn.Module):
     if (self.depth - 4) % 6:
       raise ValueError(f"depth={self.depth} is not allowed: a WideResNet has depth 6n + 4.")
     n = (self.depth - 4) // 6
-    x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
+    x = Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
     widths = tuple(w * self.widen_factor for w in (16, 32, 64))
     x = _residual_stages(x, train, _WideBlock, widths, (n, n, n), self.bn_momentum)
     x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
@@ -232,14 +238,14 @@ class _Bottleneck(nn.Module):
   @nn.compact
   def __call__(self, x, train):
     norm = lambda **kw: _batch_norm(train, self.bn_momentum, **kw)  # noqa: E731
-    y = nn.relu(norm()(nn.Conv(self.channels, (1, 1), use_bias=False,
+    y = nn.relu(norm()(Conv(self.channels, (1, 1), use_bias=False,
                                kernel_init=_he_normal)(x)))
-    y = nn.relu(norm()(nn.Conv(self.channels, (3, 3), self.strides, padding="SAME",
+    y = nn.relu(norm()(Conv(self.channels, (3, 3), self.strides, padding="SAME",
                                use_bias=False, kernel_init=_he_normal)(y)))
     y = norm(scale_init=nn.initializers.zeros)(
-        nn.Conv(4 * self.channels, (1, 1), use_bias=False, kernel_init=_he_normal)(y))
+        Conv(4 * self.channels, (1, 1), use_bias=False, kernel_init=_he_normal)(y))
     if self.strides != 1 or x.shape[-1] != 4 * self.channels:
-      x = norm()(nn.Conv(4 * self.channels, (1, 1), self.strides, use_bias=False,
+      x = norm()(Conv(4 * self.channels, (1, 1), self.strides, use_bias=False,
                          kernel_init=_he_normal)(x))
     return nn.relu(x + y)
 
@@ -258,7 +264,7 @@ class ResNet50(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.Conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
+    x = Conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
                 kernel_init=_he_normal)(x)
     x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")

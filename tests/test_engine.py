@@ -234,3 +234,18 @@ def test_host_data_chunks_are_bounded_and_evaluation_can_be_sparse():
   assert evaluated == [20, 40]
   with pytest.raises(ValueError, match="train_labels"):
     dj.Simulator(MLP, "ga", dj.ArrayData(x, y), y, num_workers=2, batch_size=16)
+
+
+def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkeypatch):
+  x, y = digits_subset()
+  sim = dj.Simulator(MLP, "dana", x, y, num_workers=64, batch_size=16, seeds=[0, 1])
+  fits = sim.check_memory()
+  est = sim.memory_estimate()
+  per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
+  assert fits["total"] == 2 * per_replica + x.nbytes + y.nbytes
+  with pytest.raises(MemoryError, match=r"(?s)needs at least .*N = 64 read copies.*"
+                                        r"2 replicas.*Reduce num_workers"):
+    sim.check_memory(available=per_replica)
+  monkeypatch.setattr(dj.engine, "_available_memory", lambda: per_replica)
+  with pytest.raises(MemoryError):
+    sim.init()  # before anything is compiled or allocated

@@ -30,3 +30,17 @@ def find_states(tree: Any, state_type: type) -> list:
 
 def tree_size(tree: Any) -> int:
   return sum(x.size for x in jax.tree_util.tree_leaves(tree))
+
+
+def index_after(index: jax.Array, *trees: Any) -> jax.Array:
+  """``index`` itself, made to depend on every value of ``trees``.
+
+  For writing a row of a stacked [N, ...] array in place inside ``lax.scan``
+  only after everything that reads the row's old value (``trees``) has been
+  computed. Without a data dependency XLA:CPU may schedule such a reader
+  after the write and copies the whole stack every step instead (measured in
+  docs/benchmarks.md); an optimization barrier does not order them. The
+  comparison below is false for every value, NaN included.
+  """
+  late = sum(jnp.sum(x) < -jnp.inf for tree in trees for x in jax.tree_util.tree_leaves(tree))
+  return index + jnp.asarray(late, index.dtype)

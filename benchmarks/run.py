@@ -1,0 +1,266 @@
+"""Speed of the engine against the device limit, a naive loop, and PyTorch eager.
+
+    python -m benchmarks.run --model resnet20 --workers 16 [--algorithm nag]
+        [--execution auto] [--batch 32] [--block-size K] [--steps 100]
+        [--references sync,naive,torch] [--out benchmarks/results/run.jsonl]
+    python -m benchmarks.run --scaling [--model mlp] [--workers 1,4,16,64,256]
+
+For one (model, N, algorithm, execution) it measures, after compilation and
+on synthetic data of the model's input shape kept on the device:
+
+* ``engine``: the simulation (``Simulator.run_chunk``, one compiled chunk of
+  ``--steps`` master steps): master steps/s, examples/s (gradients × B),
+  compile time (first call minus a steady call), peak device memory (where
+  the backend reports it) and the engine's memory estimate;
+* ``sync_loop`` / ``sync_scan``: the device limit — a plain jitted
+  synchronous training step of the same model and loss (SGD with momentum)
+  at batch B, called from Python / inside ``lax.scan``; and at K·B for
+  ``blocks``;
+* ``naive``: a naive JAX port — a Python loop calling a jitted master step
+  once per master step (the engine's step with a chunk of one);
+* ``torch``: the way public reference simulators are written — PyTorch eager,
+  one model whose weights and per-worker momenta are swapped in and out, one
+  gradient per master step (``benchmarks/torch_reference.py``; skipped when
+  torch is absent).
+
+Ratios (engine time per gradient over each reference's) are printed and every
+measurement is appended as one JSON object, with device, versions and the
+command, to ``--out``. ``--scaling`` measures the engine's cost per master
+step over N and over model size. ``python -m benchmarks.plot`` draws the
+figures of ``docs/benchmarks.md`` from the results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import dana_jax as dj
+from benchmarks.timing import time_calls
+from dana_jax import conv as dana_jax_conv
+from dana_jax import models
+
+RESULTS = pathlib.Path(__file__).parent / "results" / "run.jsonl"
+MODELS = {  # name: (module factory, input shape)
+    "digits_mlp": (lambda: models.MLP((64,), 10), (8, 8)),
+    "mlp64": (lambda: models.MLP((64,), 10), (28, 28, 1)),
+    "mlp": (lambda: models.MLP((256, 256), 10), (28, 28, 1)),
+    "mlp1024": (lambda: models.MLP((1024, 1024), 10), (28, 28, 1)),
+    "cnn": (lambda: models.SmallCNN(num_classes=10), (28, 28, 1)),
+    "resnet20": (lambda: models.CifarResNet(20, 10), (32, 32, 3)),
+    "wrn16_4": (lambda: models.WideResNet(16, 4, 10), (32, 32, 3)),
+    "resnet50": (lambda: models.ResNet50(1000), (224, 224, 3)),
+}
+REFERENCES = ("sync", "naive", "torch")
+
+
+def synthetic(shape, num_examples, num_classes, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(num_examples,) + tuple(shape)).astype(np.float32)
+  return x, rng.integers(0, num_classes, num_examples).astype(np.int32)
+
+
+def peak_memory() -> dict:
+  """Peak device bytes where the backend reports them; else the host's peak RSS."""
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    return {"peak_device_bytes": int(stats["peak_bytes_in_use"])}
+  return {"peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def measure_engine(model, x, y, args, num_workers, naive=False):
+  """Seconds per master step of the engine (or of the naive per-step loop)."""
+  sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
+                     batch_size=args.batch, execution=args.execution,
+                     block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4))
+  steps = max(10, args.steps // 10) if naive else args.steps
+  chunk = 1 if naive else steps
+  total = (args.repeats + 2) * steps
+  schedules = [] if sim.synchronous else sim.schedules(total, chunk)
+  blocks = (sim.blocks_per_chunk(schedules, total, chunk)
+            if sim.execution == "blocks" and not sim.synchronous else None)
+  holder = {"state": sim.init(), "start": 0}
+
+  def call():
+    out = None
+    for _ in range(steps // chunk):
+      start = holder["start"]
+      holder["state"], out = sim.run_chunk(holder["state"], schedules, start, start + chunk,
+                                           blocks)
+      holder["start"] += chunk
+    jax.block_until_ready(out)
+
+  first, seconds = time_calls(call, args.repeats)
+  memory = sim.memory_estimate()
+  gradients = steps * (num_workers if sim.synchronous else 1)
+  return {"seconds_per_step": seconds / steps, "seconds_per_gradient": seconds / gradients,
+          "compile_seconds": max(0.0, first - seconds), "execution": sim.execution,
+          "block_size": sim.block_size,
+          "memory_estimate_bytes": memory["params"] + memory["worker_stacks"]
+          + memory["optimizer"], **peak_memory()}
+
+
+def measure_sync(model, x, y, batch, steps, repeats, scan, per_gradient_batch):
+  """A plain synchronous training step (same loss; Nesterov SGD with weight decay) at ``batch``.
+
+  ``seconds_per_gradient`` is per ``per_gradient_batch`` examples, so that a
+  step at K·B compares with the engine's K gradients of B.
+  """
+  params, _ = model.init(jax.random.key(0))
+  tx = optax.chain(optax.add_decayed_weights(1e-4),
+                   optax.sgd(0.01, momentum=0.9, nesterov=True))
+  x, y = jnp.asarray(x), jnp.asarray(y)
+  order = np.random.default_rng(0).integers(0, x.shape[0] - batch, size=steps)
+
+  def step(carry, start):
+    params, opt_state = carry
+    xb = jax.lax.dynamic_slice_in_dim(x, start, batch)
+    yb = jax.lax.dynamic_slice_in_dim(y, start, batch)
+    grads = jax.grad(lambda p: model.loss(p, xb, yb, jax.random.key(0))[0])(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  holder = {"carry": (params, tx.init(params))}
+  if scan:
+    run = jax.jit(lambda c, o: jax.lax.scan(step, c, o)[0], donate_argnums=(0,))
+    starts = jnp.asarray(order)
+
+    def call():
+      holder["carry"] = run(holder["carry"], starts)
+      jax.block_until_ready(holder["carry"])
+  else:
+    one = jax.jit(lambda c, s: step(c, s)[0], donate_argnums=(0,))
+
+    def call():
+      for s in order:
+        holder["carry"] = one(holder["carry"], s)
+      jax.block_until_ready(holder["carry"])
+
+  first, seconds = time_calls(call, repeats)
+  return {"seconds_per_step": seconds / steps,
+          "seconds_per_gradient": seconds / steps * per_gradient_batch / batch,
+          "compile_seconds": max(0.0, first - seconds), "batch_size": batch}
+
+
+def environment(argv) -> dict:
+  device = jax.devices()[0]
+  env = {"device": device.device_kind, "backend": jax.default_backend(),
+         "cpu_count": os.cpu_count(), "python": platform.python_version(),
+         "jax": jax.__version__, "numpy": np.__version__,
+         "command": "python -m benchmarks.run " + " ".join(argv),
+         "date": time.strftime("%Y-%m-%d %H:%M")}
+  try:
+    import torch
+    env["torch"] = torch.__version__
+  except ImportError:
+    pass
+  return env
+
+
+def run_one(args, num_workers, model_name, env, references=REFERENCES) -> list[dict]:
+  factory, shape = MODELS[model_name]
+  model = models.flax_model(factory(), shape)
+  classes = 1000 if model_name == "resnet50" else 10
+  k = num_workers if args.block_size is None else args.block_size
+  x, y = synthetic(shape, max(16 * args.batch, 2 * k * args.batch), classes)
+  base = {"model": model_name, "params": models.count_params(model.init(jax.random.key(0))[0]),
+          "num_workers": num_workers, "algorithm": args.algorithm, "batch_size": args.batch,
+          "steps": args.steps, **env}
+  rows = [{**base, "what": "engine", **measure_engine(model, x, y, args, num_workers)}]
+  engine = rows[0]
+  batches = [args.batch] + ([k * args.batch] if engine["execution"] == "blocks" and k > 1
+                            else [])
+  if "sync" in references:
+    for batch in batches:
+      steps = max(5, args.steps // (batch // args.batch))
+      for scan in (False, True):
+        rows.append({**base, "what": "sync_scan" if scan else "sync_loop", "steps": steps,
+                     **measure_sync(model, x, y, batch, steps, args.repeats, scan,
+                                    args.batch)})
+  if "naive" in references:
+    rows.append({**base, "what": "naive", "steps": max(10, args.steps // 10),
+                 **measure_engine(model, x, y, args, num_workers, naive=True)})
+  if "torch" in references:
+    try:
+      from benchmarks import torch_reference
+    except ImportError as e:
+      print(f"torch reference skipped: {e}", flush=True)
+    else:
+      steps = max(10, args.steps // 5)
+      rows.append({**base, "what": "torch", "steps": steps,
+                   **torch_reference.measure(model_name, num_workers, args.batch, steps,
+                                             args.repeats)})
+  for row in rows:
+    row["steps_per_second"] = 1.0 / row["seconds_per_step"]
+    row["examples_per_second"] = args.batch / row["seconds_per_gradient"]
+  for row in rows[1:]:
+    row["engine_over_this"] = engine["seconds_per_gradient"] / row["seconds_per_gradient"]
+  return rows
+
+
+def report(rows):
+  for row in rows:
+    ratio = row.get("engine_over_this")
+    extra = "" if ratio is None else f"   engine/this = {ratio:.3f}"
+    print(f"{row['model']:9s} N={row['num_workers']:<4d} {row['what']:10s} "
+          f"B={row.get('batch_size', '')!s:5s} {1e3 * row['seconds_per_gradient']:9.3f} ms/grad "
+          f"{row['examples_per_second']:9.0f} ex/s "
+          f"{1e3 * row['seconds_per_step']:9.3f} ms/step  compile "
+          f"{row.get('compile_seconds', 0):.1f}s{extra}", flush=True)
+
+
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else argv
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model", default="mlp", choices=sorted(MODELS))
+  parser.add_argument("--workers", default="16", help="N, or a comma list with --scaling")
+  parser.add_argument("--algorithm", default="nag", choices=sorted(dj.ALGORITHMS))
+  parser.add_argument("--execution", default="auto", choices=dj.engine.EXECUTIONS)
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--block-size", type=int, default=None)
+  parser.add_argument("--steps", type=int, default=100, help="master steps per timed call")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--references", default=",".join(REFERENCES))
+  parser.add_argument("--scaling", action="store_true",
+                      help="engine only, over --workers (comma list)")
+  parser.add_argument("--conv", default="auto", choices=dana_jax_conv.MODES,
+                      help="convolution gradients: dana_jax.conv's choice per backend, "
+                           "always explicit, or XLA's own")
+  parser.add_argument("--out", default=str(RESULTS))
+  args = parser.parse_args(argv)
+  if args.conv != "auto":
+    dana_jax_conv.EXPLICIT_GRADIENTS[jax.default_backend()] = args.conv == "explicit"
+  references = [r for r in args.references.split(",") if r]
+  unknown = sorted(set(references) - set(REFERENCES))
+  if unknown:
+    parser.error(f"--references: unknown {unknown}; choose from {list(REFERENCES)}")
+  workers = [int(n) for n in args.workers.split(",")]
+  if not args.scaling and len(workers) != 1:
+    parser.error("--workers takes one N (a list only with --scaling)")
+  env = environment(argv)
+  rows = []
+  for n in workers:
+    new = run_one(args, n, args.model, env, references=[] if args.scaling else references)
+    for row in new:
+      row["scaling"], row["conv"] = args.scaling, args.conv
+    report(new)
+    rows += new
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") as f:  # after each N: a long run keeps what it measured
+      for row in new:
+        f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+  main()
