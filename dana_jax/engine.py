@@ -53,8 +53,8 @@ def default_execution(backend: str | None = None) -> str:
   """The execution ``"auto"`` resolves to on a backend.
 
   XLA:CPU: ``"steps"``. Measured (docs/benchmarks.md, 2 cores, N = 16, B = 32):
-  Fashion MLP 0.82 (steps) vs 0.94 (blocks) ms per master step, Fashion CNN
-  12.9 vs 61.8 ms — a vmap over weight versions turns convolutions into
+  Fashion MLP 0.91 (steps) vs 0.96 (blocks) ms per master step, Fashion CNN
+  14.5 vs 64.9 ms — a vmap over weight versions turns convolutions into
   grouped convolutions, which XLA:CPU runs slowly. GPU/TPU: ``"blocks"``,
   because a larger effective batch K·B is what fills an accelerator
   (DESIGN.md); not yet measured on a GPU.
@@ -401,13 +401,15 @@ class Simulator:
                     jnp.zeros([n], jnp.int32), grads, stats, loss)
 
   def _master_step(self, tx, hp, state: SimState, worker):
-    """SPEC §1 steps 1–3 for the arriving worker; returns (state, (step metrics, its read)).
+    """SPEC §1 steps 1–3 for the arriving worker.
 
-    The worker's new read is returned so that the caller computes its gradient
-    from that value, not by indexing the stack just written: on XLA:CPU a read
-    of a carried stack after an in-place update in the same loop body makes
-    XLA copy the whole [N, ...] stack every step (measured: 3.9 ms vs 0.8 ms
-    per step for a 270k-parameter MLP at N = 16; docs/benchmarks.md).
+    Returns ``(state, (step metrics, (its read, the update)))``. The worker's
+    new read is returned so that the caller computes its gradient from that
+    value, not by indexing the stack just written: on XLA:CPU a read of a
+    carried stack after an in-place update in the same loop body makes XLA
+    copy the whole [N, ...] stack every step (measured: 3.9 ms vs 0.8 ms per
+    step for a 270k-parameter MLP at N = 16; docs/benchmarks.md). The update
+    lets the caller order the pending-gradient write after it.
     """
     t = state.step
     lag = t - state.read_step[worker]
@@ -428,16 +430,18 @@ class Simulator:
                            model_state=model_state,
                            read_params=_put(state.read_params, slot, read),
                            read_step=state.read_step.at[worker].set(t + 1))
-    return state, (metrics, read)
+    return state, (metrics, (read, updates))
 
   def _run_steps(self, state, xs, data_key, hp):
     tx = self.optimizer(hp)
 
     def body(state, x):
       worker, examples, dispatch = x
-      state, (metrics, read) = self._master_step(tx, hp, state, worker)
+      state, (metrics, (read, updates)) = self._master_step(tx, hp, state, worker)
       grads, stats, loss = self._gradient(read, examples, dispatch, data_key)
-      state = state._replace(pending_grads=_put(state.pending_grads, worker, grads),
+      # = worker; written after the optimizer (e.g. DANA's momentum row) read the old gradient.
+      slot = index_after(worker, updates)
+      state = state._replace(pending_grads=_put(state.pending_grads, slot, grads),
                              pending_stats=_put(state.pending_stats, worker, stats),
                              pending_loss=state.pending_loss.at[worker].set(loss))
       return state, metrics
@@ -449,7 +453,8 @@ class Simulator:
     n = self.num_workers
 
     def step(state, worker):
-      return self._master_step(tx, hp, state, worker)
+      state, (metrics, (read, _)) = self._master_step(tx, hp, state, worker)
+      return state, (metrics, read)
 
     def skip(state, worker):
       shapes = jax.eval_shape(step, state, worker)[1][0]

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dana_jax.transforms._common import learning_rate_at, require_extra_arg
+from dana_jax.transforms._common import index_after, learning_rate_at, require_extra_arg
 
 
 class DanaState(NamedTuple):
@@ -108,9 +108,12 @@ def dana(
     next_lr = jnp.asarray(learning_rate_at(learning_rate, state.count + 1), jnp.float32)
     old = jax.tree.map(lambda m: m[worker], state.momenta)
     new = jax.tree.map(lambda v, d: momentum * v + d, old, updates)
-    momenta = jax.tree.map(lambda m, v: m.at[worker].set(v), state.momenta, new)
     total = jax.tree.map(lambda s, a, b: s + (a - b), state.momentum_sum, new, old)
     out = jax.tree.map(lambda v: (-lr * v).astype(v.dtype), new)
+    # = worker: the row is overwritten in place only after every reader of its old
+    # value (inside scan, XLA:CPU otherwise copies the [N, ...] stack each step).
+    slot = index_after(worker, total, out, new)
+    momenta = jax.tree.map(lambda m, v: m.at[slot].set(v), state.momenta, new)
     return out, DanaState(count=state.count + 1, momenta=momenta, momentum_sum=total,
                           last_worker=worker, read_scale=lr * momentum,
                           next_read_scale=next_lr * momentum)
