@@ -24,9 +24,11 @@ def load(path=RESULTS) -> list[dict]:
   latest = {}
   for row in rows:  # the newest measurement of each configuration
     key = (row["model"], row["num_workers"], row["algorithm"], row["batch_size"],
-           row["what"], row.get("execution"), row["device"], row.get("conv", "auto"))
+           row["what"], row.get("execution"), row["device"], row.get("conv", "auto"),
+           row.get("block_size"), row.get("devices", 1), row.get("mesh_workers", 1))
     latest[key] = row
-  return list(latest.values())
+  # The figures compare one-device runs; sharded ones are tabulated in docs/benchmarks.md.
+  return [r for r in latest.values() if r.get("devices", 1) == 1]
 
 
 def plot_workers(rows, out):

@@ -4,6 +4,8 @@
         [--execution auto] [--batch 32] [--block-size K] [--steps 100]
         [--references sync,naive,torch] [--out benchmarks/results/run.jsonl]
     python -m benchmarks.run --scaling [--model mlp] [--workers 1,4,16,64,256]
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+      python -m benchmarks.run --model cnn --execution blocks --block-size 8 --mesh-workers 8
 
 For one (model, N, algorithm, execution) it measures, after compilation and
 on synthetic data of the model's input shape kept on the device:
@@ -16,6 +18,9 @@ on synthetic data of the model's input shape kept on the device:
   synchronous training step of the same model and loss (SGD with momentum)
   at batch B, called from Python / inside ``lax.scan``; and at K·B for
   ``blocks``;
+``--mesh-workers W`` splits each block's gradients over W devices
+(``dana_jax.make_mesh(workers=W)``; on CPU, host devices from ``XLA_FLAGS``).
+
 * ``naive``: a naive JAX port — a Python loop calling a jitted master step
   once per master step (the engine's step with a chunk of one);
 * ``torch``: the way public reference simulators are written — PyTorch eager,
@@ -83,7 +88,9 @@ def measure_engine(model, x, y, args, num_workers, naive=False):
   """Seconds per master step of the engine (or of the naive per-step loop)."""
   sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
                      batch_size=args.batch, execution=args.execution,
-                     block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4))
+                     block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4),
+                     mesh=dj.make_mesh(workers=args.mesh_workers) if args.mesh_workers > 1
+                     else None)
   steps = max(10, args.steps // 10) if naive else args.steps
   chunk = 1 if naive else steps
   total = (args.repeats + 2) * steps
@@ -157,7 +164,7 @@ def environment(argv) -> dict:
   device = jax.devices()[0]
   env = {"device": device.device_kind, "backend": jax.default_backend(),
          "cpu_count": os.cpu_count(), "python": platform.python_version(),
-         "jax": jax.__version__, "numpy": np.__version__,
+         "jax": jax.__version__, "numpy": np.__version__, "devices": jax.device_count(),
          "command": "python -m benchmarks.run " + " ".join(argv),
          "date": time.strftime("%Y-%m-%d %H:%M")}
   try:
@@ -237,6 +244,8 @@ def main(argv=None):
   parser.add_argument("--conv", default="auto", choices=dana_jax_conv.MODES,
                       help="convolution gradients: dana_jax.conv's choice per backend, "
                            "always explicit, or XLA's own")
+  parser.add_argument("--mesh-workers", type=int, default=1,
+                      help="devices to split each block's gradients over (execution=blocks)")
   parser.add_argument("--out", default=str(RESULTS))
   args = parser.parse_args(argv)
   if args.conv != "auto":
@@ -254,6 +263,7 @@ def main(argv=None):
     new = run_one(args, n, args.model, env, references=[] if args.scaling else references)
     for row in new:
       row["scaling"], row["conv"] = args.scaling, args.conv
+      row["mesh_workers"] = args.mesh_workers
     report(new)
     rows += new
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ Gradient Staleness", ICLR 2020 (arXiv:1909.10802), as optax transforms, and an
 engine that simulates one parameter server and N workers exactly.
 """
 
-from dana_jax import schedule, transforms
+from dana_jax import schedule, sharding, transforms
 from dana_jax.algorithms import ALGORITHMS, Algorithm, get_algorithm, optimizer
 from dana_jax.engine import (
     ArrayData,
@@ -29,6 +29,7 @@ from dana_jax.schedule import (
     homogeneous,
     make_schedule,
 )
+from dana_jax.sharding import make_mesh
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,6 @@ __all__ = [
     "ALGORITHMS", "Algorithm", "ArrayData", "ConstantTiming", "GammaTiming", "HostData",
     "Hyperparams", "Model",
     "Result", "SimState", "Simulator", "TraceTiming", "estimate_speedup", "evaluate",
-    "get_algorithm", "heterogeneous", "homogeneous", "make_schedule", "optimizer",
-    "paper_schedule", "replica", "schedule", "simulate", "transforms",
+    "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule", "optimizer",
+    "paper_schedule", "replica", "schedule", "sharding", "simulate", "transforms",
 ]

@@ -24,6 +24,11 @@ e.g. ImageNet): then each chunk's batches are loaded on the host and passed to
 the chunk with its schedule, the next chunk's while the current one runs.
 The engine does not know which algorithm runs: it hands ``lag``,
 ``stale_params`` and ``worker`` to the optimizer it is given.
+
+With a ``mesh`` (``dana_jax.make_mesh``) the replica axis is split over the
+mesh's ``replicas`` devices and a block's (or a synchronous step's) gradients
+over its ``workers`` devices (``dana_jax.sharding``); results equal the
+single-device ones (tests/test_sharding.py).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import optax
 
 from dana_jax import algorithms as _algorithms
 from dana_jax import schedule as _schedule
+from dana_jax import sharding as _sharding
 from dana_jax import transforms as _transforms
 from dana_jax.transforms._common import index_after
 
@@ -189,7 +195,7 @@ HOST_CHUNK_BYTES = 1 << 30
 
 def _available_memory() -> int | None:
   """The default device's memory limit in bytes; on CPU the host's RAM; None if unknown."""
-  stats = jax.devices()[0].memory_stats() or {}
+  stats = jax.local_devices()[0].memory_stats() or {}
   if "bytes_limit" in stats:
     return int(stats["bytes_limit"])
   try:
@@ -241,6 +247,10 @@ class Simulator:
       augmentation keys and (unless ``timing_seeds`` is given) the timing.
     timing_seeds: the timing model's seed per replica.
     augment: optional ``(inputs, key) -> inputs`` applied to each batch on device.
+    mesh: a ``("replicas", "workers")`` mesh (``dana_jax.make_mesh``), or None for
+      one device. ``replicas`` must divide the number of replicas; ``workers`` > 1
+      needs ``execution="blocks"`` (blocks are padded to a multiple of it with
+      no-ops) or a synchronous algorithm with N a multiple of it.
   """
 
   def __init__(self, model: Model, algorithm, train_inputs, train_labels, *,
@@ -250,7 +260,7 @@ class Simulator:
                timing: _schedule.TimingModel | None = None,
                execution: str = "auto", block_size: int | None = None,
                seeds: int | Sequence[int] = 0, timing_seeds: Sequence[int] | None = None,
-               augment: Callable | None = None):
+               augment: Callable | None = None, mesh: jax.sharding.Mesh | None = None):
     if isinstance(algorithm, str):
       algorithm = _algorithms.get_algorithm(algorithm)
     self.algorithm = algorithm
@@ -284,6 +294,21 @@ class Simulator:
     _require(len(self.timing_seeds) == self.num_replicas, "timing_seeds", timing_seeds,
              f"need one per replica ({self.num_replicas})")
     self.hyperparams = self._check_hyperparams(hyperparams)
+    _sharding.validate_mesh(mesh)
+    self.mesh = mesh
+    self.replica_devices = _sharding.axis_size(mesh, "replicas")
+    self.worker_devices = _sharding.axis_size(mesh, "workers")
+    _require(self.num_replicas % self.replica_devices == 0 and
+             (self.replica_devices == 1 or not self.single), "mesh.replicas",
+             self.replica_devices, f"must divide the number of replicas ({self.num_replicas}; "
+             "a single int seed has no replica axis)")
+    if self.worker_devices > 1:
+      if algorithm.synchronous:
+        _require(num_workers % self.worker_devices == 0, "mesh.workers", self.worker_devices,
+                 f"must divide num_workers ({num_workers}) for a synchronous algorithm")
+      else:
+        _require(execution == "blocks", "mesh.workers", self.worker_devices,
+                 f"shards a block's gradients: needs execution='blocks' (got {execution!r})")
     self.timing = _schedule.homogeneous() if timing is None else timing
     _schedule.validate_schedule_args(self.timing, num_workers, 1, block_size)
     unknown = sorted(set(self.options) - set(algorithm.options()))
@@ -295,14 +320,19 @@ class Simulator:
     self.batch_size = int(batch_size)
     self.execution = execution
     self.block_size = int(block_size) if execution == "blocks" else 1
+    # Blocks hold ≤ block_size steps, padded with no-ops to a multiple of the worker devices.
+    self.block_width = -(-self.block_size // self.worker_devices) * self.worker_devices
     self.synchronous = algorithm.synchronous
     self.learning_rate_schedule = learning_rate_schedule
     self.augment = augment
     if self.host_data:
       self.train_inputs, self.train_labels = train_inputs, None
-    else:
+    elif mesh is None:
       self.train_inputs = jnp.asarray(train_inputs)
       self.train_labels = jnp.asarray(train_labels)
+    else:  # a copy on every device of the mesh
+      self.train_inputs, self.train_labels = _sharding.put(
+          (np.asarray(train_inputs), np.asarray(train_labels)), _sharding.sharding(mesh))
     self.num_examples = num_examples
     self.orders = [DataOrder(num_examples, self.batch_size, s) for s in self.seeds]
     self.steps_per_epoch = num_examples // self.batch_size
@@ -356,33 +386,60 @@ class Simulator:
     """What the compiled chunk receives for a batch: its indices, or (HostData) its examples."""
     return self.train_inputs.load(indices) if self.host_data else indices
 
-  def _batch(self, examples, dispatch, data_key):
+  def _device_data(self):
+    """The training arrays passed into every compiled function (None for HostData)."""
+    return None if self.host_data else (self.train_inputs, self.train_labels)
+
+  def _batch(self, examples, dispatch, data_key, data):
     if self.host_data:
       inputs, labels = examples
     else:
-      inputs, labels = self.train_inputs[examples], self.train_labels[examples]
+      inputs, labels = data[0][examples], data[1][examples]
     if self.augment is not None:
       key = jax.random.fold_in(jax.random.fold_in(data_key, self.AUGMENT_STREAM), dispatch)
       inputs = self.augment(inputs, key)
     return inputs, labels
 
-  def _gradient(self, params, examples, dispatch, data_key):
+  def _gradient(self, params, examples, dispatch, data_key, data):
     """One worker's gradient, loss and statistics contribution on its batch."""
-    inputs, labels = self._batch(examples, dispatch, data_key)
+    inputs, labels = self._batch(examples, dispatch, data_key, data)
     key = jax.random.fold_in(jax.random.fold_in(data_key, self.MODEL_STREAM), dispatch)
     (loss, stats), grads = jax.value_and_grad(self.model.loss, has_aux=True)(
         params, inputs, labels, key)
     return grads, stats, loss
 
-  def _gradients(self, params_stack, examples, dispatches, data_key):
-    """Gradients of a stack of weight versions, each on its own batch."""
-    if jax.tree_util.tree_leaves(params_stack)[0].shape[0] == 1:
-      out = self._gradient(_take(params_stack, 0), _take(examples, 0), dispatches[0], data_key)
-      return jax.tree.map(lambda x: x[None], out)
-    return jax.vmap(self._gradient, in_axes=(0, 0, 0, None))(
-        params_stack, examples, dispatches, data_key)
+  def _gradients(self, params_stack, examples, dispatches, data_key, data):
+    """Gradients of a stack of weight versions, each on its own batch.
 
-  def init_replica(self, key, data_key, first_batches, hp) -> SimState:
+    With a ``workers`` mesh axis the stack is split over its devices
+    (``shard_map``); each device computes its share as below.
+    """
+    if self.worker_devices > 1:
+      split, whole = jax.sharding.PartitionSpec("workers"), jax.sharding.PartitionSpec()
+      return jax.shard_map(self._local_gradients, mesh=self.mesh,
+                           in_specs=(split, split, split, whole, whole), out_specs=split,
+                           check_vma=False)(
+          params_stack, examples, dispatches, data_key, data)
+    return self._local_gradients(params_stack, examples, dispatches, data_key, data)
+
+  def _shared_gradients(self, params, examples, dispatches, data_key, data):
+    """Gradients of one weight version on a stack of batches (a synchronous step)."""
+    local = jax.vmap(self._gradient, in_axes=(None, 0, 0, None, None))
+    if self.worker_devices > 1:
+      split, whole = jax.sharding.PartitionSpec("workers"), jax.sharding.PartitionSpec()
+      local = jax.shard_map(local, mesh=self.mesh, in_specs=(whole, split, split, whole, whole),
+                            out_specs=split, check_vma=False)
+    return local(params, examples, dispatches, data_key, data)
+
+  def _local_gradients(self, params_stack, examples, dispatches, data_key, data):
+    if jax.tree_util.tree_leaves(params_stack)[0].shape[0] == 1:
+      out = self._gradient(_take(params_stack, 0), _take(examples, 0), dispatches[0], data_key,
+                           data)
+      return jax.tree.map(lambda x: x[None], out)
+    return jax.vmap(self._gradient, in_axes=(0, 0, 0, None, None))(
+        params_stack, examples, dispatches, data_key, data)
+
+  def init_replica(self, key, data_key, first_batches, hp, data) -> SimState:
     """θ_0, optimizer state, and the first gradients of all N workers."""
     params, model_state = self.model.init(key)
     tx = self.optimizer(hp)
@@ -395,7 +452,7 @@ class Simulator:
     read = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), first_read)
     dispatches = jnp.arange(n, dtype=jnp.int32)
     grads, stats, loss = jax.lax.map(
-        lambda x: self._gradient(first_read, x[0], x[1], data_key),
+        lambda x: self._gradient(first_read, x[0], x[1], data_key, data),
         (first_batches, dispatches), batch_size=min(self.block_size, n))
     return SimState(jnp.zeros([], jnp.int32), params, opt_state, model_state, read,
                     jnp.zeros([n], jnp.int32), grads, stats, loss)
@@ -432,13 +489,13 @@ class Simulator:
                            read_step=state.read_step.at[worker].set(t + 1))
     return state, (metrics, (read, updates))
 
-  def _run_steps(self, state, xs, data_key, hp):
+  def _run_steps(self, state, xs, data_key, hp, data):
     tx = self.optimizer(hp)
 
     def body(state, x):
       worker, examples, dispatch = x
       state, (metrics, (read, updates)) = self._master_step(tx, hp, state, worker)
-      grads, stats, loss = self._gradient(read, examples, dispatch, data_key)
+      grads, stats, loss = self._gradient(read, examples, dispatch, data_key, data)
       # = worker; written after the optimizer (e.g. DANA's momentum row) read the old gradient.
       slot = index_after(worker, updates)
       state = state._replace(pending_grads=_put(state.pending_grads, slot, grads),
@@ -448,7 +505,7 @@ class Simulator:
 
     return jax.lax.scan(body, state, xs)
 
-  def _run_blocks(self, state, xs, data_key, hp):
+  def _run_blocks(self, state, xs, data_key, hp, data):
     tx = self.optimizer(hp)
     n = self.num_workers
 
@@ -470,7 +527,7 @@ class Simulator:
     def block(state, x):
       workers, valid, examples, dispatches = x
       state, (metrics, reads) = jax.lax.scan(inner, state, (workers, valid))
-      grads, stats, loss = self._gradients(reads, examples, dispatches, data_key)
+      grads, stats, loss = self._gradients(reads, examples, dispatches, data_key, data)
       target = jnp.where(valid, workers, n)  # out of range: dropped
       state = state._replace(
           pending_grads=_put(state.pending_grads, target, grads, mode="drop"),
@@ -481,13 +538,13 @@ class Simulator:
     state, metrics = jax.lax.scan(block, state, xs)
     return state, jax.tree.map(lambda m: m.reshape((-1,) + m.shape[2:]), metrics)
 
-  def _run_synchronous(self, state, xs, data_key, hp):
+  def _run_synchronous(self, state, xs, data_key, hp, data):
     tx = self.optimizer(hp)
 
     def body(state, x):
       examples, dispatches = x
-      grads, stats, loss = jax.vmap(self._gradient, in_axes=(None, 0, 0, None))(
-          state.params, examples, dispatches, data_key)
+      grads, stats, loss = self._shared_gradients(state.params, examples, dispatches,
+                                                  data_key, data)
       grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
       updates, opt_state = tx.update(grad, state.opt_state, state.params, lag=0,
                                      stale_params=state.params, worker=0)
@@ -530,15 +587,36 @@ class Simulator:
     runner = {"steps": self._run_steps, "blocks": self._run_blocks,
               "sync": self._run_synchronous}[kind]
 
-    def one(state, xs, data_key, hp, valid):
-      state, metrics = runner(state, xs, jax.random.wrap_key_data(data_key), hp)
+    def one(state, xs, data_key, hp, valid, data):
+      state, metrics = runner(state, xs, jax.random.wrap_key_data(data_key), hp, data)
       summary = self._summarize(metrics, valid)
       summary["nonfinite"] = summary["nonfinite"] | ~_all_finite(state.params)
       return state, summary
 
-    fn = one if self.single else jax.vmap(one)
-    self._chunk_fns[kind] = jax.jit(fn, donate_argnums=(0,))
+    self._chunk_fns[kind] = self._compile(one, num_args=5, donate_argnums=(0,))
     return self._chunk_fns[kind]
+
+  def _replica_sharding(self):
+    """Per-replica arrays: leading axis split over ``replicas`` (replicated if single)."""
+    split = not self.single and "replicas" in self.mesh.axis_names
+    return _sharding.sharding(self.mesh, "replicas") if split else _sharding.sharding(self.mesh)
+
+  def _compile(self, fn, num_args: int, **jit_kwargs):
+    """jit of ``fn(*per_replica_args, data)``, vmapped over replicas, placed on the mesh."""
+    if not self.single:
+      spmd = "replicas" if self.mesh is not None and "replicas" in self.mesh.axis_names else None
+      fn = jax.vmap(fn, in_axes=(0,) * num_args + (None,), spmd_axis_name=spmd)
+    if self.mesh is None:
+      return jax.jit(fn, **jit_kwargs)
+    per, whole = self._replica_sharding(), _sharding.sharding(self.mesh)
+    return jax.jit(fn, in_shardings=(per,) * num_args + (whole,), out_shardings=per,
+                   **jit_kwargs)
+
+  def _place(self, per_replica_args):
+    """Host inputs of a compiled function, on the mesh when there is one."""
+    if self.mesh is None:
+      return per_replica_args
+    return _sharding.put(per_replica_args, self._replica_sharding())
 
   def _stack(self, per_replica: list):
     if self.single:
@@ -569,13 +647,12 @@ class Simulator:
     keys = self._stack([jax.random.key_data(jax.random.fold_in(jax.random.key(s), 1))
                         for s in self.seeds])
 
-    def fn(key, data_key, first_batches, hp):
+    def fn(key, data_key, first_batches, hp, data):
       return self.init_replica(jax.random.wrap_key_data(key),
-                               jax.random.wrap_key_data(data_key), first_batches, hp)
+                               jax.random.wrap_key_data(data_key), first_batches, hp, data)
 
-    if not self.single:
-      fn = jax.vmap(fn)
-    return jax.jit(fn)(keys, self._data_keys(), self._stack(first), self._hp())
+    args = self._place((keys, self._data_keys(), self._stack(first), self._hp()))
+    return self._compile(fn, num_args=4)(*args, self._device_data())
 
   def chunk_inputs(self, schedules, start: int, stop: int, num_blocks: int | None = None):
     """Host-side scan inputs for master steps ``start..stop-1`` of every replica."""
@@ -595,8 +672,9 @@ class Simulator:
         last = int(np.searchsorted(sched.block_starts, stop))
         steps, mask = sched.padded_blocks(first, last)
         pad = num_blocks - steps.shape[0]
-        steps = np.concatenate([steps, np.full((pad, self.block_size), -1, np.int32)])
-        mask = np.concatenate([mask, np.zeros((pad, self.block_size), bool)])
+        width = self.block_width - self.block_size  # no-op columns for the worker devices
+        steps = np.pad(steps, ((0, pad), (0, width)), constant_values=-1)
+        mask = np.pad(mask, ((0, pad), (0, width)), constant_values=False)
         safe = np.where(mask, steps, start)
         workers = np.where(mask, sched.worker[safe], 0).astype(np.int32)
         dispatches = (safe + n).astype(np.int32)
@@ -622,7 +700,8 @@ class Simulator:
     """
     kind = "sync" if self.synchronous else self.execution
     xs, valid = inputs or self.chunk_inputs(schedules, start, stop, num_blocks)
-    return self._chunk_fn(kind)(state, xs, self._data_keys(), self._hp(), valid)
+    args = self._place((xs, self._data_keys(), self._hp(), valid))
+    return self._chunk_fn(kind)(state, *args, self._device_data())
 
   def default_chunk_steps(self) -> int:
     """One epoch; with :class:`HostData`, at most ``HOST_CHUNK_BYTES`` of inputs per chunk."""
@@ -652,7 +731,9 @@ class Simulator:
     """Fails early when the carried state and the device-resident data cannot fit.
 
     Compares ``R × (params + worker stacks + optimizer state)`` plus the
-    training set (when on the device) with ``available`` bytes (default: the
+    training set (when on the device) with ``available`` bytes per device, R
+    being the replicas one device holds (all of them, or their share over the
+    mesh's ``replicas`` axis; the ``workers`` axis holds full copies) (default: the
     device's memory limit, or the host's RAM on CPU). Activations come on
     top and are not counted, so passing is necessary, not sufficient.
 
@@ -665,7 +746,8 @@ class Simulator:
     est = self.memory_estimate()
     data = 0 if self.host_data else int(self.train_inputs.nbytes + self.train_labels.nbytes)
     per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
-    total = per_replica * self.num_replicas + data
+    replicas_here = self.num_replicas // self.replica_devices
+    total = per_replica * replicas_here + data
     available = _available_memory() if available is None else int(available)
     gib = lambda b: f"{b / 2 ** 30:.2f} GiB"  # noqa: E731
     if available and total > available:
@@ -674,10 +756,10 @@ class Simulator:
           f"has {gib(available)}: per replica, parameters {gib(est['params'])}, "
           f"N = {self.num_workers} read copies and pending gradients "
           f"{gib(est['worker_stacks'])}, optimizer state {gib(est['optimizer'])} (DANA holds "
-          f"N momenta); {self.num_replicas} replicas; training data on the device "
+          f"N momenta); {replicas_here} replicas per device; training data on the device "
           f"{gib(data)}. Reduce num_workers, the number of replicas (seeds, grid cells) or the "
-          "model, keep the training data on the host (dana_jax.HostData), or use a device with "
-          "more memory.")
+          "model, split the replicas over devices (dana_jax.make_mesh), keep the training "
+          "data on the host (dana_jax.HostData), or use a device with more memory.")
     return {**est, "total": total, "available": available}
 
 
@@ -785,7 +867,7 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
                                            upcoming.result())
       if i + 1 < len(starts):
         upcoming = prepare(starts[i + 1])  # on the host thread while the device runs
-      summary = jax.device_get(summary)
+      summary = _sharding.to_host(summary)
       seconds = _time.perf_counter() - began
       diverged = bool(np.all(summary["nonfinite"]))  # every replica: the run stops here
       evaluating = (eval_every_steps is None or stop == num_steps or diverged
@@ -793,13 +875,15 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
       record = {"step": stop, "epoch": stop / simulator.steps_per_epoch, "seconds": seconds,
                 "examples_per_second": (stop - start) * examples_per_step
                 * simulator.num_replicas / seconds, "replicas": []}
+      weights = (state.params, state.model_state)
+      if evaluating and jax.process_count() > 1:  # sharded over processes: gather, then local
+        weights = _sharding.to_host(weights)
       for r in range(simulator.num_replicas):
         rep = {k: (np.asarray(v) if simulator.single else np.asarray(v)[r]).tolist()
                for k, v in summary.items()}
         rep["time/simulated"] = float(sync_times[r][stop - 1] if sync
                                       else schedules[r].time[stop - 1])
-        params = state.params if simulator.single else _take(state.params, r)
-        model_state = state.model_state if simulator.single else _take(state.model_state, r)
+        params, model_state = weights if simulator.single else _take(weights, r)
         for data, split in ((eval_data, "test"), (train_eval_data, "train")):
           if data is not None and evaluating:
             ev = evaluate(simulator.model, params, model_state,

@@ -34,6 +34,7 @@ IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz
              "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 DATASETS = ("cifar10", "cifar100", "fashion_mnist")  # in memory (load)
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "fashion_mnist": 10, "imagenet2012": 1000}
+IMAGE_SHAPES = {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "fashion_mnist": (28, 28, 1)}
 # tfds prepares TFRecord by default, which data_source cannot read at random.
 RANDOM_ACCESS = {"file_format": "array_record"}
 
@@ -124,14 +125,36 @@ def _fashion_builder_class():
   return FashionMnistIdx
 
 
-def _read_all(source) -> tuple[np.ndarray, np.ndarray]:
+def _source_files(source) -> str:
+  """The files behind a tfds data source, for error messages."""
+  data_dir = getattr(getattr(source, "dataset_info", None), "data_dir", None)
+  if data_dir is None:
+    return type(source).__name__
+  split = str(getattr(source, "split", ""))
+  names = sorted(str(f) for f in pathlib.Path(data_dir).glob(f"*-{split}.*")) if split else []
+  return ", ".join(names) or str(data_dir)
+
+
+def _read_all(source, what: str, image_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+  """Every example of a tfds data source, checked; a corrupt file raises DataError naming it."""
   n = len(source)
   images, labels = [], []
-  for start in range(0, n, 1024):
-    items = [source[i] for i in range(start, min(start + 1024, n))]
-    images.append(np.stack([np.asarray(x["image"]) for x in items]))
-    labels.append(np.asarray([x["label"] for x in items], np.int32))
-  return np.concatenate(images), np.concatenate(labels)
+  try:
+    for start in range(0, n, 1024):
+      items = [source[i] for i in range(start, min(start + 1024, n))]
+      images.append(np.stack([np.asarray(x["image"]) for x in items]))
+      labels.append(np.asarray([x["label"] for x in items], np.int32))
+  except Exception as e:  # noqa: BLE001 - array_record and the decoders raise many kinds
+    raise DataError(f"{what}: cannot read the examples in {_source_files(source)} "
+                    f"({type(e).__name__}: {e}); the files are truncated or corrupt: delete "
+                    "them and prepare the data set again.") from e
+  if not images:
+    raise DataError(f"{what}: no examples in {_source_files(source)}.")
+  images = np.concatenate(images)
+  if images.shape[1:] != image_shape:
+    raise DataError(f"{what}: images in {_source_files(source)} are {images.shape[1:]}, "
+                    f"expected {image_shape}.")
+  return images, np.concatenate(labels)
 
 
 def _tfds_sources(name, data_dir, download, splits=("train", "test")):
@@ -182,13 +205,14 @@ def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
           f"not be downloaded ({type(e).__name__}: {e}). Prepare it where the network allows "
           f"with `tfds build {name} --file_format=array_record` (random access needs "
           "array_record) and copy the directory, or pass --config.data_dir=DIR.") from e
-  train_x, train_y = _read_all(train)
-  test_x, test_y = _read_all(test)
+  shape = IMAGE_SHAPES[name]
+  train_x, train_y = _read_all(train, f"{name} train", shape)
+  test_x, test_y = _read_all(test, f"{name} test", shape)
   classes = NUM_CLASSES[name]
-  for split, y in (("train", train_y), ("test", test_y)):
+  for split, y, source in (("train", train_y, train), ("test", test_y, test)):
     if y.size and (y.min() < 0 or y.max() >= classes):
-      raise DataError(f"{name} {split}: labels span {y.min()}..{y.max()}, expected "
-                      f"0..{classes - 1}.")
+      raise DataError(f"{name} {split}: labels in {_source_files(source)} span "
+                      f"{y.min()}..{y.max()}, expected 0..{classes - 1}.")
   return train_x, train_y, test_x, test_y
 
 

@@ -8,6 +8,7 @@ Each experiment module is a thin call of :func:`run` with its config file,
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
@@ -26,12 +27,17 @@ def run(name: str) -> None:
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from experiments import input_pipeline, plot, train
+    host = config.value.get("host_devices", 0)
+    if host:  # before jax starts (the imports below)
+      os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                 f" --xla_force_host_platform_device_count={host}").strip()
+    from experiments import input_pipeline, plot, train, validate
 
     try:
       train.run_sweep(config.value, workdir.value)
-    except input_pipeline.DataError as e:  # missing or malformed data: the message says it all
+    except (input_pipeline.DataError, validate.ConfigError) as e:  # the message says it all
       sys.exit(f"error: {e}")
-    plot.main(workdir.value)
+    if train.writer():
+      plot.main(workdir.value)
 
   app.run(main)

@@ -5,6 +5,11 @@ seed, slash-namespaced keys) and ``summary.json`` into its own directory; a
 finished run (its summary exists) is skipped when the sweep is re-run. A seed
 whose loss or parameters become non-finite is recorded as diverged, with the
 step, and the sweep goes on.
+
+With ``config.mesh`` the replicas and a block's gradients are split over
+devices, and with ``config.distributed`` over the processes of a TPU slice or
+cluster (``experiments/configs/common.py``); every process runs the same
+sweep and only process 0 writes.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pathlib
 import time
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 import dana_jax as dj
@@ -103,7 +109,9 @@ def augmentation(config):
 
 def timing_model(config):
   kwargs = {}
-  if config.get("timing_shape") is not None:
+  if config.timing == "trace":
+    kwargs["batch_times"] = np.load(config.timing_trace, allow_pickle=False)
+  elif config.get("timing_shape") is not None:
     kwargs["shape"] = config.timing_shape
   return S.make_timing(config.timing, **kwargs)
 
@@ -136,16 +144,61 @@ def sweep_points(config) -> list[dict]:
            "cells": cells} for cells in points]
 
 
-def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]:
+def writer() -> bool:
+  """Whether this process writes results (process 0 of a multi-process run)."""
+  return jax.process_index() == 0
+
+
+def agreed(value: bool) -> bool:
+  """Process 0's ``value`` on every process (each may see a different disk)."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils
+
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(value)))
+
+
+def setup_devices(config):
+  """Starts ``jax.distributed`` if configured; returns the sweep's mesh (None: one device)."""
+  dist = config.get("distributed")
+  if dist is not None and dist.initialize:
+    # CPU processes talk through gloo; GPU and TPU ignore this setting.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs = {}
+    if dist.coordinator_address:
+      kwargs["coordinator_address"] = dist.coordinator_address
+    if dist.num_processes:
+      kwargs["num_processes"] = dist.num_processes
+    if dist.process_id >= 0:
+      kwargs["process_id"] = dist.process_id
+    if not jax.distributed.is_initialized():
+      jax.distributed.initialize(**kwargs)
+  mesh = config.get("mesh")
+  host = config.get("host_devices", 0)
+  if host and jax.default_backend() == "cpu" and jax.local_device_count() != host:
+    raise ValueError(
+        f"config.host_devices={host} is not in effect: jax already started with "
+        f"{jax.local_device_count()} CPU devices. Set XLA_FLAGS="
+        f"--xla_force_host_platform_device_count={host} before jax is imported (python -m "
+        "experiments.<name> does this itself).")
+  if mesh is None or mesh.replicas * mesh.workers == 1:
+    return None
+  return dj.make_mesh(replicas=mesh.replicas, workers=mesh.workers)
+
+
+def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) -> list[dict]:
   """Simulates every cell × seed of a sweep point in one program; one summary per cell."""
   cells = point["cells"]
   paths = [workdir / c["name"] / "summary.json" for c in cells]
-  if all(p.exists() for p in paths):
-    return [json.loads(p.read_text()) for p in paths]
+  if agreed(all(p.exists() for p in paths)):
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
   algorithm, num_workers = point["algorithm"], point["num_workers"]
   model = make_model(config, dataset.input_shape, dataset.num_classes)
   seeds = list(config.seeds)
   replicas = [(c, s) for c in cells for s in seeds]  # replica r = cell r // S, seed r % S
+  # Repeats of the last replica fill the mesh's replica axis; they are not written.
+  per_device = 1 if mesh is None else mesh.shape["replicas"]
+  simulated = replicas + [replicas[-1]] * (-len(replicas) % per_device)
   steps_per_epoch = dataset.num_train // config.batch_size
   if dj.get_algorithm(algorithm).synchronous:  # one master step per N gradients
     steps_per_epoch = max(1, steps_per_epoch // num_workers)
@@ -157,18 +210,18 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]
                                                                    num_workers)
   sim = dj.Simulator(model, algorithm, dataset.train_inputs, dataset.train_labels,
                      num_workers=num_workers,
-                     batch_size=config.batch_size, seeds=[s for _, s in replicas],
-                     hyperparams=dj.Hyperparams([c["learning_rate"] for c, _ in replicas],
-                                                [c["momentum"] for c, _ in replicas],
+                     batch_size=config.batch_size, seeds=[s for _, s in simulated],
+                     hyperparams=dj.Hyperparams([c["learning_rate"] for c, _ in simulated],
+                                                [c["momentum"] for c, _ in simulated],
                                                 config.weight_decay),
                      learning_rate_schedule=schedule, timing=timing_model(config),
                      execution=config.execution, block_size=block_size,
                      augment=augmentation(config),
-                     algorithm_options=dict(config.get("algorithm_options", {})))
+                     algorithm_options=dict(config.get("algorithm_options", {})), mesh=mesh)
   every = config.get("eval_every_epochs")  # None: after every chunk
   eval_every_steps = None if every is None else max(1, round(every * sim.steps_per_epoch))
   logs = []
-  for c in cells:
+  for c in cells if writer() else ():
     run_dir = workdir / c["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), **c}, indent=2,
@@ -178,12 +231,13 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]
   diverged_at = [None] * len(replicas)
 
   def write(record):
-    for r, rep in enumerate(record["replicas"]):
+    for r, rep in enumerate(record["replicas"][:len(replicas)]):
       if rep["nonfinite"] and diverged_at[r] is None:
         diverged_at[r] = record["step"]
       row = {"step": record["step"], "epoch": record["epoch"], "seed": replicas[r][1],
              "perf/examples_per_second": record["examples_per_second"], **rep}
-      logs[r // len(seeds)].write(json.dumps(row) + "\n")
+      if logs:
+        logs[r // len(seeds)].write(json.dumps(row) + "\n")
     for log in logs:
       log.flush()
 
@@ -214,22 +268,30 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset) -> list[dict]
         "mean_gap_rms": [float(np.mean(per_epoch("gap/rms", r))) for r in mine],
         "mean_normalized_gap": [float(np.mean(per_epoch("gap/normalized", r))) for r in mine],
         "wall_seconds": seconds,
-        "replicas_in_program": len(replicas),
+        "replicas_in_program": len(simulated),
         "steps": int(result.history[-1]["step"]),
     }
-    path.write_text(json.dumps(summary, indent=2))
+    if writer():
+      path.write_text(json.dumps(summary, indent=2))
     summaries.append(summary)
   return summaries
 
 
 def run_sweep(config, workdir) -> list[dict]:
   """Every point of ``config``'s sweep, in order; finished points are skipped."""
+  from experiments import validate
+
   workdir = pathlib.Path(workdir)
-  points = sweep_points(config)  # validates the sweep before anything is written
+  validate.validate_config(config)  # before anything is compiled or written
+  points = sweep_points(config)
+  mesh = setup_devices(config)
   dataset = load_data(config)
-  workdir.mkdir(parents=True, exist_ok=True)
-  summaries = []
+  if config.batch_size > dataset.num_train:
+    raise validate.ConfigError(
+        f"config.batch_size={config.batch_size} is not allowed: {config.dataset} has "
+        f"{dataset.num_train} training examples.")
+  summaries = []  # run directories are made when their run starts (parents too)
   for i, point in enumerate(points):
     print(f"[{i + 1}/{len(points)}] {point['name']}", flush=True)
-    summaries.extend(run_point(config, point, workdir, dataset))
+    summaries.extend(run_point(config, point, workdir, dataset, mesh))
   return summaries

@@ -138,3 +138,23 @@ def test_missing_imagenet_passes_on_tfds_manual_download_instructions(tmp_path):
               "ILSVRC2012_img_train.tar.*downloads/manual.*tfds build imagenet2012")
   with pytest.raises(ip.DataError, match=expected):
     ip.imagenet(data_dir=str(tmp_path))
+
+
+def test_corrupt_prepared_files_are_named(tmp_path):
+  idx = tmp_path / "idx"
+  idx.mkdir()
+  fake_fashion(idx)
+  data_dir = tmp_path / "tfds"
+  ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(idx), download=False)
+  (record,) = [p for p in data_dir.rglob("*train.array_record*")]
+  record.write_bytes(record.read_bytes()[: record.stat().st_size // 3])
+  with pytest.raises(ip.DataError, match=f"fashion_mnist train: cannot read .*{record.name}"):
+    ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(idx), download=False)
+
+
+def test_wrong_image_shape_from_tfds_is_named():
+  with tfds.testing.mock_data(num_examples=8):
+    source = tfds.data_source("cifar10", split="train", download=False)
+    with pytest.raises(ip.DataError, match=r"cifar10 train: images .* are \(32, 32, 3\), "
+                                           r"expected \(28, 28, 1\)"):
+      ip._read_all(source, "cifar10 train", (28, 28, 1))

@@ -29,6 +29,8 @@ no GPU and no CIFAR data were available where it was written.
 
 import ml_collections
 
+from experiments.configs import common
+
 PRESETS = ("main", "main_wrn", "curves", "delay_gap", "heterogeneous", "asgd_grid")
 
 
@@ -58,6 +60,7 @@ def get_config(preset: str = "main", dataset: str = "cifar10"):
   config.timing = "homogeneous"
   config.timing_shape = ml_collections.FieldReference(None, field_type=float)
   config.execution = "auto"
+  common.add_common_fields(config)
   config.train_eval_examples = 10_000
   config.grid_learning_rates = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
   config.grid_momenta = (0.95, 0.9, 0.8, 0.5, 0.25, 0.0, -0.25, -0.5, -0.8, -0.9)

@@ -16,6 +16,8 @@ Change anything with ``--config.key=value``, e.g. ``--config.num_workers=4,8``.
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config():
   config = ml_collections.ConfigDict()
@@ -37,4 +39,5 @@ def get_config():
   config.decay_epochs = (10.0, 15.0)
   config.timing = "homogeneous"
   config.execution = "auto"
+  common.add_common_fields(config)
   return config

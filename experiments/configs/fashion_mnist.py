@@ -27,6 +27,8 @@ Presets (``--config=experiments/configs/fashion_mnist.py:PRESET``):
 
 import ml_collections
 
+from experiments.configs import common
+
 
 def get_config(preset: str = "main"):
   config = ml_collections.ConfigDict()
@@ -50,6 +52,7 @@ def get_config(preset: str = "main"):
   config.decay_epochs = (5.0, 7.0)
   config.timing = "homogeneous"
   config.execution = "auto"
+  common.add_common_fields(config)
   config.train_eval_examples = 10_000
   if preset == "cnn":
     config.model = "cnn"

@@ -37,6 +37,8 @@ Presets (``--config=experiments/configs/imagenet.py:PRESET``):
 
 import ml_collections
 
+from experiments.configs import common
+
 PRESETS = ("curves", "short")
 
 
@@ -64,6 +66,7 @@ def get_config(preset: str = "curves"):
   config.decay_epochs = (30.0, 60.0, 80.0)
   config.timing = "homogeneous"
   config.execution = "auto"
+  common.add_common_fields(config)
   config.block_size = 4
   # Host data: chunks of at most 1 GiB of inputs (engine default) unless set.
   config.chunk_steps = ml_collections.FieldReference(None, field_type=int)
