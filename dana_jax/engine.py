@@ -808,7 +808,9 @@ class Result:
 def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = None,
              eval_data=None, train_eval_data=None, eval_every_steps: int | None = None,
              callback: Callable[[dict], None] | None = None, progress: bool = True,
-             state: SimState | None = None) -> Result:
+             state: SimState | None = None, checkpoint_dir=None,
+             checkpoint_every_steps: int | None = None,
+             checkpoint_meta: dict | None = None) -> Result:
   """Runs ``num_steps`` master steps in chunks; the host runs once per chunk.
 
   The next chunk's inputs (schedule, batch indices, or a :class:`HostData`'s
@@ -828,6 +830,15 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
       ``record["replicas"]``).
     progress: show a tqdm progress bar.
     state: start from this state instead of ``simulator.init()``.
+    checkpoint_dir: save the state and the history here (orbax,
+      ``dana_jax.checkpoint``) and, if it already holds a checkpoint of the same
+      simulation, resume from it: the restored chunks' records are passed to
+      ``callback`` again first, so a log rebuilt from callbacks is complete. A
+      checkpoint of a different simulation raises ValueError.
+    checkpoint_every_steps: save at the first chunk end after every multiple of
+      this many steps (default: every chunk), and after the last chunk.
+    checkpoint_meta: more fields (e.g. the experiment config) that a checkpoint
+      must match to be resumed.
 
   Returns:
     A :class:`Result`; ``history[i]["replicas"][r]`` holds chunk i's metrics of replica r.
@@ -847,19 +858,35 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
       for s in simulator.timing_seeds] if sync else None
   num_blocks = (simulator.blocks_per_chunk(schedules, num_steps, chunk_steps)
                 if simulator.execution == "blocks" and not sync else None)
+  _require(checkpoint_every_steps is None or (
+      isinstance(checkpoint_every_steps, (int, np.integer)) and checkpoint_every_steps >= 1),
+      "checkpoint_every_steps", checkpoint_every_steps, "need None or an integer ≥ 1")
   state = simulator.init() if state is None else state
+  history, resumed_at, checkpointer = [], 0, None
+  if checkpoint_dir is not None:
+    from dana_jax import checkpoint as _checkpoint
+
+    checkpointer = _checkpoint.Checkpointer(checkpoint_dir, _checkpoint.fingerprint(
+        simulator, num_steps, chunk_steps, checkpoint_meta))
+    restored = checkpointer.restore(state)
+    if restored is not None:
+      state, history = restored
+      resumed_at = history[-1]["step"] if history else 0
+      for record in history if callback is not None else ():
+        callback(record)
+  stopped = bool(history) and all(r["nonfinite"] for r in history[-1]["replicas"])
+  starts = [] if stopped else [s for s in range(0, num_steps, chunk_steps) if s >= resumed_at]
   bar = None
   if progress:
     from tqdm.auto import tqdm
-    bar = tqdm(total=num_steps, unit="step", desc=simulator.algorithm.name, leave=False)
+    bar = tqdm(total=num_steps, initial=resumed_at, unit="step",
+               desc=simulator.algorithm.name, leave=False)
   examples_per_step = simulator.batch_size * (simulator.num_workers if sync else 1)
-  starts = list(range(0, num_steps, chunk_steps))
-  history = []
   with concurrent.futures.ThreadPoolExecutor(max_workers=1) as host:
     prepare = lambda start: host.submit(  # noqa: E731
         simulator.chunk_inputs, schedules, start, min(start + chunk_steps, num_steps),
         num_blocks)
-    upcoming = prepare(0)
+    upcoming = prepare(starts[0]) if starts else None
     for i, start in enumerate(starts):
       stop = min(start + chunk_steps, num_steps)
       began = _time.perf_counter()
@@ -893,6 +920,10 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
       history.append(record)
       if callback is not None:
         callback(record)
+      if checkpointer is not None and (
+          checkpoint_every_steps is None or stop == num_steps or diverged
+          or stop // checkpoint_every_steps > start // checkpoint_every_steps):
+        checkpointer.save(stop, state, history)
       if bar is not None:
         bar.update(stop - start)
         bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
@@ -902,6 +933,8 @@ def simulate(simulator: Simulator, num_steps: int, *, chunk_steps: int | None = 
         break
   if bar is not None:
     bar.close()
+  if checkpointer is not None:
+    checkpointer.close()
   return Result(state=state, history=history, schedules=schedules, simulator=simulator)
 
 

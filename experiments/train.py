@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import shutil
 import time
 from typing import Any, NamedTuple
 
@@ -219,7 +220,12 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
                      augment=augmentation(config),
                      algorithm_options=dict(config.get("algorithm_options", {})), mesh=mesh)
   every = config.get("eval_every_epochs")  # None: after every chunk
-  eval_every_steps = None if every is None else max(1, round(every * sim.steps_per_epoch))
+  steps_of = lambda epochs: None if epochs is None else max(  # noqa: E731
+      1, round(epochs * sim.steps_per_epoch))
+  eval_every_steps = steps_of(every)
+  # One checkpoint per simulation (all its cells), in its first cell's directory.
+  checkpoint_every = config.get("checkpoint_every_epochs") or None  # 0: none
+  checkpoint_dir = None if checkpoint_every is None else workdir / cells[0]["name"] / "checkpoint"
   logs = []
   for c in cells if writer() else ():
     run_dir = workdir / c["name"]
@@ -229,11 +235,13 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
     logs.append(open(run_dir / "metrics.jsonl", "w"))  # closed after the simulation
   began = time.perf_counter()
   diverged_at = [None] * len(replicas)
+  at_divergence = [None] * len(replicas)  # a seed's chunk metrics where it diverged
 
   def write(record):
     for r, rep in enumerate(record["replicas"][:len(replicas)]):
       if rep["nonfinite"] and diverged_at[r] is None:
         diverged_at[r] = record["step"]
+        at_divergence[r] = {k: v for k, v in rep.items() if k != "lag/hist"}
       row = {"step": record["step"], "epoch": record["epoch"], "seed": replicas[r][1],
              "perf/examples_per_second": record["examples_per_second"], **rep}
       if logs:
@@ -244,12 +252,17 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   try:
     result = dj.simulate(sim, config.epochs * sim.steps_per_epoch,
                          chunk_steps=config.get("chunk_steps"), eval_data=dataset.eval_data,
+                         checkpoint_dir=checkpoint_dir, checkpoint_meta=checkpoint_meta(config),
+                         checkpoint_every_steps=steps_of(checkpoint_every),
                          train_eval_data=dataset.train_eval_data,
                          eval_every_steps=eval_every_steps, callback=write)
   finally:
     for log in logs:
       log.close()
   seconds = time.perf_counter() - began
+  # Gathered on every process (a collective), written by process 0.
+  final_params = (dj.sharding.to_host(result.state.params)
+                  if config.get("save_final_params", False) else None)
   summaries = []
   for i, (c, path) in enumerate(zip(cells, paths, strict=True)):
     mine = range(i * len(seeds), (i + 1) * len(seeds))
@@ -263,6 +276,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         "final_train_error": [x["train/error"] for x in last],
         "diverged": [diverged_at[r] is not None for r in mine],
         "diverged_at_step": [diverged_at[r] for r in mine],
+        "metrics_at_divergence": [at_divergence[r] for r in mine],
         "mean_lag": float(np.mean(per_epoch("lag/mean", mine[0]))),
         # Per seed, averaged over logged chunks (epochs).
         "mean_gap_rms": [float(np.mean(per_epoch("gap/rms", r))) for r in mine],
@@ -272,9 +286,35 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         "steps": int(result.history[-1]["step"]),
     }
     if writer():
+      if final_params is not None:
+        save_params(path.parent / "final_params.npz", final_params, mine)
       path.write_text(json.dumps(summary, indent=2))
     summaries.append(summary)
+  if checkpoint_dir is not None and writer():  # the summaries say the run is finished
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
   return summaries
+
+
+# Fields that do not change what a run computes: a checkpoint may be resumed with others.
+RUN_INDEPENDENT = ("mesh", "host_devices", "distributed", "checkpoint_every_epochs",
+                   "save_final_params")
+
+
+def checkpoint_meta(config) -> dict:
+  """The config fields a checkpoint must match to be resumed."""
+  return {k: v for k, v in config.to_dict().items() if k not in RUN_INDEPENDENT}
+
+
+def save_params(path, params, replicas) -> None:
+  """The final parameters of ``replicas`` (one seed each) as ``.npz``, one array per leaf.
+
+  ``params``: host arrays stacked over replicas. Keys are the leaves' paths
+  (``params/Dense_0/kernel``); each array has a leading axis over the seeds.
+  """
+  leaves = jax.tree_util.tree_leaves_with_path(params)
+  arrays = {jax.tree_util.keystr(k, simple=True, separator="/"): np.asarray(v)[list(replicas)]
+            for k, v in leaves}
+  np.savez(path, **arrays)
 
 
 def run_sweep(config, workdir) -> list[dict]:

@@ -87,6 +87,12 @@ def validate_config(config) -> None:
       _fail("algorithms", name, f"choose from {sorted(dj.ALGORITHMS)}")
   if config.get("baseline") not in ("", None) and config.baseline not in dj.ALGORITHMS:
     _fail("baseline", config.baseline, f"'' (none) or one of {sorted(dj.ALGORITHMS)}")
+  options = dict(config.get("algorithm_options", None) or {})
+  for name in {*algorithms, *([config.baseline] if config.get("baseline") else [])}:
+    unknown = sorted(set(options) - set(dj.get_algorithm(name).options()))
+    if unknown:
+      _fail("algorithm_options", options, f"{name!r} takes "
+            f"{list(dj.get_algorithm(name).options()) or 'no options'}, not {unknown}")
   _ints(config, "num_workers", 1)
   _ints(config, "seeds", 0)
   if len(set(config.seeds)) != len(config.seeds):
@@ -115,6 +121,12 @@ def validate_config(config) -> None:
   _number(config, "eval_every_epochs", lambda x: x > 0, "need a number > 0 or None",
           optional=True)
   _int(config, "train_eval_examples", 1, optional=True)
+  _int(config, "eval_examples", 1, optional=True)
+  if config.get("image_size") is not None:
+    _int(config, "image_size", 1)
+    _int(config, "stored_size", config.image_size)
+  _number(config, "checkpoint_every_epochs", lambda x: x >= 0,
+          "need a number of epochs > 0, or 0 for no checkpoints", optional=True)
   _validate_devices(config)
   for field in ("data_dir", "idx_dir"):
     value = config.get(field)

@@ -59,6 +59,10 @@ def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
   nag = summaries[0]
   assert nag["diverged"] == [True, True]
   assert all(isinstance(step, int) and step > 0 for step in nag["diverged_at_step"])
+  for metrics in nag["metrics_at_divergence"]:
+    assert metrics["nonfinite"] is True and "loss/train" in metrics and "test/error" in metrics
+  rows = plot.load_metrics(tmp_path / "nag_N4")
+  assert max(r["step"] for r in rows) == max(nag["diverged_at_step"])  # stopped there
 
 
 def test_grid_sweep_draws_a_heatmap(tmp_path):

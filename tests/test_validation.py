@@ -54,6 +54,10 @@ BAD = [  # (name, fields, the field the message must name)
     ("mesh of 0 replicas", dict(mesh=dict(replicas=0, workers=1)), "config.mesh.replicas"),
     ("worker mesh without blocks", dict(mesh=dict(replicas=1, workers=2)), "config.mesh.workers"),
     ("trace without a file", dict(timing="trace", baseline=""), "config.timing_trace"),
+    ("option the algorithm does not take", dict(algorithm_options={"penalty": "max"},
+                                                algorithms=("nag",)), "config.algorithm_options"),
+    ("negative checkpoint interval", dict(checkpoint_every_epochs=-1.0),
+     "config.checkpoint_every_epochs"),
 ]
 
 
@@ -77,6 +81,16 @@ def test_resnet_depth_must_be_6n_plus_2(tmp_path):
   config.depth = 21
   with pytest.raises(validate.ConfigError, match=r"config\.depth=21"):
     train.run_sweep(config, tmp_path / "runs")
+
+
+def test_imagenet_crop_larger_than_the_stored_image(tmp_path):
+  from experiments.configs import imagenet
+
+  config = imagenet.get_config("short")
+  config.image_size = 300
+  with pytest.raises(validate.ConfigError, match=r"config\.stored_size=256 .* ≥ 300"):
+    train.run_sweep(config, tmp_path / "runs")
+  assert not (tmp_path / "runs").exists()
 
 
 def test_a_trace_of_the_right_size_drives_the_sweep(tmp_path):

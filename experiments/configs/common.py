@@ -9,6 +9,13 @@ grid cells are split over ``mesh.replicas`` (padded with repeats of the last
 replica to a multiple of it; the repeats are not written); each block's
 gradients over ``mesh.workers`` (needs ``execution="blocks"``).
 
+``checkpoint_every_epochs``: a run saves its whole state (orbax) into
+``<run>/checkpoint`` at the first chunk end after every so many epochs; the
+same command resumes an interrupted run from there, and the directory is
+removed when the run's summary is written. 0: no checkpoints.
+``save_final_params``: write ``final_params.npz`` (one array per parameter,
+seeds on the first axis) next to each summary.
+
 ``host_devices`` > 0 asks XLA:CPU for that many host devices (sets
 ``XLA_FLAGS=--xla_force_host_platform_device_count`` before jax starts).
 Measured on 2 cores (docs/benchmarks.md): the Fashion-MNIST CNN at N = 16 runs
@@ -27,6 +34,11 @@ import ml_collections
 
 def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.timing_trace = ""
+  config.block_size = ml_collections.FieldReference(None, field_type=int)  # K; None: N
+  config.chunk_steps = ml_collections.FieldReference(None, field_type=int)  # None: an epoch
+  config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks
+  config.checkpoint_every_epochs = 1.0  # 0: no checkpoints
+  config.save_final_params = True
   config.mesh = ml_collections.ConfigDict({"replicas": 1, "workers": 1})
   config.host_devices = 0
   config.distributed = ml_collections.ConfigDict({

@@ -40,4 +40,6 @@ def get_config():
   config.timing = "homogeneous"
   config.execution = "auto"
   common.add_common_fields(config)
+  # Runs of a few seconds resume run by run: no checkpoints by default.
+  config.checkpoint_every_epochs = 0.0
   return config

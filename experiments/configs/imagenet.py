@@ -68,8 +68,7 @@ def get_config(preset: str = "curves"):
   config.execution = "auto"
   common.add_common_fields(config)
   config.block_size = 4
-  # Host data: chunks of at most 1 GiB of inputs (engine default) unless set.
-  config.chunk_steps = ml_collections.FieldReference(None, field_type=int)
+  # Host data: chunks of at most 1 GiB of inputs (engine default) unless chunk_steps is set.
   config.eval_every_epochs = 1.0
   config.eval_examples = ml_collections.FieldReference(None, field_type=int)
   config.train_eval_examples = 10_000
