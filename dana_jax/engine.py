@@ -414,22 +414,23 @@ class Simulator:
     With a ``workers`` mesh axis the stack is split over its devices
     (``shard_map``); each device computes its share as below.
     """
-    if self.worker_devices > 1:
-      split, whole = jax.sharding.PartitionSpec("workers"), jax.sharding.PartitionSpec()
-      return jax.shard_map(self._local_gradients, mesh=self.mesh,
-                           in_specs=(split, split, split, whole, whole), out_specs=split,
-                           check_vma=False)(
-          params_stack, examples, dispatches, data_key, data)
-    return self._local_gradients(params_stack, examples, dispatches, data_key, data)
+    fn = self._over_worker_devices(self._local_gradients, split_params=True)
+    return fn(params_stack, examples, dispatches, data_key, data)
 
   def _shared_gradients(self, params, examples, dispatches, data_key, data):
     """Gradients of one weight version on a stack of batches (a synchronous step)."""
-    local = jax.vmap(self._gradient, in_axes=(None, 0, 0, None, None))
-    if self.worker_devices > 1:
-      split, whole = jax.sharding.PartitionSpec("workers"), jax.sharding.PartitionSpec()
-      local = jax.shard_map(local, mesh=self.mesh, in_specs=(whole, split, split, whole, whole),
-                            out_specs=split, check_vma=False)
-    return local(params, examples, dispatches, data_key, data)
+    fn = self._over_worker_devices(jax.vmap(self._gradient, in_axes=(None, 0, 0, None, None)),
+                                   split_params=False)
+    return fn(params, examples, dispatches, data_key, data)
+
+  def _over_worker_devices(self, fn, split_params: bool):
+    """``fn(params, examples, dispatches, data_key, data)`` with its stacks split over the
+    mesh's ``workers`` devices (``shard_map``); ``fn`` itself without such an axis."""
+    if self.worker_devices == 1:
+      return fn
+    split, whole = jax.sharding.PartitionSpec("workers"), jax.sharding.PartitionSpec()
+    return jax.shard_map(fn, mesh=self.mesh, out_specs=split, check_vma=False,
+                         in_specs=(split if split_params else whole, split, split, whole, whole))
 
   def _local_gradients(self, params_stack, examples, dispatches, data_key, data):
     if jax.tree_util.tree_leaves(params_stack)[0].shape[0] == 1:

@@ -27,6 +27,7 @@ import numpy as np
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
+from experiments import validate
 
 SWEEPS = ("main", "grid")
 
@@ -177,7 +178,7 @@ def setup_devices(config):
   mesh = config.get("mesh")
   host = config.get("host_devices", 0)
   if host and jax.default_backend() == "cpu" and jax.local_device_count() != host:
-    raise ValueError(
+    raise validate.ConfigError(
         f"config.host_devices={host} is not in effect: jax already started with "
         f"{jax.local_device_count()} CPU devices. Set XLA_FLAGS="
         f"--xla_force_host_platform_device_count={host} before jax is imported (python -m "
@@ -319,8 +320,6 @@ def save_params(path, params, replicas) -> None:
 
 def run_sweep(config, workdir) -> list[dict]:
   """Every point of ``config``'s sweep, in order; finished points are skipped."""
-  from experiments import validate
-
   workdir = pathlib.Path(workdir)
   validate.validate_config(config)  # before anything is compiled or written
   points = sweep_points(config)
