@@ -21,15 +21,15 @@ import jax
 import numpy as np
 
 
-def _digest(array) -> str:
-  return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+def _digest(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()[:16]
 
 
 def fingerprint(simulator, num_steps: int, chunk_steps: int, extra: dict | None = None
                 ) -> dict[str, str]:
   """What must be equal for a checkpoint to be resumed: one string per field."""
   timing = simulator.timing
-  timing_text = (f"trace:{_digest(np.asarray(timing.batch_times, np.float64))}"
+  timing_text = (f"trace:{_digest(np.asarray(timing.batch_times, np.float64).tobytes())}"
                  if hasattr(timing, "batch_times") else repr(timing))
   params, _ = jax.eval_shape(simulator.model.init, jax.random.key(0))
   shapes = [f"{x.shape}{x.dtype}" for x in jax.tree_util.tree_leaves(params)]
@@ -46,7 +46,7 @@ def fingerprint(simulator, num_steps: int, chunk_steps: int, extra: dict | None 
       "timing": timing_text,
       "execution": simulator.execution,
       "block_size": str(simulator.block_size),
-      "model_parameters": _digest(np.frombuffer("|".join(shapes).encode(), np.uint8)),
+      "model_parameters": _digest("|".join(shapes).encode()),
       "num_steps": str(num_steps),
       "chunk_steps": str(chunk_steps),
   }

@@ -13,8 +13,10 @@ import numpy as np
 
 import dana_jax as dj
 from dana_jax import schedule as S
+from experiments import input_pipeline
 
-DATASETS = ("digits", "fashion_mnist", "cifar10", "cifar100", "imagenet2012")
+# What load_data can read: scikit-learn's digits and the tfds data sets of input_pipeline.
+DATASETS = ("digits", *input_pipeline.NUM_CLASSES)
 
 
 class ConfigError(ValueError):
