@@ -20,6 +20,8 @@ import pathlib
 import jax
 import numpy as np
 
+from dana_jax.engine import STATE_FORMAT
+
 
 def _digest(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()[:16]
@@ -49,6 +51,7 @@ def fingerprint(simulator, num_steps: int, chunk_steps: int, extra: dict | None 
       "model_parameters": _digest("|".join(shapes).encode()),
       "num_steps": str(num_steps),
       "chunk_steps": str(chunk_steps),
+      "state_format": str(STATE_FORMAT),
   }
   for key, value in (extra or {}).items():
     out[f"extra/{key}"] = value if isinstance(value, str) else json.dumps(

@@ -1,19 +1,26 @@
 """The exact asynchronous-SGD simulator: one compiled program per chunk of steps.
 
 SPEC §1 event semantics, DESIGN.md architecture. A master step t applies the
-pending gradient of the arriving worker k_t (computed on what k read, with the
-batch of its dispatch), folds that worker's BatchNorm statistics into the
-master's, and lets k read again (θ, or DANA's look-ahead); k's next gradient
-is computed on what it read, with the next batch of the global data stream.
+gradient of the arriving worker k_t — computed on what k read (its row of the
+read-copy stack) with the batch of its dispatch — folds that worker's
+BatchNorm statistics into the master's, and lets k read again (θ, or DANA's
+look-ahead).
+
+A gradient depends only on what its worker read and on its batch, so *when*
+it is computed is free (DESIGN.md: only the order in which gradients are
+computed changes). The engine computes it when its worker arrives, from the
+stored read copy: then no pending gradient or statistics need be stored
+(half the per-worker memory of computing it at the read, and measured 30%
+faster for a 270k-parameter MLP on XLA:CPU, docs/benchmarks.md).
 
 Two executions with the same semantics:
 
-* ``execution="steps"``: ``lax.scan`` over master steps; after each update the
-  arriving worker's next gradient is computed at once.
+* ``execution="steps"``: ``lax.scan`` over master steps; each computes the
+  arriving worker's gradient, then applies it.
 * ``execution="blocks"``: ``lax.scan`` over blocks of consecutive steps whose
   workers are distinct. Every gradient applied in a block was read before it,
-  so the block's updates run first (an inner scan) and its new gradients are
-  computed together with one ``vmap`` over the worker axis.
+  so the block's gradients are computed first, together, with one ``vmap``
+  over the worker axis, and then applied in order (an inner scan).
 
 The state of one run is a :class:`SimState`; R independent runs (seeds,
 hyperparameters) are a leading replica axis on every leaf and one ``vmap``.
@@ -50,7 +57,7 @@ from dana_jax import algorithms as _algorithms
 from dana_jax import schedule as _schedule
 from dana_jax import sharding as _sharding
 from dana_jax import transforms as _transforms
-from dana_jax.transforms._common import index_after
+from dana_jax.transforms._common import index_after, values_after
 
 EXECUTIONS = ("auto", "steps", "blocks")
 
@@ -90,7 +97,9 @@ class Model(NamedTuple):
 class SimState(NamedTuple):
   """Everything a run carries from one master step to the next.
 
-  Per-worker stacks have a leading [N] axis. For SSGD they are empty.
+  Per-worker stacks have a leading [N] axis. For SSGD they are empty. A
+  worker's gradient is computed when it arrives, from its row of
+  ``read_params``, so no pending gradient is stored.
   """
 
   step: jax.Array                 # t, int32
@@ -99,9 +108,10 @@ class SimState(NamedTuple):
   model_state: Any                # BatchNorm running statistics of the master
   read_params: Any                # θ̂_k for every worker, [N, ...]
   read_step: jax.Array            # r_k, [N]
-  pending_grads: Any              # gradient each worker will send, [N, ...]
-  pending_stats: Any              # its batch-statistics contribution, [N, ...]
-  pending_loss: jax.Array         # its training loss, [N]
+
+
+# Changes when SimState's layout changes; checkpoints record it (dana_jax.checkpoint).
+STATE_FORMAT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,101 +450,86 @@ class Simulator:
     return jax.vmap(self._gradient, in_axes=(0, 0, 0, None, None))(
         params_stack, examples, dispatches, data_key, data)
 
-  def init_replica(self, key, data_key, first_batches, hp, data) -> SimState:
-    """θ_0, optimizer state, and the first gradients of all N workers."""
+  def init_replica(self, key, hp) -> SimState:
+    """θ_0 and the optimizer state; every worker has read θ_0 (or DANA's look-ahead)."""
     params, model_state = self.model.init(key)
-    tx = self.optimizer(hp)
-    opt_state = tx.init(params)
-    n = self.num_workers
+    opt_state = self.optimizer(hp).init(params)
     if self.synchronous:
-      return SimState(jnp.zeros([], jnp.int32), params, opt_state, model_state,
-                      None, None, None, None, None)
+      return SimState(jnp.zeros([], jnp.int32), params, opt_state, model_state, None, None)
+    n = self.num_workers
     first_read = _transforms.read_params(opt_state, params)
     read = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), first_read)
-    dispatches = jnp.arange(n, dtype=jnp.int32)
-    grads, stats, loss = jax.lax.map(
-        lambda x: self._gradient(first_read, x[0], x[1], data_key, data),
-        (first_batches, dispatches), batch_size=min(self.block_size, n))
     return SimState(jnp.zeros([], jnp.int32), params, opt_state, model_state, read,
-                    jnp.zeros([n], jnp.int32), grads, stats, loss)
+                    jnp.zeros([n], jnp.int32))
 
-  def _master_step(self, tx, hp, state: SimState, worker):
-    """SPEC §1 steps 1–3 for the arriving worker.
+  def _master_step(self, tx, hp, state: SimState, worker, arrival):
+    """SPEC §1 steps 1–3 for the arriving worker, given its gradient.
 
-    Returns ``(state, (step metrics, (its read, the update)))``. The worker's
-    new read is returned so that the caller computes its gradient from that
-    value, not by indexing the stack just written: on XLA:CPU a read of a
-    carried stack after an in-place update in the same loop body makes XLA
-    copy the whole [N, ...] stack every step (measured: 3.9 ms vs 0.8 ms per
-    step for a 270k-parameter MLP at N = 16; docs/benchmarks.md). The update
-    lets the caller order the pending-gradient write after it.
+    ``arrival = (stale, grads, stats, loss)``: what the worker read (its row of
+    ``read_params``, taken before this step) and the gradient, BatchNorm
+    contribution and loss computed on it. Returns ``(state, step metrics)``.
+
+    θ and the worker's row are updated in place; on XLA:CPU that happens
+    without a copy only if every reader of the old value is computed first,
+    so the writes are made to depend on the readers whose results they do not
+    already need (``values_after``, ``index_after``; docs/benchmarks.md).
     """
+    stale, grads, stats, loss = arrival
     t = state.step
     lag = t - state.read_step[worker]
-    stale = _take(state.read_params, worker)
     reference = _transforms.gap_reference(state.opt_state, state.params)
     gap_rms = _tree_rms(jax.tree.map(lambda a, b: a - b, reference, stale))
-    updates, opt_state = tx.update(_take(state.pending_grads, worker), state.opt_state,
-                                   state.params, lag=lag, stale_params=stale, worker=worker)
-    params = optax.apply_updates(state.params, updates)
-    model_state = self.model.fold(state.model_state, _take(state.pending_stats, worker))
+    # The optimizer updates its state in place (e.g. DANA's Σv, read by the gap): after the gap.
+    updates, opt_state = tx.update(values_after(grads, gap_rms), state.opt_state, state.params,
+                                   lag=lag, stale_params=stale, worker=worker)
+    diagnostics = _transforms.diagnostics(opt_state)
+    params = optax.apply_updates(state.params,
+                                 values_after(updates, gap_rms, loss, diagnostics))
+    model_state = self.model.fold(state.model_state, stats)
     read = _transforms.read_params(opt_state, params)
-    # = worker; the row is overwritten in place after the gap read its old value.
-    slot = index_after(worker, gap_rms)
-    metrics = {"lag": lag, "gap/rms": gap_rms, "loss": state.pending_loss[worker],
-               "learning_rate": self.learning_rate_fn(hp["learning_rate"])(t),
-               **_transforms.diagnostics(opt_state)}
+    slot = index_after(worker, gap_rms, loss, diagnostics)  # = worker
+    metrics = {"lag": lag, "gap/rms": gap_rms, "loss": loss,
+               "learning_rate": self.learning_rate_fn(hp["learning_rate"])(t), **diagnostics}
     state = state._replace(step=t + 1, params=params, opt_state=opt_state,
                            model_state=model_state,
                            read_params=_put(state.read_params, slot, read),
                            read_step=state.read_step.at[worker].set(t + 1))
-    return state, (metrics, (read, updates))
+    return state, metrics
 
   def _run_steps(self, state, xs, data_key, hp, data):
     tx = self.optimizer(hp)
 
     def body(state, x):
       worker, examples, dispatch = x
-      state, (metrics, (read, updates)) = self._master_step(tx, hp, state, worker)
-      grads, stats, loss = self._gradient(read, examples, dispatch, data_key, data)
-      # = worker; written after the optimizer (e.g. DANA's momentum row) read the old gradient.
-      slot = index_after(worker, updates)
-      state = state._replace(pending_grads=_put(state.pending_grads, slot, grads),
-                             pending_stats=_put(state.pending_stats, worker, stats),
-                             pending_loss=state.pending_loss.at[worker].set(loss))
-      return state, metrics
+      stale = _take(state.read_params, worker)
+      arrival = (stale, *self._gradient(stale, examples, dispatch, data_key, data))
+      return self._master_step(tx, hp, state, worker, arrival)
 
     return jax.lax.scan(body, state, xs)
 
   def _run_blocks(self, state, xs, data_key, hp, data):
     tx = self.optimizer(hp)
-    n = self.num_workers
 
-    def step(state, worker):
-      state, (metrics, (read, _)) = self._master_step(tx, hp, state, worker)
-      return state, (metrics, read)
+    def step(state, x):
+      worker, arrival = x
+      return self._master_step(tx, hp, state, worker, arrival)
 
-    def skip(state, worker):
-      shapes = jax.eval_shape(step, state, worker)[1][0]
-      metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-      # Any valid weights: the gradient of a padded position is dropped.
-      return state, (metrics, _transforms.read_params(state.opt_state, state.params))
+    def skip(state, x):
+      shapes = jax.eval_shape(step, state, x)[1]
+      return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def inner(state, x):
-      worker, valid = x
+      worker, valid, arrival = x
       # A padded position is a no-op; cond (not a select) keeps it O(1) in N.
-      return jax.lax.cond(valid, step, skip, state, worker)
+      return jax.lax.cond(valid, step, skip, state, (worker, arrival))
 
     def block(state, x):
       workers, valid, examples, dispatches = x
-      state, (metrics, reads) = jax.lax.scan(inner, state, (workers, valid))
-      grads, stats, loss = self._gradients(reads, examples, dispatches, data_key, data)
-      target = jnp.where(valid, workers, n)  # out of range: dropped
-      state = state._replace(
-          pending_grads=_put(state.pending_grads, target, grads, mode="drop"),
-          pending_stats=_put(state.pending_stats, target, stats, mode="drop"),
-          pending_loss=state.pending_loss.at[target].set(loss, mode="drop"))
-      return state, metrics
+      # The block's workers are distinct and read before it (padding: worker 0,
+      # its gradient unused), so their gradients are computed first, together.
+      stale = _take(state.read_params, workers)
+      arrivals = (stale, *self._gradients(stale, examples, dispatches, data_key, data))
+      return jax.lax.scan(inner, state, (workers, valid, arrivals))
 
     state, metrics = jax.lax.scan(block, state, xs)
     return state, jax.tree.map(lambda m: m.reshape((-1,) + m.shape[2:]), metrics)
@@ -642,18 +637,25 @@ class Simulator:
     Checks first that it fits (:meth:`check_memory`).
     """
     self.check_memory()
-    n = self.num_workers
-    first = [np.zeros((0,), np.int32) if self.synchronous
-             else self._examples(o.batches(np.arange(n))) for o in self.orders]
     keys = self._stack([jax.random.key_data(jax.random.fold_in(jax.random.key(s), 1))
                         for s in self.seeds])
 
-    def fn(key, data_key, first_batches, hp, data):
-      return self.init_replica(jax.random.wrap_key_data(key),
-                               jax.random.wrap_key_data(data_key), first_batches, hp, data)
+    def fn(key, hp, data):
+      del data  # no gradient at the start: each is computed when its worker arrives
+      return self.init_replica(jax.random.wrap_key_data(key), hp)
 
-    args = self._place((keys, self._data_keys(), self._stack(first), self._hp()))
-    return self._compile(fn, num_args=4)(*args, self._device_data())
+    return self._compile(fn, num_args=2)(*self._place((keys, self._hp())), self._device_data())
+
+  def arrival_dispatches(self, schedule, steps: np.ndarray) -> np.ndarray:
+    """The dispatch number (SPEC §1 data) of the gradient arriving at each master step.
+
+    Worker k's first gradient has dispatch k; one read at step r − 1 (r = t − τ_t)
+    has dispatch N + r − 1.
+    """
+    steps = np.asarray(steps)
+    read = steps - schedule.lag[steps]
+    return np.where(read == 0, schedule.worker[steps],
+                    self.num_workers + read - 1).astype(np.int32)
 
   def chunk_inputs(self, schedules, start: int, stop: int, num_blocks: int | None = None):
     """Host-side scan inputs for master steps ``start..stop-1`` of every replica."""
@@ -665,9 +667,9 @@ class Simulator:
         per.append(((self._examples(order.batches(dispatches)), dispatches.astype(np.int32)),
                     np.ones(stop - start, bool)))
       elif self.execution == "steps":
-        dispatches = np.arange(start, stop) + n
+        dispatches = self.arrival_dispatches(sched, np.arange(start, stop))
         per.append(((sched.worker[start:stop], self._examples(order.batches(dispatches)),
-                     dispatches.astype(np.int32)), np.ones(stop - start, bool)))
+                     dispatches), np.ones(stop - start, bool)))
       else:
         first = int(np.searchsorted(sched.block_starts, start))
         last = int(np.searchsorted(sched.block_starts, stop))
@@ -678,7 +680,7 @@ class Simulator:
         mask = np.pad(mask, ((0, pad), (0, width)), constant_values=False)
         safe = np.where(mask, steps, start)
         workers = np.where(mask, sched.worker[safe], 0).astype(np.int32)
-        dispatches = (safe + n).astype(np.int32)
+        dispatches = self.arrival_dispatches(sched, safe)
         per.append(((workers, mask, self._examples(order.batches(dispatches)), dispatches),
                     mask.ravel()))
     return self._stack([p[0] for p in per]), self._stack([p[1] for p in per])
@@ -715,7 +717,7 @@ class Simulator:
   def memory_estimate(self) -> dict[str, int]:
     """Bytes of the carried state per replica, by part (DESIGN.md memory model).
 
-    ``worker_stacks``: N read copies and N pending gradients (empty for SSGD);
+    ``worker_stacks``: the N read copies (empty for SSGD);
     ``optimizer``: the optimizer state (for DANA this holds N momenta). Sizes
     come from ``jax.eval_shape``, so nothing is allocated.
     """
@@ -725,7 +727,7 @@ class Simulator:
     hp = {k: v[0] for k, v in self.hyperparams.items()}
     opt_state = jax.eval_shape(lambda p: self.optimizer(hp).init(p), params)
     n = 0 if self.synchronous else self.num_workers
-    return {"params": nbytes(params), "worker_stacks": 2 * n * nbytes(params),
+    return {"params": nbytes(params), "worker_stacks": n * nbytes(params),
             "optimizer": nbytes(opt_state), "replicas": self.num_replicas}
 
   def check_memory(self, available: int | None = None) -> dict[str, int]:
@@ -755,7 +757,7 @@ class Simulator:
       raise MemoryError(
           f"The simulation needs at least {gib(total)} but {jax.devices()[0].device_kind} "
           f"has {gib(available)}: per replica, parameters {gib(est['params'])}, "
-          f"N = {self.num_workers} read copies and pending gradients "
+          f"N = {self.num_workers} read copies "
           f"{gib(est['worker_stacks'])}, optimizer state {gib(est['optimizer'])} (DANA holds "
           f"N momenta); {replicas_here} replicas per device; training data on the device "
           f"{gib(data)}. Reduce num_workers, the number of replicas (seeds, grid cells) or the "

@@ -24,12 +24,14 @@ def run(algorithm, mesh, *, model=MLP, num_workers=6, seeds=(0, 1, 2, 3), steps=
   return dj.simulate(sim, steps, chunk_steps=12, eval_data=(x[:64], y[:64]), progress=False)
 
 
-def assert_same_run(a, b, rtol=1e-4, atol=1e-5):
+def assert_same_run(a, b, rtol=1e-4, atol=1e-4):
   """Same metrics in every chunk of every replica and the same final parameters.
 
   Equal up to float32 summation order: XLA compiles a different batch of
-  replicas (or of weight versions) per device, and after 30 steps of GA's
-  ill-conditioned |Δ|/C that leaves parameter differences of ~6e-6 (measured).
+  replicas (or of weight versions) per device. GA's |Δ|/C amplifies those
+  rounding differences while C is small: for the BatchNorm CNN with GA over 4
+  worker devices the largest parameter difference is 2.5e-7 after 3 steps and
+  3.6e-5 after 30 (measured); a wrong read or gradient would differ by ~1e-2.
   """
   assert len(a.history) == len(b.history)
   for ha, hb in zip(a.history, b.history, strict=True):

@@ -19,9 +19,9 @@ while the previous chunk runs; the random-resized crop to 224 and the flip run
 in JAX with the run's keys; evaluation is the central 224 crop.
 
 Memory (``Simulator.memory_estimate``): ResNet-50 has 25.6 M parameters, so
-N = 64 read copies and pending gradients take 13 GB, DANA's 64 momenta 6.5 GB
-more. ``execution="blocks"`` vmaps ``block_size`` gradients at once; with
-K = 4 that is 512 images of activations.
+N = 64 read copies take 6.5 GB, DANA's 64 momenta 6.5 GB more.
+``execution="blocks"`` vmaps ``block_size`` gradients at once; with K = 4
+that is 512 images of activations.
 
 Expected (GA paper, Fig. 8): DANA-GA and GA close to the single-worker curve,
 NAG-ASGD well above it. Not yet run with this code: no GPU and no ImageNet
