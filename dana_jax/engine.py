@@ -228,8 +228,8 @@ def _take(tree, index):
   return jax.tree.map(lambda x: x[index], tree)
 
 
-def _put(tree, index, values, mode=None):
-  return jax.tree.map(lambda x, v: x.at[index].set(v, mode=mode), tree, values)
+def _put(tree, index, values):
+  return jax.tree.map(lambda x, v: x.at[index].set(v), tree, values)
 
 
 class Simulator:
