@@ -50,7 +50,11 @@ def plot_workers(rows, out):
   ax.set_xlabel("workers N")
   ax.set_ylabel("ms per master step")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
+  if ax.lines:
+    ax.legend(fontsize=7)
+  else:
+    ax.text(0.5, 0.5, "no configuration measured at 3 or more N", ha="center",
+            transform=ax.transAxes)
   _save(fig, out)
 
 

@@ -229,7 +229,14 @@ def _take(tree, index):
 
 
 def _put(tree, index, values):
-  return jax.tree.map(lambda x, v: x.at[index].set(v), tree, values)
+  """Row ``index`` (in range) of every [N, ...] leaf set to ``values``, in place.
+
+  A dynamic-update-slice rather than ``.at[index].set`` (a scatter): the
+  scatter's bounds check selects between the new and the old row, so it
+  reads the old row too (MLP: 0.62 -> 0.59 ms per step, docs/benchmarks.md).
+  """
+  return jax.tree.map(lambda x, v: jax.lax.dynamic_update_index_in_dim(x, v, index, 0),
+                      tree, values)
 
 
 class Simulator:

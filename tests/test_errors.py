@@ -77,3 +77,11 @@ def test_missing_extra_arg_is_named():
   tx = dj.optimizer("ga")
   with pytest.raises(ValueError, match="`stale_params`"):
     tx.update(params, tx.init(params), params)
+
+
+def test_dana_worker_out_of_range_is_named():
+  tx = dj.optimizer("dana", num_workers=2)
+  params = {"w": np.ones(2, np.float32)}
+  for worker in (2, -1, np.int32(5)):
+    with pytest.raises(ValueError, match="worker=.*num_workers=2"):
+      tx.update(params, tx.init(params), params, worker=worker)

@@ -69,6 +69,15 @@ def test_gap_aware_options(name, options, ref_options):
   drive(name, options=options, ref_options=ref_options)
 
 
+@pytest.mark.parametrize("penalty", ["one_plus", "max"])
+def test_gap_aware_diagnostics_are_means_of_the_reference_ratio_and_penalty(penalty):
+  _, state, ref = drive("ga", options={"penalty": penalty}, ref_options={"penalty": penalty})
+  ga = T.find_states(state, T.GapAwareState)[0]
+  np.testing.assert_allclose(float(ga.mean_gap), np.mean(ref.last_ratio), rtol=1e-4)
+  np.testing.assert_allclose(float(ga.mean_penalty), np.mean(ref.last_G), rtol=1e-4)
+  assert np.mean(ref.last_ratio) > 0.01  # the last step had a gap: the check has teeth
+
+
 def test_gap_aware_per_tensor():
   # Leaves flatten in key order: "a" (12 values) then "b" (5 values).
   drive("ga", options={"per_tensor": True}, ref_options={"segments": [(0, 12), (12, 17)]})

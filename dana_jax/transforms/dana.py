@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dana_jax.transforms._common import index_after, learning_rate_at, require_extra_arg
@@ -69,7 +70,9 @@ def dana(
     num_workers: N, the number of per-worker momentum vectors.
 
   Extra args:
-    worker: int scalar, the id of the worker whose gradient this is.
+    worker: int scalar in [0, num_workers), the id of the worker whose
+      gradient this is. A Python or numpy integer out of range raises
+      ``ValueError``; a traced one is not checked (JAX clamps the index).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs``. Compute the parameters a
@@ -103,6 +106,9 @@ def dana(
   def update_fn(updates, state, params=None, *, worker=None, **extra_args):
     del params, extra_args
     worker = require_extra_arg("dana", "worker", worker, "the id of the arriving worker")
+    if isinstance(worker, (int, np.integer)) and not 0 <= worker < num_workers:
+      raise ValueError(f"dana: worker={worker} is not allowed: need 0 <= worker < "
+                       f"num_workers={num_workers}.")
     worker = jnp.asarray(worker, jnp.int32)
     lr = jnp.asarray(learning_rate_at(learning_rate, state.count), jnp.float32)
     next_lr = jnp.asarray(learning_rate_at(learning_rate, state.count + 1), jnp.float32)
@@ -113,7 +119,9 @@ def dana(
     # = worker: the row is overwritten in place only after every reader of its old
     # value (inside scan, XLA:CPU otherwise copies the [N, ...] stack each step).
     slot = index_after(worker, total, out, new)
-    momenta = jax.tree.map(lambda m, v: m.at[slot].set(v), state.momenta, new)
+    # A dynamic-update-slice, not a scatter (whose bounds check re-reads the old row).
+    momenta = jax.tree.map(lambda m, v: jax.lax.dynamic_update_index_in_dim(m, v, slot, 0),
+                           state.momenta, new)
     return out, DanaState(count=state.count + 1, momenta=momenta, momentum_sum=total,
                           last_worker=worker, read_scale=lr * momentum,
                           next_read_scale=next_lr * momentum)

@@ -141,9 +141,13 @@ def scale_by_gap_aware(
     penalties = jax.tree.map(lambda x: x[2], triples, is_leaf=is_triple)
     size = tree_size(updates)
     total = lambda t: sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(t))  # noqa: E731
+    mean_gap = total(ratios) / size
+    # mean(1 + |Δ|/C) = 1 + mean(|Δ|/C): one reduction fewer (an element-wise
+    # pass over the parameters per step); equal up to float rounding.
+    mean_penalty = 1.0 + mean_gap if penalty == "one_plus" else total(penalties) / size
     new_state = GapAwareState(count=count, second_moment=second_moment,
-                              max_learning_rate=max_lr, mean_gap=total(ratios) / size,
-                              mean_penalty=total(penalties) / size)
+                              max_learning_rate=max_lr, mean_gap=mean_gap,
+                              mean_penalty=mean_penalty)
     return new_updates, new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
