@@ -12,6 +12,9 @@ Optional: needs ``torch`` (CPU wheel: ``pip install torch --index-url
 https://download.pytorch.org/whl/cpu``). Models: the same architectures as
 ``dana_jax.models`` for ``mlp``, ``cnn`` and ``resnet20`` (channels-last
 memory format for the convolutional ones, PyTorch's faster layout on CPU).
+Runs on CUDA when torch sees a GPU (``device="auto"``), else on the CPU; the
+device is recorded with the result. (The CUDA path has not been run by us:
+no GPU was lent to the sessions that wrote it.)
 """
 
 from __future__ import annotations
@@ -79,23 +82,35 @@ MODELS = {  # name: (factory, input shape NCHW without batch, convolutional)
 }
 
 
+def _device(device: str) -> torch.device:
+  if device == "auto":
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+  if device not in ("cpu", "cuda"):
+    raise ValueError(f"device={device!r} is not allowed: choose 'auto', 'cpu' or 'cuda'.")
+  if device == "cuda" and not torch.cuda.is_available():
+    raise ValueError("device='cuda' is not allowed here: torch sees no CUDA device.")
+  return torch.device(device)
+
+
 def measure(model_name: str, num_workers: int, batch_size: int, steps: int, repeats: int = 3,
-            lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 1e-4) -> dict:
+            lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 1e-4,
+            device: str = "auto") -> dict:
   """Seconds per master step of the eager simulator (median over ``repeats`` timed calls)."""
   if model_name not in MODELS:
     raise ImportError(f"no PyTorch model for {model_name!r} (have {sorted(MODELS)})")
+  dev = _device(device)
   torch.manual_seed(0)
   torch.set_num_threads(os.cpu_count() or 1)
   factory, shape, conv = MODELS[model_name]
   model = factory()
   fmt = torch.channels_last if conv else torch.contiguous_format
-  model = model.to(memory_format=fmt).train()
+  model = model.to(device=dev, memory_format=fmt).train()
   params = list(model.parameters())
   master = [p.detach().clone() for p in params]
   reads = [[m.clone() for m in master] for _ in range(num_workers)]
   momenta = [[torch.zeros_like(m) for m in master] for _ in range(num_workers)]
-  x = torch.randn((16 * batch_size,) + shape).contiguous(memory_format=fmt)
-  y = torch.randint(0, 10, (16 * batch_size,))
+  x = torch.randn((16 * batch_size,) + shape, device=dev).contiguous(memory_format=fmt)
+  y = torch.randint(0, 10, (16 * batch_size,), device=dev)
   rng = np.random.default_rng(0)
 
   def master_step(worker, start):
@@ -115,7 +130,10 @@ def measure(model_name: str, num_workers: int, batch_size: int, steps: int, repe
   def call():
     for _ in range(steps):
       master_step(int(rng.integers(num_workers)), int(rng.integers(15 * batch_size)))
+    if dev.type == "cuda":
+      torch.cuda.synchronize(dev)  # kernels run asynchronously: time their completion
 
   first, seconds = time_calls(call, repeats)
   return {"seconds_per_step": seconds / steps, "seconds_per_gradient": seconds / steps,
-          "warmup_seconds": first, "torch_threads": torch.get_num_threads()}
+          "warmup_seconds": first, "torch_threads": torch.get_num_threads(),
+          "torch_device": str(dev)}

@@ -31,3 +31,7 @@ def test_torch_reference_simulator_runs():
   from benchmarks import torch_reference
   result = torch_reference.measure("mlp", 3, 8, 5, repeats=1)
   assert result["seconds_per_step"] > 0
+  import torch
+  assert result["torch_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+  with pytest.raises(ValueError, match="device='tpu'"):
+    torch_reference.measure("mlp", 3, 8, 5, repeats=1, device="tpu")
