@@ -57,7 +57,7 @@ from dana_jax import algorithms as _algorithms
 from dana_jax import schedule as _schedule
 from dana_jax import sharding as _sharding
 from dana_jax import transforms as _transforms
-from dana_jax.transforms._common import index_after, values_after
+from dana_jax.transforms._common import index_after, set_row, values_after
 
 EXECUTIONS = ("auto", "steps", "blocks")
 
@@ -226,17 +226,6 @@ def _all_finite(tree) -> jax.Array:
 
 def _take(tree, index):
   return jax.tree.map(lambda x: x[index], tree)
-
-
-def _put(tree, index, values):
-  """Row ``index`` (in range) of every [N, ...] leaf set to ``values``, in place.
-
-  A dynamic-update-slice rather than ``.at[index].set`` (a scatter): the
-  scatter's bounds check selects between the new and the old row, so it
-  reads the old row too (MLP: 0.62 -> 0.59 ms per step, docs/benchmarks.md).
-  """
-  return jax.tree.map(lambda x, v: jax.lax.dynamic_update_index_in_dim(x, v, index, 0),
-                      tree, values)
 
 
 class Simulator:
@@ -499,7 +488,7 @@ class Simulator:
                "learning_rate": self.learning_rate_fn(hp["learning_rate"])(t), **diagnostics}
     state = state._replace(step=t + 1, params=params, opt_state=opt_state,
                            model_state=model_state,
-                           read_params=_put(state.read_params, slot, read),
+                           read_params=set_row(state.read_params, slot, read),
                            read_step=state.read_step.at[worker].set(t + 1))
     return state, metrics
 

@@ -50,6 +50,17 @@ def _never(trees: Any) -> jax.Array:
   return sum(jnp.sum(x) < -jnp.inf for tree in trees for x in jax.tree_util.tree_leaves(tree))
 
 
+def set_row(tree: Any, index: jax.Array, values: Any) -> Any:
+  """Row ``index`` (in range) of every [N, ...] leaf of ``tree`` set to ``values``.
+
+  A dynamic-update-slice, updated in place inside ``lax.scan``, rather than
+  ``.at[index].set`` (a scatter), whose bounds check selects between the new
+  and the old row and so reads the old row too (docs/benchmarks.md).
+  """
+  return jax.tree.map(lambda x, v: jax.lax.dynamic_update_index_in_dim(x, v, index, 0),
+                      tree, values)
+
+
 def values_after(tree: Any, *scalars: Any) -> Any:
   """``tree`` itself (bitwise), made to depend on the scalar values ``scalars``.
 

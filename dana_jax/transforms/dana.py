@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dana_jax.transforms._common import index_after, learning_rate_at, require_extra_arg
+from dana_jax.transforms._common import index_after, learning_rate_at, require_extra_arg, set_row
 
 
 class DanaState(NamedTuple):
@@ -119,9 +119,7 @@ def dana(
     # = worker: the row is overwritten in place only after every reader of its old
     # value (inside scan, XLA:CPU otherwise copies the [N, ...] stack each step).
     slot = index_after(worker, total, out, new)
-    # A dynamic-update-slice, not a scatter (whose bounds check re-reads the old row).
-    momenta = jax.tree.map(lambda m, v: jax.lax.dynamic_update_index_in_dim(m, v, slot, 0),
-                           state.momenta, new)
+    momenta = set_row(state.momenta, slot, new)
     return out, DanaState(count=state.count + 1, momenta=momenta, momentum_sum=total,
                           last_worker=worker, read_scale=lr * momentum,
                           next_read_scale=next_lr * momentum)
