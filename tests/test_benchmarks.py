@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import plot, run
+from benchmarks import plot, profile, run
 
 
 def test_benchmark_run_records_engine_and_references(tmp_path):
@@ -35,3 +35,11 @@ def test_torch_reference_simulator_runs():
   assert result["torch_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
   with pytest.raises(ValueError, match="device='tpu'"):
     torch_reference.measure("mlp", 3, 8, 5, repeats=1, device="tpu")
+
+
+def test_profile_reports_the_ops_of_a_master_step():
+  ms, ops = profile.main(["--model", "digits_mlp", "--workers", "2", "--steps", "20"])
+  assert ms > 0 and ops and all(micros > 0 for _, micros in ops)
+  assert any("dynamic-update-slice" in name for name, _ in ops)  # the read-copy row write
+  with pytest.raises(SystemExit):
+    profile.main(["--steps", "0"])
