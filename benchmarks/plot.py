@@ -25,10 +25,13 @@ def load(path=RESULTS) -> list[dict]:
   for row in rows:  # the newest measurement of each configuration
     key = (row["model"], row["num_workers"], row["algorithm"], row["batch_size"],
            row["what"], row.get("execution"), row["device"], row.get("conv", "auto"),
-           row.get("block_size"), row.get("devices", 1), row.get("mesh_workers", 1))
+           row.get("block_size"), row.get("devices", 1), row.get("mesh_workers", 1),
+           row.get("replicas", 1), row.get("timing", "homogeneous"))
     latest[key] = row
-  # The figures compare one-device runs; sharded ones are tabulated in docs/benchmarks.md.
-  return [r for r in latest.values() if r.get("devices", 1) == 1]
+  # The figures compare one-device runs of one replica with the default timing; sharded
+  # runs and the replica table are tabulated in docs/benchmarks.md.
+  return [r for r in latest.values() if r.get("devices", 1) == 1 and r.get("replicas", 1) == 1
+          and r.get("timing", "homogeneous") == "homogeneous"]
 
 
 def plot_workers(rows, out):

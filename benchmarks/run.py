@@ -4,6 +4,8 @@
         [--execution auto] [--batch 32] [--block-size K] [--steps 100]
         [--references sync,naive,torch] [--out benchmarks/results/run.jsonl]
     python -m benchmarks.run --scaling [--model mlp] [--workers 1,4,16,64,256]
+    python -m benchmarks.run --model mlp --workers 64 --replicas 4 --timing heterogeneous
+    python -m benchmarks.run --replica-table --model mlp [--workers 8,64,256] [--steps S]
     XLA_FLAGS=--xla_force_host_platform_device_count=8 \
       python -m benchmarks.run --model cnn --execution blocks --block-size 8 --mesh-workers 8
 
@@ -33,17 +35,34 @@ measurement is appended as one JSON object, with device, versions and the
 command, to ``--out``. ``--scaling`` measures the engine's cost per master
 step over N and over model size. ``python -m benchmarks.plot`` draws the
 figures of ``docs/benchmarks.md`` from the results file.
+
+``--replicas R`` runs R independent replicas in one compiled chunk
+(``seeds=list(range(R))``; R = 1 is the single run without a replica axis,
+``seeds=0``) and ``--timing`` picks the timing model (``homogeneous``, the
+engine's default, or ``heterogeneous``: ``dj.heterogeneous()``, gamma shape 4).
+Every row records ``replicas`` and ``timing``; engine rows add
+``seconds_per_step_per_replica`` (time per chunk / steps / R), and their
+``seconds_per_gradient`` counts the gradients of all R replicas (reference rows
+always train one model). ``--replica-table`` measures, for one model, the
+per-replica cost per master step over execution ∈ {steps, blocks} (block size
+``--block-size``, default 4), N ∈ ``--workers`` (default 8,64,256), timing ∈
+{homogeneous, heterogeneous} and R ∈ ``--replicas`` (default 1,4) (an explicit
+``--execution`` or ``--timing`` keeps only that one), and prints
+and records the ratio of each R > 1 to R = 1 (``replica_ratio``; target ≤
+``REPLICA_TARGET``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import platform
 import resource
 import sys
+import tempfile
 import time
 
 import jax
@@ -68,6 +87,16 @@ MODELS = {  # name: (module factory, input shape)
     "resnet50": (lambda: models.ResNet50(1000), (224, 224, 3)),
 }
 REFERENCES = ("sync", "naive", "torch")
+TIMINGS = {"homogeneous": dj.homogeneous, "heterogeneous": dj.heterogeneous}
+REPLICA_TARGET = 1.25  # per-replica cost with R replicas over one run's, at most
+# Master steps per timed chunk in --replica-table when --steps is not given: the
+# whole table (16 configurations, 4 calls each plus compilation) in about 5
+# minutes on the 2-core development CPU (estimated from single configurations,
+# for the engine after its replica change).
+TABLE_STEPS = {"digits_mlp": 600, "mlp64": 600, "mlp": 600, "cnn": 16}
+# --replica-table keeps XLA's executables here unless --compile-cache says otherwise:
+# the configurations that differ only in timing compile the same programs.
+TABLE_CACHE = pathlib.Path(tempfile.gettempdir()) / "dana_jax_bench_cache"
 
 
 def synthetic(shape, num_examples, num_classes, seed=0):
@@ -86,9 +115,12 @@ def peak_memory() -> dict:
 
 def measure_engine(model, x, y, args, num_workers, naive=False):
   """Seconds per master step of the engine (or of the naive per-step loop)."""
+  replicas = args.replicas
   sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
                      batch_size=args.batch, execution=args.execution,
                      block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4),
+                     timing=TIMINGS[args.timing](),
+                     seeds=0 if replicas == 1 else list(range(replicas)),
                      mesh=dj.make_mesh(workers=args.mesh_workers) if args.mesh_workers > 1
                      else None)
   steps = max(10, args.steps // 10) if naive else args.steps
@@ -110,12 +142,15 @@ def measure_engine(model, x, y, args, num_workers, naive=False):
 
   first, seconds = time_calls(call, args.repeats)
   memory = sim.memory_estimate()
-  gradients = steps * (num_workers if sim.synchronous else 1)
-  return {"seconds_per_step": seconds / steps, "seconds_per_gradient": seconds / gradients,
+  gradients = steps * (num_workers if sim.synchronous else 1) * replicas
+  per_replica = memory["params"] + memory["worker_stacks"] + memory["optimizer"]
+  return {"seconds_per_step": seconds / steps,
+          "seconds_per_step_per_replica": seconds / steps / replicas,
+          "seconds_per_gradient": seconds / gradients,
           "compile_seconds": max(0.0, first - seconds), "execution": sim.execution,
-          "block_size": sim.block_size,
-          "memory_estimate_bytes": memory["params"] + memory["worker_stacks"]
-          + memory["optimizer"], **peak_memory()}
+          "block_size": sim.block_size, "blocks_per_chunk": blocks,
+          "memory_estimate_bytes": per_replica,
+          "memory_estimate_total_bytes": per_replica * replicas, **peak_memory()}
 
 
 def measure_sync(model, x, y, batch, steps, repeats, scan, per_gradient_batch):
@@ -183,7 +218,7 @@ def run_one(args, num_workers, model_name, env, references=REFERENCES) -> list[d
   x, y = synthetic(shape, max(16 * args.batch, 2 * k * args.batch), classes)
   base = {"model": model_name, "params": models.count_params(model.init(jax.random.key(0))[0]),
           "num_workers": num_workers, "algorithm": args.algorithm, "batch_size": args.batch,
-          "steps": args.steps, **env}
+          "steps": args.steps, "replicas": args.replicas, "timing": args.timing, **env}
   rows = [{**base, "what": "engine", **measure_engine(model, x, y, args, num_workers)}]
   engine = rows[0]
   batches = [args.batch] + ([k * args.batch] if engine["execution"] == "blocks" and k > 1
@@ -220,6 +255,9 @@ def report(rows):
   for row in rows:
     ratio = row.get("engine_over_this")
     extra = "" if ratio is None else f"   engine/this = {ratio:.3f}"
+    if "seconds_per_step_per_replica" in row and row.get("replicas", 1) > 1:
+      extra += (f"   R={row['replicas']}: "
+                f"{1e3 * row['seconds_per_step_per_replica']:.3f} ms/step/replica")
     print(f"{row['model']:9s} N={row['num_workers']:<4d} {row['what']:10s} "
           f"B={row.get('batch_size', '')!s:5s} {1e3 * row['seconds_per_gradient']:9.3f} ms/grad "
           f"{row['examples_per_second']:9.0f} ex/s "
@@ -227,37 +265,165 @@ def report(rows):
           f"{row.get('compile_seconds', 0):.1f}s{extra}", flush=True)
 
 
+@contextlib.contextmanager
+def compile_cache(path):
+  """JAX's persistent compilation cache in ``path`` (every compilation), restored after."""
+  if not path:
+    yield
+    return
+  from jax._src import compilation_cache  # private: to reset the cache after use
+  before = (jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs)
+  jax.config.update("jax_compilation_cache_dir", str(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  compilation_cache.reset_cache()
+  try:
+    yield
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+    compilation_cache.reset_cache()
+
+
+def append(path, rows):
+  pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:  # after each configuration: a long run keeps what it measured
+    for row in rows:
+      f.write(json.dumps(row) + "\n")
+
+
+def replica_table(args, workers, replicas, env):
+  """Per-replica cost per master step over execution × N × timing × R; ratios to R = 1.
+
+  Engine only. Each R > 1 row gets ``replica_ratio`` (its per-replica cost over
+  the same configuration's at R = 1) and ``replica_target_met`` (≤
+  ``REPLICA_TARGET``). Rows are appended to ``--out`` after each configuration.
+  """
+  block_size = 4 if args.block_size is None else args.block_size
+  executions = ("steps", "blocks") if args.execution == "auto" else (args.execution,)
+  timings = tuple(TIMINGS) if args.timing is None else (args.timing,)
+  table = []
+  for execution in executions:
+    for n in workers:
+      for timing in timings:
+        costs = {}
+        for r in replicas:
+          cell = argparse.Namespace(**{**vars(args), "execution": execution, "timing": timing,
+                                       "replicas": r,
+                                       "block_size": min(block_size, n)
+                                       if execution == "blocks" else None})
+          new = run_one(cell, n, args.model, env, references=[])
+          row = new[0]
+          row["replica_table"], row["conv"] = True, args.conv
+          row["compile_cache"] = args.compile_cache or None
+          row["mesh_workers"] = args.mesh_workers
+          costs[r] = row["seconds_per_step_per_replica"]
+          if r != replicas[0]:
+            row["replica_ratio"] = costs[r] / costs[replicas[0]]
+            row["replica_target_met"] = row["replica_ratio"] <= REPLICA_TARGET
+          report(new)
+          append(args.out, new)
+        table.append((execution, n, timing, row["block_size"], costs))
+  base = replicas[0]
+  print(f"\nreplica table: {args.model}, {args.algorithm}, B={args.batch}, "
+        f"{args.steps} master steps per chunk; ms per master step per replica, "
+        f"ratio R/R={base} (target <= {REPLICA_TARGET})", flush=True)
+  header = "".join(f"{'R=' + str(r):>10s}" for r in replicas)
+  ratios = "".join(f"{'R=' + str(r) + '/R=' + str(base):>11s}" for r in replicas[1:])
+  print(f"{'execution':10s}{'N':>5s}  {'timing':14s}{header}{ratios}", flush=True)
+  worst = 0.0
+  for execution, n, timing, k, costs in table:
+    name = execution if execution == "steps" else f"blocks K={k}"
+    cells = "".join(f"{1e3 * costs[r]:10.3f}" for r in replicas)
+    marks = ""
+    for r in replicas[1:]:
+      ratio = costs[r] / costs[base]
+      worst = max(worst, ratio)
+      marks += f"{ratio:9.2f}{' ' if ratio <= REPLICA_TARGET else '!'} "
+    print(f"{name:10s}{n:5d}  {timing:14s}{cells}{marks}", flush=True)
+  if len(replicas) > 1:
+    print(f"worst ratio {worst:.2f} ({'meets' if worst <= REPLICA_TARGET else 'misses'} "
+          f"the target <= {REPLICA_TARGET}; '!' marks a miss)", flush=True)
+  return table
+
+
 def main(argv=None):
   argv = sys.argv[1:] if argv is None else argv
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="mlp", choices=sorted(MODELS))
-  parser.add_argument("--workers", default="16", help="N, or a comma list with --scaling")
+  parser.add_argument("--workers", default=None,
+                      help="N (default 16), or a comma list with --scaling and "
+                           "--replica-table (default 8,64,256)")
   parser.add_argument("--algorithm", default="nag", choices=sorted(dj.ALGORITHMS))
-  parser.add_argument("--execution", default="auto", choices=dj.engine.EXECUTIONS)
+  parser.add_argument("--execution", default="auto", choices=("auto", "steps", "blocks"),
+                      help="--replica-table: auto means both steps and blocks")
   parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--block-size", type=int, default=None)
-  parser.add_argument("--steps", type=int, default=100, help="master steps per timed call")
+  parser.add_argument("--block-size", type=int, default=None,
+                      help="K for blocks (default N; 4 in --replica-table)")
+  parser.add_argument("--steps", type=int, default=None,
+                      help="master steps per timed call (default 100; in --replica-table "
+                           f"{TABLE_STEPS} by model, else 100)")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--references", default=",".join(REFERENCES))
+  parser.add_argument("--replicas", default=None,
+                      help="R independent replicas in one chunk (default 1: no replica axis); "
+                           "a comma list with --replica-table (default 1,4; the first is the "
+                           "baseline of the ratios)")
+  parser.add_argument("--timing", default=None, choices=sorted(TIMINGS),
+                      help="timing model (default homogeneous; heterogeneous: "
+                           "dj.heterogeneous(), gamma shape 4); --replica-table: both unless "
+                           "given")
   parser.add_argument("--scaling", action="store_true",
                       help="engine only, over --workers (comma list)")
+  parser.add_argument("--replica-table", action="store_true",
+                      help="engine only: per-replica cost over execution x N x timing x R "
+                           "and the ratios to R=1")
   parser.add_argument("--conv", default="auto", choices=dana_jax_conv.MODES,
                       help="convolution gradients: dana_jax.conv's choice per backend, "
                            "always explicit, or XLA's own")
   parser.add_argument("--mesh-workers", type=int, default=1,
                       help="devices to split each block's gradients over (execution=blocks)")
+  parser.add_argument("--compile-cache", default=None,
+                      help="directory for JAX's persistent compilation cache (compile_seconds "
+                           "of a cache hit is small); --replica-table defaults to "
+                           f"{TABLE_CACHE}, '' turns it off")
+  parser.add_argument("--tag", default=None, help="a label recorded in every row")
   parser.add_argument("--out", default=str(RESULTS))
   args = parser.parse_args(argv)
+  if args.compile_cache is None and args.replica_table:
+    args.compile_cache = str(TABLE_CACHE)
+  if args.scaling and args.replica_table:
+    parser.error("--scaling and --replica-table are separate modes: choose one")
+  if args.steps is None:
+    args.steps = TABLE_STEPS.get(args.model, 100) if args.replica_table else 100
+  if args.steps < 1:
+    parser.error("--steps must be >= 1")
   if args.conv != "auto":
     dana_jax_conv.EXPLICIT_GRADIENTS[jax.default_backend()] = args.conv == "explicit"
   references = [r for r in args.references.split(",") if r]
   unknown = sorted(set(references) - set(REFERENCES))
   if unknown:
     parser.error(f"--references: unknown {unknown}; choose from {list(REFERENCES)}")
-  workers = [int(n) for n in args.workers.split(",")]
-  if not args.scaling and len(workers) != 1:
-    parser.error("--workers takes one N (a list only with --scaling)")
+  default_workers = "8,64,256" if args.replica_table else "16"
+  workers = [int(n) for n in (args.workers or default_workers).split(",")]
+  if not (args.scaling or args.replica_table) and len(workers) != 1:
+    parser.error("--workers takes one N (a list only with --scaling or --replica-table)")
+  replicas = [int(r) for r in (args.replicas or ("1,4" if args.replica_table else "1"))
+              .split(",")]
+  if min(replicas) < 1 or (not args.replica_table and len(replicas) != 1):
+    parser.error("--replicas takes one R >= 1 (a list only with --replica-table)")
   env = environment(argv)
+  if args.tag:
+    env["tag"] = args.tag
+  with compile_cache(args.compile_cache):
+    if args.replica_table:
+      return replica_table(args, workers, replicas, env)
+    return measure_all(args, workers, replicas[0], env, references)
+
+
+def measure_all(args, workers, replicas, env, references):
+  args.replicas = replicas
+  args.timing = args.timing or "homogeneous"
   rows = []
   for n in workers:
     new = run_one(args, n, args.model, env, references=[] if args.scaling else references)
@@ -266,10 +432,8 @@ def main(argv=None):
       row["mesh_workers"] = args.mesh_workers
     report(new)
     rows += new
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as f:  # after each N: a long run keeps what it measured
-      for row in new:
-        f.write(json.dumps(row) + "\n")
+    append(args.out, new)
+  return rows
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ arrival order is drawn uniformly (its cost does not depend on it).
 
 Optional: needs ``torch`` (CPU wheel: ``pip install torch --index-url
 https://download.pytorch.org/whl/cpu``). Models: the same architectures as
-``dana_jax.models`` for ``mlp``, ``cnn`` and ``resnet20`` (channels-last
-memory format for the convolutional ones, PyTorch's faster layout on CPU).
+``dana_jax.models`` for ``mlp``, ``mlp64``, ``digits_mlp``, ``cnn`` and
+``resnet20`` (channels-last memory format for the convolutional ones,
+PyTorch's faster layout on CPU).
 Runs on CUDA when torch sees a GPU (``device="auto"``), else on the CPU; the
 device is recorded with the result. (The CUDA path has not been run by us:
 no GPU was lent to the sessions that wrote it.)
@@ -77,6 +78,10 @@ MODELS = {  # name: (factory, input shape NCHW without batch, convolutional)
     "mlp": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(),
                                   nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)),
             (1, 28, 28), False),
+    "mlp64": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(),
+                                    nn.Linear(64, 10)), (1, 28, 28), False),
+    "digits_mlp": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(),
+                                         nn.Linear(64, 10)), (1, 8, 8), False),
     "cnn": (_small_cnn, (1, 28, 28), True),
     "resnet20": (lambda: _ResNet(20, 10), (3, 32, 32), True),
 }

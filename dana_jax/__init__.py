@@ -5,7 +5,7 @@ Gradient Staleness", ICLR 2020 (arXiv:1909.10802), as optax transforms, and an
 engine that simulates one parameter server and N workers exactly.
 """
 
-from dana_jax import schedule, sharding, transforms
+from dana_jax import schedule, sharding, timing, transforms
 from dana_jax.algorithms import ALGORITHMS, Algorithm, get_algorithm, optimizer
 from dana_jax.engine import (
     ArrayData,
@@ -38,5 +38,5 @@ __all__ = [
     "Hyperparams", "Model",
     "Result", "SimState", "Simulator", "TraceTiming", "estimate_speedup", "evaluate",
     "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule", "optimizer",
-    "paper_schedule", "replica", "schedule", "sharding", "simulate", "transforms",
+    "paper_schedule", "replica", "schedule", "sharding", "simulate", "timing", "transforms",
 ]

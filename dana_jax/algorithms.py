@@ -27,6 +27,7 @@ from typing import Any
 import optax
 
 from dana_jax import transforms as T
+from dana_jax.transforms._common import find_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,15 @@ def _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor):
   return T.scale_by_gap_aware(learning_rate, beta, eps, penalty=penalty, per_tensor=per_tensor)
 
 
+def _trace_buffer(momentum_state):
+  """NAG's shared buffer, found by type wherever the chain puts its ``optax.TraceState``."""
+  return find_state(momentum_state, optax.TraceState, "ga").trace
+
+
+def _dana_state(momentum_state):
+  return find_state(momentum_state, T.DanaState, "dana_ga")
+
+
 def _ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, eps=1e-8,
         penalty="one_plus", per_tensor=False, penalize_weight_decay=True):
   del num_workers
@@ -89,10 +99,10 @@ def _ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, eps=1
   momentum_tx = _nesterov(learning_rate, momentum)
   if penalize_weight_decay:
     return optax.chain(_weight_decay(weight_decay), T.gap_feedback(
-        ga, momentum_tx, previous_buffer=lambda s: s[0].trace, momentum=momentum))
+        ga, momentum_tx, previous_buffer=_trace_buffer, momentum=momentum))
   return T.gap_feedback(
       ga, optax.chain(_weight_decay(weight_decay), momentum_tx),
-      previous_buffer=lambda s: s[1][0].trace, momentum=momentum)
+      previous_buffer=_trace_buffer, momentum=momentum)
 
 
 def _dana(learning_rate, momentum, weight_decay, num_workers):
@@ -113,16 +123,12 @@ def _dana_ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, 
                      "(the look-ahead difference of SPEC §2.8) or 'params' (θ_t − θ̂_k).")
   ga = _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor)
   dana_tx = T.dana(learning_rate, momentum, num_workers=num_workers)
-  if penalize_weight_decay:
-    pick = lambda s: s  # noqa: E731
-    momentum_tx = dana_tx
-  else:
-    pick = lambda s: s[1]  # noqa: E731
-    momentum_tx = optax.chain(_weight_decay(weight_decay), dana_tx)
+  momentum_tx = dana_tx if penalize_weight_decay else optax.chain(
+      _weight_decay(weight_decay), dana_tx)
   feedback = T.gap_feedback(
       ga, momentum_tx,
-      previous_buffer=lambda s: T.dana_previous_buffer(pick(s)),
-      gap_reference=(lambda s, p: T.dana_gap_reference(pick(s), p))
+      previous_buffer=lambda s: T.dana_previous_buffer(_dana_state(s)),
+      gap_reference=(lambda s, p: T.dana_gap_reference(_dana_state(s), p))
       if gap_against == "lookahead" else None,
       momentum=momentum)
   if penalize_weight_decay:

@@ -1,20 +1,26 @@
-"""Timing models and the master-step schedule of an asynchronous simulation.
+"""The training-independent event schedule of a simulation (SPEC §1, §6.0).
 
-The order in which worker gradients reach the parameter server depends only on
-the timing model and its seed, never on training (SPEC §1). It is therefore
-computed here, once, in plain numpy, and handed to the engine as arrays:
+Which worker's gradient reaches the parameter server when depends only on the
+timing model and its seed, never on training, so it is computed here, once,
+in plain numpy, and handed to the engine as arrays. Two families:
 
-* ``worker[t]``: the worker whose gradient master step ``t`` applies,
-* ``lag[t]``: τ_t = t − r_k, the number of other updates applied between that
-  worker's read and step ``t``,
-* ``time[t]``: the simulated time at which the gradient arrives,
-* ``block_starts``: a partition of the steps into *blocks*, runs of
-  consecutive steps whose workers are all distinct (capped at ``block_size``).
-  All gradients applied inside a block were read before it, which is what lets
-  the engine compute a block's new gradients together (DESIGN.md).
+* **Asynchronous** (:class:`Schedule`): a sequence of *events*, each for one
+  worker. An *apply* event is a master step t (arriving worker k_t, lag τ_t,
+  simulated time s_t, the dispatch number of its batch); a *restart* event
+  (made by a ``restart_rule``, e.g. Ringmaster's) applies nothing: the
+  worker's job is cancelled, it reads again, and its new job — same batch —
+  starts then, with its next batch-time draw. Events are partitioned into
+  *blocks*: runs of consecutive events whose workers are all distinct
+  (capped at ``block_size``). Every gradient applied inside a block was read
+  before it, which is what lets the engine compute a block's gradients
+  together (DESIGN.md).
+* **Synchronous rounds** (:class:`Rounds`): round r applies the mean of G
+  gradients all computed at θ_r; a ``round_rule`` gives G and the rounds'
+  durations (SSGD: G = N, each round takes max_i X_i).
 
 Also here: the Monte-Carlo speedup model of ASGD and SSGD (the GA paper's
-Figure 12).
+Figure 12). The timing models live in :mod:`dana_jax.timing` and are
+re-exported here.
 
 References:
   Barkai, Hakimi, Schuster, "Gap-Aware Mitigation of Gradient Staleness",
@@ -25,177 +31,57 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-MEAN_BATCH_TIME = 128.0
+from dana_jax._checks import is_int
+from dana_jax._checks import require as _require
+from dana_jax.timing import (  # noqa: F401 - re-exported: the schedule's inputs
+    MEAN_BATCH_TIME,
+    TIMING_MODELS,
+    ConstantTiming,
+    GammaTiming,
+    TimingModel,
+    TraceTiming,
+    heterogeneous,
+    homogeneous,
+    make_timing,
+)
 
+# Event kinds. NOOP marks the padding the engine adds for static shapes.
+APPLY, RESTART, NOOP = 0, 1, 2
 
-def _require(condition: bool, field: str, value, allowed: str) -> None:
-  if not condition:
-    raise ValueError(f"{field}={value!r} is not allowed: {allowed}.")
-
-
-# --------------------------------------------------------------------------
-# Timing models.
-# --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class TimingModel:
-  """Base class: draws the batch times ``X[i, j]`` of every worker."""
-
-  def validate(self, num_workers: int) -> None:
-    del num_workers
-
-  def mean(self) -> float:
-    raise NotImplementedError
-
-  def worker_streams(self, num_workers: int, seed: int) -> list[np.random.Generator]:
-    """One independent numpy stream per worker (plus one for shared draws)."""
-    children = np.random.SeedSequence([int(seed), 0x5EED]).spawn(num_workers + 1)
-    return [np.random.default_rng(c) for c in children]
-
-  def draw(self, streams: list[np.random.Generator], first_job: int, count: int) -> np.ndarray:
-    """Batch times of jobs ``first_job .. first_job + count - 1``, shape [N, count].
-
-    Successive calls with consecutive ranges continue the same streams, so the
-    schedule of T steps is a prefix of the schedule of more steps.
-    """
-    raise NotImplementedError
-
-
-@dataclasses.dataclass(frozen=True)
-class GammaTiming(TimingModel):
-  """Batch times X ~ Gamma(shape, scale), independent across workers and jobs.
-
-  With ``worker_speed_shape`` set, each worker first draws a persistent mean
-  batch time m_i ~ Gamma(worker_speed_shape, mean / worker_speed_shape) and then
-  X_ij ~ Gamma(shape, m_i / shape): slow and fast machines (SPEC §1).
-  """
-
-  shape: float = 100.0
-  scale: float = 1.28
-  worker_speed_shape: float | None = None
-
-  def validate(self, num_workers: int) -> None:
-    _require(np.isfinite(self.shape) and self.shape > 0, "timing.shape", self.shape,
-             "the gamma shape must be a positive finite number")
-    _require(np.isfinite(self.scale) and self.scale > 0, "timing.scale", self.scale,
-             "the gamma scale must be a positive finite number")
-    if self.worker_speed_shape is not None:
-      _require(np.isfinite(self.worker_speed_shape) and self.worker_speed_shape > 0,
-               "timing.worker_speed_shape", self.worker_speed_shape,
-               "must be a positive finite number, or None for identical workers")
-
-  def mean(self) -> float:
-    return self.shape * self.scale
-
-  def worker_scales(self, streams: list[np.random.Generator]) -> np.ndarray:
-    num_workers = len(streams) - 1
-    if self.worker_speed_shape is None:
-      return np.full(num_workers, self.scale)
-    # The shared stream (last) draws the persistent per-worker mean times.
-    shared = np.random.default_rng(streams[-1].bit_generator.seed_seq)  # fresh copy
-    means = shared.gamma(self.worker_speed_shape, self.mean() / self.worker_speed_shape,
-                         size=num_workers)
-    return means / self.shape
-
-  def draw(self, streams, first_job, count):
-    del first_job  # The streams carry the position.
-    scales = self.worker_scales(streams)
-    return np.stack([s.gamma(self.shape, 1.0, size=count) * scales[i]
-                     for i, s in enumerate(streams[:-1])])
-
-
-def homogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 100.0) -> GammaTiming:
-  """The GA paper's homogeneous environment: Gamma(100, 1.28), CV 0.1."""
-  return GammaTiming(shape=shape, scale=mean / shape)
-
-
-def heterogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 4.0,
-                  worker_speed_shape: float | None = None) -> GammaTiming:
-  """A heterogeneous environment: same mean, gamma shape 4 (CV 0.5) by default.
-
-  The GA paper's exact parameters are not known (SPEC §1, a documented
-  choice). ``worker_speed_shape`` adds persistent per-worker speeds.
-  """
-  return GammaTiming(shape=shape, scale=mean / shape, worker_speed_shape=worker_speed_shape)
-
-
-@dataclasses.dataclass(frozen=True)
-class ConstantTiming(TimingModel):
-  """Every batch takes the same time: round robin, τ = N − 1 after the first round."""
-
-  batch_time: float = MEAN_BATCH_TIME
-
-  def validate(self, num_workers):
-    _require(np.isfinite(self.batch_time) and self.batch_time > 0, "timing.batch_time",
-             self.batch_time, "must be a positive finite number")
-
-  def mean(self):
-    return self.batch_time
-
-  def draw(self, streams, first_job, count):
-    return np.full((len(streams) - 1, count), float(self.batch_time))
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class TraceTiming(TimingModel):
-  """A user-supplied trace: ``batch_times[i, j]`` is worker i's j-th batch time."""
-
-  batch_times: np.ndarray
-
-  def validate(self, num_workers):
-    times = np.asarray(self.batch_times, dtype=np.float64)
-    _require(times.ndim == 2, "timing.batch_times.ndim", times.ndim,
-             "the trace must be a 2-D array [num_workers, num_jobs]")
-    _require(times.shape[0] == num_workers, "timing.batch_times.shape[0]", times.shape[0],
-             f"the trace must have one row per worker (num_workers={num_workers})")
-    _require(bool(np.all(np.isfinite(times)) and np.all(times > 0)), "timing.batch_times",
-             "<array>", "every batch time must be positive and finite")
-
-  def mean(self):
-    return float(np.mean(self.batch_times))
-
-  def draw(self, streams, first_job, count):
-    times = np.asarray(self.batch_times, dtype=np.float64)
-    if first_job + count > times.shape[1]:
-      raise ValueError(
-          f"timing.batch_times has {times.shape[1]} jobs per worker, which does not cover "
-          f"the requested schedule (at least {first_job + count} jobs per worker would be "
-          "needed): supply a longer trace or simulate fewer steps.")
-    return times[:, first_job:first_job + count]
-
-
-TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
-                 "constant": ConstantTiming, "trace": TraceTiming}
-
-
-def make_timing(name: str, **kwargs) -> TimingModel:
-  """Builds a timing model by name: one of ``TIMING_MODELS``."""
-  if name not in TIMING_MODELS:
-    raise ValueError(f"timing.name={name!r} is not allowed: choose one of "
-                     f"{sorted(TIMING_MODELS)}.")
-  return TIMING_MODELS[name](**kwargs)
-
-
-# --------------------------------------------------------------------------
-# The schedule.
-# --------------------------------------------------------------------------
+# ``restart_rule(step_count, read_step) -> bool [N]``: called after every apply
+# event with the master step count after it and every worker's r_k; the workers
+# it marks are restarted, in worker-id order (SPEC §6.0).
+RestartRule = Callable[[int, np.ndarray], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Schedule:
-  """The arrival order of T master steps (SPEC §1).
+  """The events of an asynchronous simulation of T master steps (SPEC §1, §6.0).
+
+  Per master step (apply event) t:
 
   Attributes:
     num_workers: N.
     worker: int32 [T], arriving worker k_t.
-    lag: int32 [T], τ_t = t − r_k.
+    lag: int32 [T], τ_t = t − r_k (apply events only: τ counts master steps).
     time: float64 [T], simulated completion time s_t.
-    block_starts: int64 [num_blocks + 1], block b is steps
+
+  Per event e (apply and restart events, in order; without restarts the same
+  as the per-step arrays):
+
+  Attributes:
+    event_kind: int8 [E], :data:`APPLY` or :data:`RESTART`.
+    event_worker: int32 [E].
+    event_time: float64 [E].
+    event_dispatch: int32 [E], the dispatch number of the event's job (SPEC §1
+      data: which batch of the stream it computes on; a restarted job keeps it).
+    event_step: int32 [E], the master step the event belongs to: t for an
+      apply event, and for a restart event the apply event that caused it.
+    block_starts: int64 [num_blocks + 1], block b is events
       ``block_starts[b] .. block_starts[b + 1] - 1``.
     block_size: the cap K used to make the blocks.
   """
@@ -204,6 +90,11 @@ class Schedule:
   worker: np.ndarray
   lag: np.ndarray
   time: np.ndarray
+  event_kind: np.ndarray
+  event_worker: np.ndarray
+  event_time: np.ndarray
+  event_dispatch: np.ndarray
+  event_step: np.ndarray
   block_starts: np.ndarray
   block_size: int
 
@@ -212,13 +103,26 @@ class Schedule:
     return int(self.worker.shape[0])
 
   @property
+  def num_events(self) -> int:
+    return int(self.event_kind.shape[0])
+
+  @property
   def num_blocks(self) -> int:
     return int(self.block_starts.shape[0] - 1)
 
-  def padded_blocks(self, start_block: int = 0, stop_block: int | None = None):
-    """Blocks ``start_block..stop_block-1`` as padded [nb, K] step indices and mask.
+  @property
+  def num_restarts(self) -> int:
+    return int(np.sum(self.event_kind == RESTART))
 
-    Padded entries hold step index -1 and mask False.
+  def events_of_steps(self, start: int, stop: int) -> tuple[int, int]:
+    """The event range ``[first, last)`` of master steps ``start .. stop - 1``."""
+    first, last = np.searchsorted(self.event_step, [start, stop], side="left")
+    return int(first), int(last)
+
+  def padded_blocks(self, start_block: int = 0, stop_block: int | None = None):
+    """Blocks ``start_block..stop_block-1`` as padded [nb, K] event indices and mask.
+
+    Padded entries hold event index -1 and mask False.
     """
     stop_block = self.num_blocks if stop_block is None else stop_block
     starts = self.block_starts[start_block:stop_block]
@@ -259,12 +163,56 @@ def lags_from_workers(worker: np.ndarray, num_workers: int) -> np.ndarray:
   return lag
 
 
+def _arrival_dispatches(worker: np.ndarray, lag: np.ndarray, num_workers: int) -> np.ndarray:
+  """Dispatch numbers without restarts: worker k's first job has dispatch k; a job read
+  at master step r − 1 (r = t − τ_t) has dispatch N + r − 1."""
+  read = np.arange(worker.shape[0]) - lag
+  return np.where(read == 0, worker, num_workers + read - 1).astype(np.int32)
+
+
+def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule):
+  """SPEC §6.0 event by event: the earliest completion applies (ties: lower id), then the
+  workers ``restart_rule`` marks restart at that time, keeping their batch."""
+  n = num_workers
+  streams = timing.worker_streams(n, seed)
+  draws = timing.draw(streams, 0, max(2, math.ceil(1.25 * num_steps / n) + 8))
+  used = np.ones(n, np.int64)  # next draw of each worker
+  completion = draws[:, 0].copy()
+  dispatch = np.arange(n, dtype=np.int64)
+  read = np.zeros(n, np.int64)
+  events = []  # (kind, worker, time, dispatch, step, lag)
+
+  def start_next_job(k, now):
+    nonlocal draws
+    if used[k] >= draws.shape[1]:
+      draws = np.concatenate([draws, timing.draw(streams, draws.shape[1], draws.shape[1])], 1)
+    completion[k] = now + draws[k, used[k]]
+    used[k] += 1
+
+  for t in range(num_steps):
+    k = int(np.argmin(completion))  # the first minimum: ties go to the lower id
+    now = completion[k]
+    events.append((APPLY, k, now, dispatch[k], t, t - read[k]))
+    read[k], dispatch[k] = t + 1, n + t
+    start_next_job(k, now)
+    marked = np.asarray(restart_rule(t + 1, read.copy()), bool)
+    _require(marked.shape == (n,), "restart_rule", marked.shape,
+             f"must return one bool per worker ({n})")
+    for j in np.flatnonzero(marked):
+      events.append((RESTART, int(j), now, dispatch[j], t, 0))
+      read[j] = t + 1
+      start_next_job(int(j), now)
+  kind, worker, time, disp, step, lag = (np.asarray(c) for c in zip(*events, strict=True))
+  return kind.astype(np.int8), worker.astype(np.int32), time.astype(np.float64), \
+      disp.astype(np.int32), step.astype(np.int32), lag.astype(np.int32)
+
+
 def partition_blocks(worker: np.ndarray, block_size: int,
                      boundaries: Sequence[int] = ()) -> np.ndarray:
   """Greedy runs of distinct workers, capped at ``block_size``.
 
-  A block also ends at every step index in ``boundaries`` (chunk ends), so a
-  host chunk always consists of whole blocks.
+  A block also ends at every index in ``boundaries`` (chunk ends), so a host
+  chunk always consists of whole blocks.
 
   Returns:
     int64 array of block start offsets, with ``len(worker)`` appended.
@@ -285,47 +233,108 @@ def partition_blocks(worker: np.ndarray, block_size: int,
 
 
 def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed: int = 0,
-                  block_size: int = 1, boundaries: Sequence[int] = ()) -> Schedule:
-  """Computes the arrival schedule of ``num_steps`` master steps (SPEC §1).
+                  block_size: int = 1, boundaries: Sequence[int] = (),
+                  restart_rule: RestartRule | None = None) -> Schedule:
+  """Computes the events of ``num_steps`` master steps (SPEC §1, §6.0).
 
   Args:
     timing: a timing model (``homogeneous()``, ``heterogeneous()``,
       ``ConstantTiming()``, ``TraceTiming(times)``).
     num_workers: N ≥ 1.
-    num_steps: T ≥ 1 master steps.
+    num_steps: T ≥ 1 master steps (apply events).
     seed: seeds the timing model's random streams.
     block_size: K ≥ 1, the largest number of gradients computed together.
-    boundaries: step indices at which a block must end (chunk ends).
+    boundaries: master steps at which a block must end (chunk ends).
+    restart_rule: optional :data:`RestartRule`; None: no restart events.
 
   Returns:
     A :class:`Schedule`.
   """
   validate_schedule_args(timing, num_workers, num_steps, block_size)
-  worker, time = _completion_order(timing, num_workers, num_steps, seed)
-  lag = lags_from_workers(worker, num_workers)
-  starts = partition_blocks(worker, block_size, boundaries)
+  if restart_rule is None:
+    worker, time = _completion_order(timing, num_workers, num_steps, seed)
+    lag = lags_from_workers(worker, num_workers)
+    steps = np.arange(num_steps, dtype=np.int32)
+    kind, ev_worker, ev_time, ev_step = np.zeros(num_steps, np.int8), worker, time, steps
+    dispatch = _arrival_dispatches(worker, lag, num_workers)
+  else:
+    kind, ev_worker, ev_time, dispatch, ev_step, ev_lag = _events_with_restarts(
+        timing, num_workers, num_steps, seed, restart_rule)
+    applied = kind == APPLY
+    worker, time, lag = ev_worker[applied], ev_time[applied], ev_lag[applied]
+  event_bounds = np.searchsorted(ev_step, [b for b in boundaries if 0 < b < num_steps])
+  starts = partition_blocks(ev_worker, block_size, event_bounds.tolist())
   return Schedule(num_workers=num_workers, worker=worker, lag=lag, time=time,
-                  block_starts=starts, block_size=block_size)
+                  event_kind=kind, event_worker=ev_worker, event_time=ev_time,
+                  event_dispatch=dispatch, event_step=ev_step, block_starts=starts,
+                  block_size=block_size)
 
 
 def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
   _require(isinstance(timing, TimingModel), "timing", type(timing).__name__,
            f"use one of the timing models {sorted(TIMING_MODELS)}")
-  _require(isinstance(num_workers, (int, np.integer)) and num_workers >= 1, "num_workers",
-           num_workers, "need an integer ≥ 1")
-  _require(isinstance(num_steps, (int, np.integer)) and num_steps >= 1, "num_steps",
-           num_steps, "need an integer ≥ 1")
-  _require(isinstance(block_size, (int, np.integer)) and block_size >= 1, "block_size",
-           block_size, "need an integer ≥ 1")
+  _require(is_int(num_workers, 1), "num_workers", num_workers, "need an integer ≥ 1")
+  _require(is_int(num_steps, 1), "num_steps", num_steps, "need an integer ≥ 1")
+  _require(is_int(block_size, 1), "block_size", block_size, "need an integer ≥ 1")
   timing.validate(num_workers)
+
+
+# --------------------------------------------------------------------------
+# Synchronous rounds.
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SynchronousRule:
+  """SSGD's rounds (SPEC §2.9): all N workers, a round takes max_i X_i of one draw each."""
+
+  def gradients(self, num_workers: int) -> int:
+    return num_workers
+
+  def durations(self, timing: TimingModel, streams, num_workers: int,
+                num_rounds: int) -> np.ndarray:
+    del num_workers
+    return timing.draw(streams, 0, num_rounds).max(axis=0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Rounds:
+  """The rounds of a synchronous simulation (SPEC §6.0).
+
+  Attributes:
+    num_workers: N.
+    gradients_per_round: G; round r applies the mean of the gradients of
+      batches rG … rG + G − 1 of the stream, all computed at θ_r.
+    time: float64 [num_rounds], T_(r+1), the end time of each round.
+  """
+
+  num_workers: int
+  gradients_per_round: int
+  time: np.ndarray
+
+  @property
+  def num_steps(self) -> int:
+    return int(self.time.shape[0])
+
+
+def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed: int = 0,
+                rule=None) -> Rounds:
+  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD)."""
+  validate_schedule_args(timing, num_workers, num_rounds, 1)
+  rule = SynchronousRule() if rule is None else rule
+  gradients = rule.gradients(num_workers)
+  _require(is_int(gradients, 1), "round_rule.gradients", gradients, "need an integer ≥ 1")
+  streams = timing.worker_streams(num_workers, seed)
+  durations = np.asarray(rule.durations(timing, streams, num_workers, num_rounds), np.float64)
+  _require(durations.shape == (num_rounds,), "round_rule.durations", durations.shape,
+           f"need one duration per round ({num_rounds})")
+  return Rounds(num_workers, int(gradients), np.cumsum(durations))
 
 
 def synchronous_times(timing: TimingModel, num_workers: int, num_steps: int,
                       seed: int = 0) -> np.ndarray:
   """Simulated end times of SSGD iterations: each takes max_i X_i (SPEC §1)."""
-  validate_schedule_args(timing, num_workers, num_steps, 1)
-  streams = timing.worker_streams(num_workers, seed)
-  return np.cumsum(timing.draw(streams, 0, num_steps).max(axis=0))
+  return make_rounds(timing, num_workers, num_steps, seed=seed).time
 
 
 # --------------------------------------------------------------------------

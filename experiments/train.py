@@ -18,6 +18,7 @@ import functools
 import json
 import pathlib
 import shutil
+import sys
 import time
 from typing import Any, NamedTuple
 
@@ -27,9 +28,7 @@ import numpy as np
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
-from experiments import validate
-
-SWEEPS = ("main", "grid")
+from experiments import registry, validate
 
 
 class Dataset(NamedTuple):
@@ -76,28 +75,16 @@ def load_data(config) -> Dataset:
   return Dataset(tx, ty, (vx, vy), (tx[:train_eval], ty[:train_eval]), classes, tx.shape[1:])
 
 
-MODELS = {
-    "mlp": lambda c, k: models.MLP(tuple(c.hidden), k),
-    "cnn": lambda c, k: models.SmallCNN(num_classes=k),
-    "resnet": lambda c, k: models.CifarResNet(c.get("depth", 20), k),
-    "wrn": lambda c, k: models.WideResNet(c.get("depth", 16), c.get("widen_factor", 4), k),
-    "resnet50": lambda c, k: models.ResNet50(k),
-}
-
-
 def make_model(config, input_shape, num_classes):
-  """The engine model named by ``config.model`` (one of ``MODELS``)."""
-  if config.model not in MODELS:
+  """The engine model named by ``config.model`` (one of ``registry.MODELS``)."""
+  if config.model not in registry.MODELS:
     raise ValueError(f"config.model={config.model!r} is not allowed: choose one of "
-                     f"{sorted(MODELS)}.")
-  return models.flax_model(MODELS[config.model](config, num_classes), input_shape)
-
-
-AUGMENTATIONS = ("none", "crop_flip", "random_resized_crop")
+                     f"{sorted(registry.MODELS)}.")
+  return models.flax_model(registry.MODELS[config.model](config, num_classes), input_shape)
 
 
 def augmentation(config):
-  """``(inputs, key) -> inputs`` of ``config.augment`` (one of ``AUGMENTATIONS``), or None."""
+  """``(inputs, key) -> inputs`` of ``config.augment`` (one of ``registry.AUGMENTATIONS``)."""
   name = config.get("augment", "none")
   if name == "none":
     return None
@@ -106,7 +93,8 @@ def augmentation(config):
     return augment.random_crop_and_flip
   if name == "random_resized_crop":
     return functools.partial(augment.random_resized_crop, size=config.image_size)
-  raise ValueError(f"config.augment={name!r} is not allowed: choose one of {AUGMENTATIONS}.")
+  raise ValueError(f"config.augment={name!r} is not allowed: choose one of "
+                   f"{registry.AUGMENTATIONS}.")
 
 
 def timing_model(config):
@@ -139,7 +127,8 @@ def sweep_points(config) -> list[dict]:
                for g_m in config.grid_momenta]
               for a in config.algorithms for n in config.num_workers]
   else:
-    raise ValueError(f"config.sweep={config.sweep!r} is not allowed: choose one of {SWEEPS}.")
+    raise ValueError(f"config.sweep={config.sweep!r} is not allowed: choose one of "
+                     f"{registry.SWEEPS}.")
   return [{"algorithm": cells[0]["algorithm"], "num_workers": cells[0]["num_workers"],
            "name": cells[0]["name"] if len(cells) == 1 else
            f"{cells[0]['algorithm']}_N{cells[0]['num_workers']} grid of {len(cells)}",
@@ -183,9 +172,89 @@ def setup_devices(config):
         f"{jax.local_device_count()} CPU devices. Set XLA_FLAGS="
         f"--xla_force_host_platform_device_count={host} before jax is imported (python -m "
         "experiments.<name> does this itself).")
-  if mesh is None or mesh.replicas * mesh.workers == 1:
+  if mesh is None:
     return None
-  return dj.make_mesh(replicas=mesh.replicas, workers=mesh.workers)
+  with validate.library_check("mesh"):
+    mesh = dj.make_mesh(replicas=mesh.replicas, workers=mesh.workers)
+  return None if mesh.size == 1 else mesh
+
+
+def replicas_of(config, cells, mesh) -> tuple[list, list]:
+  """The (cell, seed) of every replica, and of every simulated one.
+
+  Replica r is cell r // S, seed r % S; repeats of the last replica fill the
+  mesh's replica axis (they are simulated, not written).
+  """
+  replicas = [(c, s) for c in cells for s in config.seeds]
+  per_device = 1 if mesh is None else mesh.shape["replicas"]
+  return replicas, replicas + [replicas[-1]] * (-len(replicas) % per_device)
+
+
+class _Unread(dj.HostData):
+  """A training set of ``n`` examples that is never loaded: a Simulator without data."""
+
+  def __init__(self, n: int):
+    self.n = n
+
+  def __len__(self):
+    return self.n
+
+
+def library_probe(algorithm, *, num_examples: int = sys.maxsize, **simulator_args) -> None:
+  """Builds (and drops) a Simulator of ``simulator_args`` without a model or data, so that
+  dana_jax checks them; the arguments not given are ones it accepts."""
+  args = {"num_workers": 1, "batch_size": 1, **simulator_args}
+  dj.Simulator(None, algorithm, _Unread(num_examples), None, **args)
+
+
+def check_with_library(config, points, mesh) -> None:
+  """dana_jax's own checks of what the sweep hands it, before anything is compiled or written.
+
+  Each config field goes to the library alone (the other arguments at values it
+  accepts), so a refusal names the field that caused it, as a ConfigError; then
+  each point's algorithm, N, execution and replicas go together on the mesh.
+  The batch size against the data is checked once the data is loaded (run_sweep).
+  """
+  check = validate.library_check
+  options = dict(config.get("algorithm_options", None) or {})
+  for field, names in (("baseline", [config.baseline] if config.get("baseline") else []),
+                       ("algorithms", config.algorithms)):
+    for name in names:
+      with check(field):
+        dj.get_algorithm(name)
+      with check("algorithm_options"):
+        dj.optimizer(name, **options)  # the options' names and values
+  if config.get("timing_shape") is not None:  # first: heterogeneous(shape=0) divides by it
+    with check("timing_shape"):
+      S.GammaTiming(shape=config.timing_shape).validate(1)
+  timing_field = "timing_trace" if config.timing == "trace" else "timing_shape"
+  with check("timing", timing_field):
+    timing = timing_model(config)
+  workers = list(dict.fromkeys(p["num_workers"] for p in points))
+  probes = [
+      ("batch_size", dict(batch_size=config.batch_size)),
+      ("execution", dict(execution=config.execution)),
+      ("block_size", dict(block_size=config.get("block_size"))),
+      ("learning_rate", dict(hyperparams=dj.Hyperparams(learning_rate=config.learning_rate))),
+      ("momentum", dict(hyperparams=dj.Hyperparams(momentum=config.momentum))),
+      ("weight_decay", dict(hyperparams=dj.Hyperparams(weight_decay=config.weight_decay))),
+      *[("num_workers", dict(num_workers=n)) for n in workers],
+      *[(timing_field, dict(num_workers=n, timing=timing)) for n in workers],
+  ]
+  if config.sweep == "grid":
+    probes += [("grid_learning_rates", dict(hyperparams=dj.Hyperparams(learning_rate=v)))
+               for v in config.grid_learning_rates]
+    probes += [("grid_momenta", dict(hyperparams=dj.Hyperparams(momentum=v)))
+               for v in config.grid_momenta]
+  for field, args in probes:
+    with check(field):
+      library_probe(config.algorithms[0], **args)
+  for point in points if mesh is not None else ():
+    _, simulated = replicas_of(config, point["cells"], mesh)
+    with check("mesh"):
+      library_probe(point["algorithm"], num_workers=point["num_workers"],
+                    batch_size=config.batch_size, seeds=[s for _, s in simulated],
+                    execution=config.execution, mesh=mesh)
 
 
 def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) -> list[dict]:
@@ -197,13 +266,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   algorithm, num_workers = point["algorithm"], point["num_workers"]
   model = make_model(config, dataset.input_shape, dataset.num_classes)
   seeds = list(config.seeds)
-  replicas = [(c, s) for c in cells for s in seeds]  # replica r = cell r // S, seed r % S
-  # Repeats of the last replica fill the mesh's replica axis; they are not written.
-  per_device = 1 if mesh is None else mesh.shape["replicas"]
-  simulated = replicas + [replicas[-1]] * (-len(replicas) % per_device)
+  replicas, simulated = replicas_of(config, cells, mesh)
   steps_per_epoch = dataset.num_train // config.batch_size
-  if dj.get_algorithm(algorithm).synchronous:  # one master step per N gradients
-    steps_per_epoch = max(1, steps_per_epoch // num_workers)
+  if dj.get_algorithm(algorithm).synchronous:  # one round per N gradients (SPEC §2.9)
+    steps_per_epoch = steps_per_epoch / num_workers
   schedule = functools.partial(dj.paper_schedule, steps_per_epoch=steps_per_epoch,
                                num_workers=num_workers, warmup_epochs=config.warmup_epochs,
                                decay_epochs=tuple(config.decay_epochs))
@@ -251,7 +317,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
       log.flush()
 
   try:
-    result = dj.simulate(sim, config.epochs * sim.steps_per_epoch,
+    result = dj.simulate(sim, sim.steps_for_epochs(config.epochs),
                          chunk_steps=config.get("chunk_steps"), eval_data=dataset.eval_data,
                          checkpoint_dir=checkpoint_dir, checkpoint_meta=checkpoint_meta(config),
                          checkpoint_every_steps=steps_of(checkpoint_every),
@@ -321,14 +387,16 @@ def save_params(path, params, replicas) -> None:
 def run_sweep(config, workdir) -> list[dict]:
   """Every point of ``config``'s sweep, in order; finished points are skipped."""
   workdir = pathlib.Path(workdir)
-  validate.validate_config(config)  # before anything is compiled or written
+  # Everything is checked before anything is compiled or written: the experiment's
+  # own fields here, the rest by dana_jax once jax has started (setup_devices).
+  validate.validate_config(config)
   points = sweep_points(config)
   mesh = setup_devices(config)
+  check_with_library(config, points, mesh)
   dataset = load_data(config)
-  if config.batch_size > dataset.num_train:
-    raise validate.ConfigError(
-        f"config.batch_size={config.batch_size} is not allowed: {config.dataset} has "
-        f"{dataset.num_train} training examples.")
+  with validate.library_check("batch_size"):
+    library_probe(config.algorithms[0], batch_size=config.batch_size,
+                  num_examples=dataset.num_train)
   summaries = []  # run directories are made when their run starts (parents too)
   for i, point in enumerate(points):
     print(f"[{i + 1}/{len(points)}] {point['name']}", flush=True)

@@ -141,7 +141,7 @@ def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_work
 
   def gradient(theta_hat, dispatch):
     idx = data_order_batch(seed, x.shape[0], batch_size, dispatch)
-    params = unravel(np.asarray(theta_hat, np.float32))
+    params = unravel(np.asarray(theta_hat, flat0.dtype))
     key = jax.random.key(0)
     (loss, contrib), g = jax.value_and_grad(model.loss, has_aux=True)(params, x[idx], y[idx],
                                                                         key)
@@ -168,3 +168,107 @@ def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_work
     workers.append(k)
   state = sunravel(running) if sunravel else {}
   return unravel(master.theta), state, lags, workers
+
+
+def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_workers,
+                        batch_size, lr, momentum, weight_decay, seed, params0, state0,
+                        bn_momentum=0.9, dtype=np.float32, restart_rule=None,
+                        local_steps=1, inner_lr=None, inner_momentum=0.0, **options):
+  """SPEC §6.0 (restart events) and §6.5's workers (H local steps), one event at a time.
+
+  Literal: a list of in-flight jobs (worker, completion time, dispatch); the earliest
+  completion (ties: lower id) is applied; then every worker ``restart_rule(t + 1, r)``
+  marks has its job cancelled, reads again, and starts a new job with the same
+  dispatch at the current time with its next batch-time draws. A job of H local steps
+  takes the sum of H draws and runs H steps of SGD with momentum (``inner_lr``,
+  ``inner_momentum``, plain numpy; the buffer persists per worker) on batches
+  dH … dH + H − 1 of the stream, sending θ̂ − θ^(H). With ``local_steps=1`` and
+  ``inner_lr=None`` the job is one gradient.
+
+  Returns (theta, model_state, list of events (kind, worker, lag)).
+  """
+  flat0, unravel = ravel_pytree(params0)
+  sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
+      np.zeros(0), None)
+  master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
+                           momentum=momentum, weight_decay=weight_decay, dtype=dtype,
+                           **options)
+  running = np.asarray(sflat0, np.float64).copy()
+  inner_buffer = [np.zeros(flat0.size) for _ in range(num_workers)]
+
+  def gradient(theta, batch):
+    idx = data_order_batch(seed, x.shape[0], batch_size, batch)
+    params = unravel(np.asarray(theta, flat0.dtype))
+    (_, contrib), g = jax.value_and_grad(model.loss, has_aux=True)(params, x[idx], y[idx],
+                                                                     jax.random.key(0))
+    c = np.asarray(ravel_pytree(contrib)[0], np.float64) if sunravel else np.zeros(0)
+    return np.asarray(ravel_pytree(g)[0], np.float64), c
+
+  def job(k, theta_hat, dispatch):
+    """What worker k sends for its job, its statistics contributions, its new buffer."""
+    if inner_lr is None:
+      g, c = gradient(theta_hat, dispatch)
+      return g, [c], inner_buffer[k]
+    theta, buf, contribs = np.array(theta_hat, np.float64), inner_buffer[k].copy(), []
+    for j in range(local_steps):
+      g, c = gradient(theta, dispatch * local_steps + j)
+      buf = inner_momentum * buf + g
+      theta = theta - inner_lr * buf
+      contribs.append(c)
+    return theta_hat - theta, contribs, buf
+
+  draws = [list(batch_times[i]) for i in range(num_workers)]
+
+  def duration(k):
+    return sum(draws[k].pop(0) for _ in range(local_steps))
+
+  theta_hat = [master.read() for _ in range(num_workers)]
+  read_step = [0] * num_workers
+  dispatch = list(range(num_workers))
+  done = [duration(i) for i in range(num_workers)]
+  events = []
+  for t in range(num_steps):
+    k = min(range(num_workers), key=lambda i: (done[i], i))
+    now = done[k]
+    tau = t - read_step[k]
+    g, contribs, inner_buffer[k] = job(k, theta_hat[k], dispatch[k])
+    master.apply(g, tau, theta_hat[k], k)
+    for c in contribs:
+      running = bn_momentum * running + c
+    theta_hat[k], read_step[k], dispatch[k] = master.read(), t + 1, num_workers + t
+    done[k] = now + duration(k)
+    events.append(("apply", k, tau))
+    if restart_rule is not None:
+      marked = np.asarray(restart_rule(t + 1, np.array(read_step)))
+      for j in np.flatnonzero(marked):
+        theta_hat[j], read_step[j] = master.read(), t + 1
+        done[j] = now + duration(j)
+        events.append(("restart", int(j), 0))
+  state = sunravel(running) if sunravel else {}
+  return unravel(master.theta), state, events
+
+
+def round_simulation(model, algorithm, x, y, *, num_rounds, gradients_per_round, batch_size,
+                     lr, momentum, weight_decay, seed, params0, state0, bn_momentum=0.9,
+                     dtype=np.float32):
+  """SPEC §6.0 synchronous rounds: round r applies the mean of G gradients, all at θ_r, on
+  batches rG … rG + G − 1 of the stream (statistics folded in that order)."""
+  flat0, unravel = ravel_pytree(params0)
+  sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
+      np.zeros(0), None)
+  master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=1, lr=lr,
+                           momentum=momentum, weight_decay=weight_decay, dtype=dtype)
+  running = np.asarray(sflat0, np.float64).copy()
+  for r in range(num_rounds):
+    params = unravel(np.asarray(master.theta, flat0.dtype))
+    grads = []
+    for b in range(r * gradients_per_round, (r + 1) * gradients_per_round):
+      idx = data_order_batch(seed, x.shape[0], batch_size, b)
+      (_, contrib), g = jax.value_and_grad(model.loss, has_aux=True)(
+          params, x[idx], y[idx], jax.random.key(0))
+      grads.append(np.asarray(ravel_pytree(g)[0], np.float64))
+      if sunravel:
+        running = bn_momentum * running + np.asarray(ravel_pytree(contrib)[0], np.float64)
+    master.apply(np.mean(grads, axis=0), 0, master.theta, 0)
+  state = sunravel(running) if sunravel else {}
+  return unravel(master.theta), state

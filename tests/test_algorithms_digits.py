@@ -35,7 +35,7 @@ def test_named_algorithm_runs_and_logs(algorithm, num_workers):
       learning_rate_schedule=functools.partial(dj.paper_schedule, steps_per_epoch=spe,
                                                num_workers=num_workers, warmup_epochs=1,
                                                decay_epochs=(2,)))
-  steps = 3 * sim.steps_per_epoch
+  steps = sim.steps_for_epochs(3)
   result = dj.simulate(sim, steps, eval_data=(vx, vy), progress=False)
   assert sum(h["step"] - p for h, p in zip(
       result.history, [0] + [h["step"] for h in result.history[:-1]])) == steps

@@ -1,6 +1,10 @@
 """The benchmark command runs, measures every reference it is asked for, and records them."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +21,8 @@ def test_benchmark_run_records_engine_and_references(tmp_path):
     assert r["seconds_per_step"] > 0 and r["device"] and r["jax"]
     assert r["command"].startswith("python -m benchmarks.run --model mlp64")
   assert rows[0]["memory_estimate_bytes"] > 0 and rows[0]["compile_seconds"] >= 0
+  assert all(r["replicas"] == 1 and r["timing"] == "homogeneous" for r in rows)
+  assert rows[0]["seconds_per_step_per_replica"] == rows[0]["seconds_per_step"]
   assert all(r["engine_over_this"] > 0 for r in rows[1:])
   run.main(["--model", "mlp64", "--workers", "1,3", "--scaling", "--steps", "10",
             "--repeats", "1", "--out", str(out)])
@@ -43,3 +49,59 @@ def test_profile_reports_the_ops_of_a_master_step():
   assert any("dynamic-update-slice" in name for name, _ in ops)  # the read-copy row write
   with pytest.raises(SystemExit):
     profile.main(["--steps", "0"])
+
+
+def test_replica_table_records_per_replica_costs_and_ratios(tmp_path, capsys):
+  out = tmp_path / "run.jsonl"
+  run.main(["--replica-table", "--model", "digits_mlp", "--workers", "2", "--steps", "4",
+            "--repeats", "1", "--replicas", "1,2", "--execution", "blocks",
+            "--timing", "heterogeneous", "--compile-cache", str(tmp_path / "cache"),
+            "--out", str(out)])
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [(r["replicas"], r["execution"], r["timing"], r["block_size"]) for r in rows] == [
+      (1, "blocks", "heterogeneous", 2), (2, "blocks", "heterogeneous", 2)]
+  single, double = rows
+  assert all(r["replica_table"] and r["what"] == "engine" for r in rows)
+  assert double["seconds_per_step_per_replica"] == pytest.approx(
+      double["seconds_per_step"] / 2)
+  assert double["memory_estimate_total_bytes"] == 2 * double["memory_estimate_bytes"]
+  assert double["replica_ratio"] == pytest.approx(
+      double["seconds_per_step_per_replica"] / single["seconds_per_step_per_replica"])
+  assert "replica_ratio" not in single
+  assert "R=2/R=1" in capsys.readouterr().out
+  for bad in (["--replicas", "1,4"], ["--replicas", "0"], ["--scaling", "--replica-table"]):
+    with pytest.raises(SystemExit):
+      run.main(bad + ["--out", str(out)])
+
+
+@pytest.mark.slow  # 1.5-2 min on 2 cores, nearly all compilation: run with -m slow
+def test_gpu_script_tiny_writes_its_rows(tmp_path):
+  """``benchmarks/gpu.sh`` end to end on the CPU, tiny (DANA_BENCH_TINY=1)."""
+  root = pathlib.Path(run.__file__).parent.parent
+  env = {**os.environ, "PYTHON": sys.executable, "DANA_BENCH_TINY": "1"}
+  done = subprocess.run(["bash", str(root / "benchmarks" / "gpu.sh"), str(tmp_path / "res")],
+                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stdout + done.stderr
+  assert "== device" in done.stdout and "== targets" in done.stdout
+  rows = [json.loads(line) for line in (tmp_path / "res" / "run.jsonl").read_text().splitlines()]
+  assert len({r["tag"] for r in rows}) == 1 and rows[0]["tag"].startswith("gpu.sh ")
+  engine = [r for r in rows if r["what"] == "engine"]
+  assert [(r["execution"], r["replicas"]) for r in engine] == [
+      ("blocks", 1), ("steps", 1), ("blocks", 4), ("steps", 4)]
+  for r in engine:
+    assert r["model"] == "digits_mlp" and r["num_workers"] == 4 and r["steps"] == 3
+    assert r["block_size"] == (4 if r["execution"] == "blocks" else 1)
+    assert r["seconds_per_step_per_replica"] == pytest.approx(
+        r["seconds_per_step"] / r["replicas"])
+    assert r["timing"] == "homogeneous" and r["device"] and r["jax"]
+    assert r["command"].startswith("python -m benchmarks.run --model digits_mlp")
+  sync = sorted((r["what"], r["batch_size"]) for r in rows if r["what"].startswith("sync"))
+  assert sync == [("sync_loop", 32), ("sync_loop", 128), ("sync_scan", 32), ("sync_scan", 128)]
+  torch_rows = [r for r in rows if r["what"] == "torch"]
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    assert not torch_rows and "PyTorch reference is skipped" in done.stdout
+  else:
+    assert len(torch_rows) == 1 and torch_rows[0]["seconds_per_step"] > 0
+  assert all(r["seconds_per_step"] > 0 for r in rows)

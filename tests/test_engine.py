@@ -247,29 +247,42 @@ def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkey
   with pytest.raises(MemoryError, match=r"(?s)needs at least .*N = 64 read copies.*"
                                         r"2 replicas.*Reduce num_workers"):
     sim.check_memory(available=per_replica)
-  monkeypatch.setattr(dj.engine, "_available_memory", lambda: per_replica)
+  monkeypatch.setattr(dj.engine.memory, "available_memory", lambda: per_replica)
   with pytest.raises(MemoryError):
     sim.init()  # before anything is compiled or allocated
 
 
+@pytest.mark.parametrize("execution,seeds", [("steps", 0), ("blocks", [0, 1, 2, 3])],
+                         ids=["steps", "blocks-4-replicas"])
 @pytest.mark.parametrize("algorithm", ["nag", "asgd", "sa", "ga", "dc_asgd"])
-def test_compiled_steps_copy_no_parameter_sized_array(algorithm):
+def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seeds):
   # θ, the optimizer state and the read-copy stack are updated in place: a copy of
   # any of them per step would cost as much as the step's bookkeeping
-  # (docs/benchmarks.md). DANA is left out: for this tiny model XLA copies its small
-  # stacks (for the 270k-parameter MLP only the [N, 10] bias stacks, measured).
+  # (docs/benchmarks.md), and a select over a stack (a vmapped cond) more. DANA is
+  # left out: for this tiny model XLA copies its small stacks (for the
+  # 270k-parameter MLP only the [N, 10] bias stacks, measured).
   x, y = digits_subset()
   n = 8
   model = models.flax_model(models.MLP((256, 256)), (8, 8))  # compiled only, never run
-  sim = dj.Simulator(model, algorithm, x, y, num_workers=n, batch_size=16, execution="steps")
+  sim = dj.Simulator(model, algorithm, x, y, num_workers=n, batch_size=16, execution=execution,
+                     block_size=4, seeds=seeds, timing=S.heterogeneous())
   schedules, state = sim.schedules(40, 20), sim.init()
-  xs, valid = sim.chunk_inputs(schedules, 0, 20)
-  hlo = sim._chunk_fn("steps").lower(state, xs, sim._data_keys(), sim._hp(), valid,
-                                     sim._device_data()).compile().as_text()
-  copied = {tuple(int(d) for d in s.split(",") if d)
-            for s in re.findall(r"= f32\[([0-9,]*)\]\{[0-9,]*\} copy\(", hlo)}
-  leaves = {tuple(p.shape) for p in jax.tree_util.tree_leaves(state.params)}
-  assert not copied & (leaves | {(n,) + s for s in leaves}), copied
+  rows = sim.rows_per_chunk(schedules, 40, 20)
+  xs, valid = sim.chunk_inputs(schedules, 0, 20, rows)
+  hlo = sim.chunk_fn().lower(state, xs, sim.data_keys, sim.hp(), valid,
+                             sim.device_data()).compile().as_text()
+  shapes = lambda op: {tuple(int(d) for d in s.split(",") if d)  # noqa: E731
+                       for s in re.findall(rf"= f32\[([0-9,]*)\]\{{[0-9,]*\}} {op}\(", hlo)}
+  r = (len(seeds),) if seeds else ()
+  leaves = {r + tuple(p.shape[len(r):]) for p in jax.tree_util.tree_leaves(state.params)}
+  stacks = {s[:len(r)] + (n,) + s[len(r):] for s in leaves}
+  # Masked events (blocks' padding) touch one row of each stack: no copy or select of one.
+  assert not shapes("copy") & stacks, shapes("copy")
+  assert not shapes("select") & stacks, shapes("select")
+  if execution == "steps":
+    assert not shapes("copy") & leaves, shapes("copy")
+  # Blocks: XLA copies θ and the optimizer state into each block's inner scan, once per
+  # block (O(params); docs/benchmarks.md, "Replicas").
 
 
 def test_values_after_is_exact_for_every_value():

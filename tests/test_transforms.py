@@ -200,3 +200,41 @@ def test_chains_with_optax_pieces_and_schedules():
   for lag in range(4):
     up, state = tx.update(params, state, params, lag=lag)
   assert np.all(np.isfinite(up["w"]))
+
+
+def test_ga_finds_the_momentum_buffer_by_type_wherever_the_chain_puts_it():
+  """STYLE: state found by type. A chain with an extra piece in front of the trace reads the
+  same buffer: GA on it equals the named GA optimizer step for step."""
+  from dana_jax.algorithms import _dana_state, _trace_buffer
+
+  lr = 0.1
+  reordered = optax.chain(optax.add_decayed_weights(1e-2), T.gap_feedback(
+      T.scale_by_gap_aware(lr), optax.chain(optax.identity(), optax.trace(0.9, nesterov=True),
+                                            optax.scale_by_learning_rate(lr)),
+      previous_buffer=_trace_buffer, momentum=0.9))
+  named = dj.optimizer("ga", learning_rate=lr, momentum=0.9, weight_decay=1e-2)
+  rng = np.random.default_rng(3)
+  params = {"w": jnp.asarray(rng.normal(size=6), jnp.float32)}
+  pa, pb, sa, sb = params, params, reordered.init(params), named.init(params)
+  for _ in range(6):
+    g = {"w": jnp.asarray(rng.normal(size=6), jnp.float32)}
+    stale = {"w": pa["w"] - 0.05}
+    ua, sa = reordered.update(g, sa, pa, stale_params=stale)
+    ub, sb = named.update(g, sb, pb, stale_params=stale)
+    pa, pb = optax.apply_updates(pa, ua), optax.apply_updates(pb, ub)
+    np.testing.assert_array_equal(pa["w"], pb["w"])
+  assert float(T.find_states(sa, T.GapAwareState)[0].mean_penalty) > 1.0  # GA acted
+  trace = T.find_states(sa, optax.TraceState)[0].trace
+  np.testing.assert_array_equal(_trace_buffer(sa)["w"], trace["w"])
+  dana_state = dj.optimizer("dana_ga", num_workers=2, penalize_weight_decay=False).init(params)
+  assert isinstance(_dana_state(dana_state), T.DanaState)
+
+
+def test_find_state_needs_exactly_one():
+  from dana_jax.transforms._common import find_state
+
+  state = optax.chain(optax.trace(0.9), optax.trace(0.5)).init({"w": jnp.ones(2)})
+  with pytest.raises(ValueError, match="holds 2 TraceState"):
+    find_state(state, optax.TraceState, "ga")
+  with pytest.raises(ValueError, match="holds 0 DanaState"):
+    find_state(state, T.DanaState, "dana_ga")

@@ -71,7 +71,9 @@ def test_bad_config_is_refused_and_writes_nothing(name, fields, field, tmp_path)
 
 def test_trace_with_the_wrong_number_of_workers(tmp_path):
   config = digits_config(timing="trace", timing_trace=trace(tmp_path, 3), baseline="")
-  with pytest.raises(validate.ConfigError, match=r"config\.num_workers.*3 workers"):
+  # dana_jax's TraceTiming rule: one row per worker.
+  with pytest.raises(validate.ConfigError,
+                     match=r"config\.timing_trace: .*shape\[0\]=3 .*num_workers=4"):
     train.run_sweep(config, tmp_path / "runs")
   assert not (tmp_path / "runs").exists()
 

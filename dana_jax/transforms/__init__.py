@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -19,6 +20,7 @@ from dana_jax.transforms.dana import (
     dana_gap_reference,
     dana_lookahead,
     dana_previous_buffer,
+    dana_where,
 )
 from dana_jax.transforms.delay_compensation import DelayCompensationState, delay_compensation
 from dana_jax.transforms.feedback import GapFeedbackState, gap_feedback
@@ -62,6 +64,24 @@ def diagnostics(opt_state: Any) -> dict[str, jnp.ndarray]:
 __all__ = [
     "DanaState", "DelayCompensationState", "GapAwareState", "GapFeedbackState",
     "ScaleByStalenessState", "dana", "dana_gap_reference", "dana_lookahead",
-    "dana_previous_buffer", "delay_compensation", "diagnostics", "gap_feedback", "gap_reference",
-    "read_params", "scale_by_gap_aware", "scale_by_staleness",
+    "dana_previous_buffer", "dana_where", "delay_compensation", "diagnostics", "gap_feedback",
+    "gap_reference",
+    "read_params", "scale_by_gap_aware", "scale_by_staleness", "where_state",
 ]
+
+
+def where_state(condition: jnp.ndarray, new: Any, old: Any) -> Any:
+  """``new`` where ``condition`` else ``old``, for an optimizer state after one update.
+
+  For events that may be no-ops (padding, restarts) inside a vmapped scan: a
+  select per leaf, except that a :class:`DanaState`'s per-worker stack is
+  selected on the one row the update wrote, so the cost stays O(params), not
+  O(N × params).
+  """
+
+  def one(n, o):
+    if isinstance(n, DanaState):
+      return dana_where(condition, n, o)
+    return jnp.where(condition, n, o)
+
+  return jax.tree.map(one, new, old, is_leaf=lambda x: isinstance(x, DanaState))

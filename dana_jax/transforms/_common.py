@@ -28,6 +28,34 @@ def find_states(tree: Any, state_type: type) -> list:
   return [x for x in leaves if isinstance(x, state_type)]
 
 
+def find_state(tree: Any, state_type: type, owner: str = "") -> Any:
+  """The one node of type ``state_type`` inside an optimizer state pytree.
+
+  How a wrapper finds a piece of a chained state by what it is, never by its
+  position in the chain (reordering a chain must not change which buffer is read).
+  """
+  states = find_states(tree, state_type)
+  if len(states) != 1:
+    raise ValueError(f"{owner or 'find_state'}: the optimizer state holds {len(states)} "
+                     f"{state_type.__name__} nodes; exactly one is needed.")
+  return states[0]
+
+
+def float_dtype(tree: Any) -> jnp.dtype:
+  """The dtype of the scalars (η, diagnostics) of a transform over the pytree ``tree``.
+
+  The parameters' real floating type, at least float32: float32 parameters give
+  float32 (a float32 run is not upcast), float64 ones (``jax_enable_x64``) give
+  float64, and bfloat16 ones keep float32 scalars.
+  """
+  dtypes = [jnp.dtype(getattr(x, "dtype", jnp.result_type(x)))
+            for x in jax.tree_util.tree_leaves(tree)]
+  dtype = jnp.result_type(*dtypes) if dtypes else jnp.result_type(float)
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    return jnp.dtype(jnp.result_type(float))
+  return jnp.promote_types(jnp.finfo(dtype).dtype, jnp.float32)
+
+
 def tree_size(tree: Any) -> int:
   return sum(x.size for x in jax.tree_util.tree_leaves(tree))
 

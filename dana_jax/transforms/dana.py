@@ -32,7 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dana_jax.transforms._common import index_after, learning_rate_at, require_extra_arg, set_row
+from dana_jax.transforms._common import (
+    float_dtype,
+    index_after,
+    learning_rate_at,
+    require_extra_arg,
+    set_row,
+)
 
 
 class DanaState(NamedTuple):
@@ -93,14 +99,15 @@ def dana(
     raise ValueError(f"num_workers={num_workers!r} is not allowed: need an integer ≥ 1.")
 
   def init_fn(params):
+    dtype = float_dtype(params)  # float32, or float64 for float64 parameters
     zeros = jax.tree.map(jnp.zeros_like, params)
     return DanaState(
         count=jnp.zeros([], jnp.int32),
         momenta=jax.tree.map(lambda p: jnp.zeros((num_workers,) + p.shape, p.dtype), params),
         momentum_sum=zeros,
         last_worker=jnp.zeros([], jnp.int32),
-        read_scale=jnp.zeros([], jnp.float32),
-        next_read_scale=jnp.asarray(learning_rate_at(learning_rate, 0) * momentum, jnp.float32),
+        read_scale=jnp.zeros([], dtype),
+        next_read_scale=jnp.asarray(learning_rate_at(learning_rate, 0) * momentum, dtype),
     )
 
   def update_fn(updates, state, params=None, *, worker=None, **extra_args):
@@ -110,8 +117,9 @@ def dana(
       raise ValueError(f"dana: worker={worker} is not allowed: need 0 <= worker < "
                        f"num_workers={num_workers}.")
     worker = jnp.asarray(worker, jnp.int32)
-    lr = jnp.asarray(learning_rate_at(learning_rate, state.count), jnp.float32)
-    next_lr = jnp.asarray(learning_rate_at(learning_rate, state.count + 1), jnp.float32)
+    dtype = state.read_scale.dtype
+    lr = jnp.asarray(learning_rate_at(learning_rate, state.count), dtype)
+    next_lr = jnp.asarray(learning_rate_at(learning_rate, state.count + 1), dtype)
     old = jax.tree.map(lambda m: m[worker], state.momenta)
     new = jax.tree.map(lambda v, d: momentum * v + d, old, updates)
     total = jax.tree.map(lambda s, a, b: s + (a - b), state.momentum_sum, new, old)
@@ -121,8 +129,8 @@ def dana(
     slot = index_after(worker, total, out, new)
     momenta = set_row(state.momenta, slot, new)
     return out, DanaState(count=state.count + 1, momenta=momenta, momentum_sum=total,
-                          last_worker=worker, read_scale=lr * momentum,
-                          next_read_scale=next_lr * momentum)
+                          last_worker=worker, read_scale=(lr * momentum).astype(dtype),
+                          next_read_scale=(next_lr * momentum).astype(dtype))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -142,3 +150,20 @@ def dana_gap_reference(state: DanaState, params: optax.Params) -> optax.Params:
 def dana_previous_buffer(state: DanaState) -> optax.Updates:
   """The buffer applied at the previous master step: v of the last worker (0 at t = 0)."""
   return jax.tree.map(lambda m: m[state.last_worker], state.momenta)
+
+
+def dana_where(condition, new: DanaState, old: DanaState) -> DanaState:
+  """``new`` where ``condition`` else ``old``, one update apart, in O(params).
+
+  The update wrote one row of the per-worker stack (``new.last_worker``); only
+  that row is selected, so no [N, …] select (or copy) is made.
+  """
+  pick = lambda a, b: jnp.where(condition, a, b)  # noqa: E731
+  row = new.last_worker
+  kept = jax.tree.map(lambda n, o: pick(n[row], o[row]), new.momenta, old.momenta)
+  return DanaState(count=pick(new.count, old.count),
+                   momenta=set_row(new.momenta, row, kept),
+                   momentum_sum=jax.tree.map(pick, new.momentum_sum, old.momentum_sum),
+                   last_worker=pick(new.last_worker, old.last_worker),
+                   read_scale=pick(new.read_scale, old.read_scale),
+                   next_read_scale=pick(new.next_read_scale, old.next_read_scale))

@@ -32,7 +32,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dana_jax.transforms._common import learning_rate_at, require_extra_arg, tree_size
+from dana_jax.transforms._common import (
+    float_dtype,
+    learning_rate_at,
+    require_extra_arg,
+    tree_size,
+)
 
 PENALTIES = ("one_plus", "max")
 
@@ -100,12 +105,13 @@ def scale_by_gap_aware(
     raise ValueError(f"penalty={penalty!r} is not allowed: choose one of {PENALTIES}.")
 
   def init_fn(params):
+    dtype = float_dtype(params)  # float32, or float64 for float64 parameters
     return GapAwareState(
         count=jnp.zeros([], jnp.int32),
         second_moment=jax.tree.map(jnp.zeros_like, params),
-        max_learning_rate=jnp.zeros([], jnp.float32),
-        mean_gap=jnp.zeros([], jnp.float32),
-        mean_penalty=jnp.ones([], jnp.float32),
+        max_learning_rate=jnp.zeros([], dtype),
+        mean_gap=jnp.zeros([], dtype),
+        mean_penalty=jnp.ones([], dtype),
     )
 
   def update_fn(updates, state, params=None, *, stale_params=None, reference_params=None,
@@ -120,8 +126,9 @@ def scale_by_gap_aware(
     second_moment = jax.tree.map(lambda r, u: beta * r + (1 - beta) * jnp.square(u),
                                  state.second_moment, buffer)
     count = state.count + 1
-    correction = 1 - jnp.asarray(beta, jnp.float32) ** count.astype(jnp.float32)
-    lr = jnp.asarray(learning_rate_at(learning_rate, state.count), jnp.float32)
+    dtype = state.max_learning_rate.dtype
+    correction = 1 - jnp.asarray(beta, dtype) ** count.astype(dtype)
+    lr = jnp.asarray(learning_rate_at(learning_rate, state.count), dtype)
     max_lr = jnp.maximum(state.max_learning_rate, lr)
 
     def one_leaf(d, r, ref, stale):
@@ -146,8 +153,8 @@ def scale_by_gap_aware(
     # pass over the parameters per step); equal up to float rounding.
     mean_penalty = 1.0 + mean_gap if penalty == "one_plus" else total(penalties) / size
     new_state = GapAwareState(count=count, second_moment=second_moment,
-                              max_learning_rate=max_lr, mean_gap=mean_gap,
-                              mean_penalty=mean_penalty)
+                              max_learning_rate=max_lr, mean_gap=mean_gap.astype(dtype),
+                              mean_penalty=mean_penalty.astype(dtype))
     return new_updates, new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dana_jax.transforms._common import require_extra_arg
+from dana_jax.transforms._common import float_dtype, require_extra_arg
 
 
 class ScaleByStalenessState(NamedTuple):
@@ -51,13 +51,13 @@ def scale_by_staleness() -> optax.GradientTransformationExtraArgs:
   """
 
   def init_fn(params):
-    del params
-    return ScaleByStalenessState(last_divisor=jnp.ones([], jnp.float32))
+    # float32, or float64 for float64 parameters
+    return ScaleByStalenessState(last_divisor=jnp.ones([], float_dtype(params)))
 
   def update_fn(updates, state, params=None, *, lag=None, **extra_args):
-    del params, extra_args, state
+    del params, extra_args
     lag = require_extra_arg("scale_by_staleness", "lag", lag, "the staleness τ of the gradient")
-    divisor = jnp.maximum(jnp.asarray(lag, jnp.float32), 1.0)
+    divisor = jnp.maximum(jnp.asarray(lag, state.last_divisor.dtype), 1.0)
     updates = jax.tree.map(lambda g: (g / divisor).astype(g.dtype), updates)
     return updates, ScaleByStalenessState(last_divisor=divisor)
 

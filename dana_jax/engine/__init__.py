@@ -1,0 +1,63 @@
+"""The exact asynchronous-SGD simulator: one compiled program per chunk of steps.
+
+SPEC §1 and §6.0 event semantics, DESIGN.md architecture. An apply event
+(master step t) applies the job of the arriving worker k_t — computed on
+what k read (its row of the read-copy stack) with the batches of its
+dispatch — folds that job's BatchNorm statistics into the master's, and lets
+k read again (θ, or DANA's look-ahead); a restart event only lets k read
+again; a synchronous round applies the mean of G gradients computed at θ_r.
+
+A job depends only on what its worker read and on its batches, so *when* it
+is computed is free (DESIGN.md: only the order in which gradients are
+computed changes). The engine computes it when its worker arrives, from the
+stored read copy: then no pending gradient or statistics need be stored.
+
+Two executions of the asynchronous events, with the same semantics:
+
+* ``execution="steps"``: ``lax.scan`` over events; each computes the arriving
+  worker's job, then applies it.
+* ``execution="blocks"``: ``lax.scan`` over blocks of consecutive events whose
+  workers are distinct. Every job applied in a block was read before it, so
+  the block's jobs are computed first, together, with one ``vmap`` over the
+  worker axis, and then applied in order (an inner scan).
+
+The state of one run is a :class:`SimState`; R independent runs (seeds,
+hyperparameters) are a leading replica axis on every leaf and one ``vmap``.
+
+The pieces, each with one job:
+
+=============  ==============================================================
+``core``       the model interface, the carried state, hyperparameters
+``data``       the global data stream (SPEC §1), training sets on the host
+``workers``    worker programs: one gradient, or H local optimizer steps
+``step``       traced functions: a job, a master event, the loops, the summary
+``plan``       the host side of a chunk: events, rows, batches, examples
+``placement``  jit, the replica vmap, mesh shardings
+``memory``     the memory model, checked before anything is allocated
+``simulator``  :class:`Simulator`: configuration, schedules, wiring
+``loop``       :func:`simulate`: chunks, prefetch, evaluation, checkpoints
+=============  ==============================================================
+
+The engine does not know which algorithm runs: it hands ``lag``,
+``stale_params`` and ``worker`` to the optimizer it is given, and finds what
+it needs of the optimizer's state by type (``dana_jax.transforms``).
+"""
+
+from dana_jax.engine import memory
+from dana_jax.engine.core import (
+    EXECUTIONS,
+    STATE_FORMAT,
+    Hyperparams,
+    Model,
+    SimState,
+    default_execution,
+)
+from dana_jax.engine.data import HOST_CHUNK_BYTES, ArrayData, DataOrder, HostData
+from dana_jax.engine.loop import Result, evaluate, evaluate_replicas, replica, simulate
+from dana_jax.engine.simulator import Simulator
+from dana_jax.engine.workers import Gradient, LocalSteps
+
+__all__ = ["EXECUTIONS", "HOST_CHUNK_BYTES", "STATE_FORMAT", "ArrayData", "DataOrder",
+           "Gradient", "HostData", "Hyperparams", "LocalSteps", "Model", "Result", "SimState",
+           "Simulator", "default_execution", "evaluate", "evaluate_replicas", "memory",
+           "replica", "simulate"]

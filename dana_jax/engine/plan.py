@@ -1,0 +1,127 @@
+"""The host side of a chunk: which events, rows, batches and examples it holds.
+
+Pure numpy on the host, run on a thread while the previous chunk computes.
+Every per-replica array is stacked on a leading replica axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dana_jax import schedule as _schedule
+from dana_jax._checks import is_int
+from dana_jax.engine.data import HOST_CHUNK_BYTES
+from dana_jax.schedule import APPLY, NOOP
+from dana_jax.timing import JobTiming
+
+
+def chunk_ends(num_steps: int, chunk_steps: int | None, steps_per_epoch) -> list[int]:
+  """Master steps at which chunks end: every ``chunk_steps``, or (None) at every epoch's
+  end — ``ceil(e · steps_per_epoch)``, the step in which epoch e's last batch falls."""
+  if chunk_steps is not None:
+    ends = list(range(chunk_steps, num_steps, chunk_steps))
+  else:
+    ends, e = [], 1
+    while (end := int(np.ceil(e * steps_per_epoch - 1e-9))) < num_steps:
+      if not ends or end > ends[-1]:
+        ends.append(end)
+      e += 1
+  return ends + [num_steps]
+
+
+def schedules(sim, num_steps: int, chunk_steps: int | None) -> list:
+  """One schedule per replica (rounds if synchronous), blocks ending at chunk ends; a job
+  of H batches takes H draws of the timing model."""
+  if sim.synchronous:
+    return [_schedule.make_rounds(sim.timing, sim.num_workers, num_steps, seed=s,
+                                  rule=sim.round_rule) for s in sim.timing_seeds]
+  ends = chunk_ends(num_steps, chunk_steps, sim.steps_per_epoch)
+  per_job = sim.program.batches_per_job
+  timing = sim.timing if per_job == 1 else JobTiming(sim.timing, per_job)
+  return [_schedule.make_schedule(timing, sim.num_workers, num_steps, seed=s,
+                                  block_size=sim.block_size, boundaries=ends[:-1],
+                                  restart_rule=sim.restart_rule) for s in sim.timing_seeds]
+
+
+def default_chunk_steps(sim) -> int | None:
+  """One epoch (None: chunks end at epoch ends, for epochs of a fractional number of
+  steps); with :class:`HostData`, at most ``HOST_CHUNK_BYTES`` of inputs per chunk."""
+  if not sim.host_data:
+    return sim.steps_per_epoch if is_int(sim.steps_per_epoch) else None
+  per_step = (sim.train_inputs.example_nbytes() * sim.batch_size * sim.num_replicas
+              * (sim.gradients_per_round if sim.synchronous else sim.program.batches_per_job))
+  return max(1, min(int(np.ceil(sim.steps_per_epoch)), HOST_CHUNK_BYTES // per_step))
+
+
+def _job_batches(dispatch: np.ndarray, per_job: int) -> np.ndarray:
+  """Batch numbers [..., H] of jobs: dispatch d takes batches dH … dH + H − 1."""
+  return (np.asarray(dispatch, np.int64)[..., None] * per_job + np.arange(per_job)).astype(
+      np.int32)
+
+
+def rows_per_chunk(sim, schedules, ends: list[int]) -> int | None:
+  """The static number of scan rows of every chunk: the most blocks (``blocks``) or
+  events (``steps`` with restarts) in any chunk of any replica; None: one per step."""
+  if sim.synchronous or (sim.execution == "steps" and not sim.masked_steps):
+    return None
+  most, start = 1, 0
+  for stop in ends:
+    for sched in schedules:
+      first, last = sched.events_of_steps(start, stop)
+      if sim.execution == "blocks":
+        first, last = np.searchsorted(sched.block_starts, [first, last])
+      most = max(most, int(last - first))
+    start = stop
+  return most
+
+
+def _pad(array, rows, value):
+  pad = [(0, rows - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
+  return np.pad(array, pad, constant_values=value)
+
+
+def _events(sim, sched, order, start, stop, rows):
+  first, last = sched.events_of_steps(start, stop)
+  index = np.arange(first, last)
+  if rows is not None:
+    index = _pad(index, rows, -1)
+  real = index >= 0
+  safe = np.where(real, index, first)
+  kind = np.where(real, sched.event_kind[safe], NOOP).astype(np.int8)
+  workers = np.where(real, sched.event_worker[safe], 0).astype(np.int32)
+  batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job)
+  return (workers, kind, sim.examples(order.batches(batches)), batches), kind == APPLY
+
+
+def _blocks(sim, sched, order, start, stop, rows):
+  first, last = sched.events_of_steps(start, stop)
+  b0, b1 = np.searchsorted(sched.block_starts, [first, last])
+  index, mask = sched.padded_blocks(int(b0), int(b1))
+  width = sim.block_width - sim.block_size  # no-op columns for the worker devices
+  index = np.pad(index, ((0, rows - index.shape[0]), (0, width)), constant_values=-1)
+  mask = np.pad(mask, ((0, rows - mask.shape[0]), (0, width)), constant_values=False)
+  safe = np.where(mask, index, first)
+  kind = np.where(mask, sched.event_kind[safe], NOOP).astype(np.int8)
+  workers = np.where(mask, sched.event_worker[safe], 0).astype(np.int32)
+  batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job)
+  return (workers, kind, sim.examples(order.batches(batches)), batches), (kind == APPLY).ravel()
+
+
+def _rounds(sim, order, start, stop):
+  g = sim.gradients_per_round
+  batches = (np.arange(start, stop)[:, None] * g + np.arange(g)[None, :]).astype(np.int32)
+  return (sim.examples(order.batches(batches[..., None])), batches[..., None]), np.ones(
+      stop - start, bool)
+
+
+def chunk_inputs(sim, schedules, start: int, stop: int, rows: int | None = None):
+  """Scan inputs and the valid (apply) mask of master steps ``start..stop-1``."""
+  per = []
+  for r, order in enumerate(sim.orders):
+    if sim.synchronous:
+      per.append(_rounds(sim, order, start, stop))
+    elif sim.execution == "steps":
+      per.append(_events(sim, schedules[r], order, start, stop, rows))
+    else:
+      per.append(_blocks(sim, schedules[r], order, start, stop, rows))
+  return sim.placement.stack([p[0] for p in per]), sim.placement.stack([p[1] for p in per])

@@ -1,0 +1,227 @@
+"""The traced pieces of a chunk: a worker's job, a master event, the three loops
+(events one at a time, blocks of events, synchronous rounds) and the chunk
+summary. Pure functions of their arguments: no host state.
+
+``parts`` (a :class:`Parts`) bundles what they need of the simulation: the
+model, the worker program, the optimizer built from a replica's
+hyperparameters, how a batch is gathered, and how a stack of jobs is spread
+over the mesh's ``workers`` devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dana_jax import transforms as T
+from dana_jax.engine.core import take, tree_rms
+from dana_jax.schedule import APPLY, NOOP
+from dana_jax.transforms._common import index_after, set_row, values_after
+
+# Named streams of a replica's data key, each folded with the batch number.
+AUGMENT_STREAM, MODEL_STREAM = 0, 1
+
+
+class Parts(NamedTuple):
+  model: Any                   # engine Model
+  program: Any                 # worker program (dana_jax.engine.workers)
+  optimizer: Callable          # hp -> optax transformation
+  learning_rate: Callable      # hp -> (step -> η)
+  batch: Callable              # (examples, batch number, data key, data) -> (inputs, labels)
+  over_workers: Callable       # (fn, split: tuple[bool]) -> fn over the workers devices
+
+
+def job(parts: Parts, params, worker_state, examples, batches, data_key, data, read_step):
+  """A worker's job on what it read: ``examples``/``batches`` hold its H batches."""
+  inputs, labels = jax.vmap(parts.batch, in_axes=(0, 0, None, None))(
+      examples, batches, data_key, data)
+  model_key = jax.random.fold_in(data_key, MODEL_STREAM)
+  keys = jax.vmap(lambda b: jax.random.fold_in(model_key, b))(batches)
+  return parts.program.run(parts.model, params, worker_state, inputs, labels, keys, read_step)
+
+
+def fold_all(model, model_state, contributions):
+  """Folds a job's [H, …] statistics contributions in order."""
+  count = jax.tree_util.tree_leaves(contributions)
+  if not count or count[0].shape[0] == 1:
+    return model.fold(model_state, take(contributions, 0))
+  return jax.lax.scan(lambda s, c: (model.fold(s, c), None), model_state, contributions)[0]
+
+
+def _where(condition, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
+
+
+def master_event(parts: Parts, tx, hp, state, worker, arrival, kind=None):
+  """One event for ``worker`` (SPEC §1 steps 1–3, §6.0); returns ``(state, metrics)``.
+
+  ``arrival = (stale, gradient, contributions, loss, worker_row)``: what the
+  worker read (its row of ``read_params``, taken before this event) and what
+  its job computed on it. ``kind`` None: an apply event. Otherwise a traced
+  event kind: an apply event; a restart (nothing applied, the worker reads
+  again); or a no-op (padding). Masked events select per leaf on what an
+  event touches (θ, the optimizer state's O(params) leaves, one row of each
+  stack), never on the [N, …] stacks: a ``lax.cond`` would, once vmapped over
+  replicas, become a select over the whole state (ENVIRONMENT.md).
+
+  θ and the rows are updated in place; on XLA:CPU that happens without a copy
+  only if every reader of the old value is computed first, so the writes are
+  made to depend on the readers whose results they do not already need
+  (``values_after``, ``index_after``; docs/benchmarks.md).
+  """
+  stale, grads, contributions, loss, worker_row = arrival
+  t = state.step
+  lag = t - state.read_step[worker]
+  reference = T.gap_reference(state.opt_state, state.params)
+  gap_rms = tree_rms(jax.tree.map(lambda a, b: a - b, reference, stale))
+  # The optimizer updates its state in place (e.g. DANA's Σv, read by the gap): after the gap.
+  updates, opt_state = tx.update(values_after(grads, gap_rms), state.opt_state, state.params,
+                                 lag=lag, stale_params=stale, worker=worker)
+  diagnostics = T.diagnostics(opt_state)
+  params = optax.apply_updates(state.params, values_after(updates, gap_rms, loss, diagnostics))
+  model_state = fold_all(parts.model, state.model_state, contributions)
+  step = t + 1
+  if kind is not None:
+    applied = kind == APPLY
+    params = _where(applied, params, state.params)
+    opt_state = T.where_state(applied, opt_state, state.opt_state)
+    model_state = _where(applied, model_state, state.model_state)
+    step = t + applied.astype(t.dtype)
+  read = T.read_params(opt_state, params)
+  read_step = step
+  if kind is not None:  # a no-op keeps the row; a restart reads again
+    rereads = kind != NOOP
+    read = _where(rereads, read, take(state.read_params, worker))
+    read_step = jnp.where(rereads, step, state.read_step[worker])
+    if worker_row is not None:  # only a finished (applied) job changes the worker's state
+      worker_row = _where(applied, worker_row, take(state.worker_state, worker))
+  slot = index_after(worker, gap_rms, loss, diagnostics)  # = worker
+  metrics = {"lag": lag, "gap/rms": gap_rms, "loss/train": loss,
+             "learning_rate": parts.learning_rate(hp)(t), **diagnostics}
+  worker_state = (state.worker_state if worker_row is None
+                  else set_row(state.worker_state, slot, worker_row))
+  state = state._replace(step=step, params=params, opt_state=opt_state,
+                         model_state=model_state,
+                         read_params=set_row(state.read_params, slot, read),
+                         read_step=state.read_step.at[worker].set(read_step),
+                         worker_state=worker_state)
+  return state, metrics
+
+
+def _job_of(parts, state, worker, examples, batches, data_key, data):
+  stale = take(state.read_params, worker)
+  row = None if state.worker_state is None else take(state.worker_state, worker)
+  out = job(parts, stale, row, examples, batches, data_key, data, state.read_step[worker])
+  return (stale, *out)
+
+
+def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
+  """Events one at a time: ``xs = (worker, kind, examples, batches)`` per event."""
+  tx = parts.optimizer(hp)
+
+  def body(state, x):
+    worker, kind, examples, batches = x
+    compute = lambda: _job_of(parts, state, worker, examples, batches, data_key, data)  # noqa: E731
+    if not masked:
+      return master_event(parts, tx, hp, state, worker, compute())
+    # A restart or no-op needs no gradient (skipped on one replica, selected on many).
+    shapes = jax.eval_shape(compute)
+    arrival = jax.lax.cond(kind == APPLY, compute,
+                           lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+    return master_event(parts, tx, hp, state, worker, arrival, kind)
+
+  return jax.lax.scan(body, state, xs)
+
+
+def _jobs(parts: Parts, stale, rows, examples, batches, data_key, data, read_steps):
+  """The jobs of a block, each on its own read copy; split over the ``workers`` devices."""
+
+  def local(stale, rows, examples, batches, read_steps, data_key, data):
+    if jax.tree_util.tree_leaves(stale)[0].shape[0] == 1:  # no vmap for one job
+      out = job(parts, take(stale, 0), None if rows is None else take(rows, 0),
+                take(examples, 0), batches[0], data_key, data, read_steps[0])
+      return jax.tree.map(lambda x: x[None], out)
+    return jax.vmap(job, in_axes=(None, 0, 0, 0, 0, None, None, 0))(
+        parts, stale, rows, examples, batches, data_key, data, read_steps)
+
+  fn = parts.over_workers(local, (True, True, True, True, True, False, False))
+  return fn(stale, rows, examples, batches, read_steps, data_key, data)
+
+
+def run_blocks(parts: Parts, state, xs, data_key, hp, data):
+  """Blocks of events of distinct workers: their jobs first, together, then the events."""
+  tx = parts.optimizer(hp)
+
+  def inner(state, x):
+    worker, kind, arrival = x
+    return master_event(parts, tx, hp, state, worker, arrival, kind)
+
+  def block(state, x):
+    workers, kinds, examples, batches = x
+    # The block's workers are distinct and read before it (padding: worker 0,
+    # its job unused), so their jobs are computed first, together.
+    stale = take(state.read_params, workers)
+    rows = None if state.worker_state is None else take(state.worker_state, workers)
+    out = _jobs(parts, stale, rows, examples, batches, data_key, data,
+                state.read_step[workers])
+    return jax.lax.scan(inner, state, (workers, kinds, (stale, *out)))
+
+  state, metrics = jax.lax.scan(block, state, xs)
+  return state, jax.tree.map(lambda m: m.reshape((-1,) + m.shape[2:]), metrics)
+
+
+def run_rounds(parts: Parts, state, xs, data_key, hp, data):
+  """Synchronous rounds: the mean of G gradients at θ_r (SPEC §6.0, §2.9)."""
+  tx = parts.optimizer(hp)
+
+  def gradients(params, examples, batches, data_key, data):
+    return jax.vmap(job, in_axes=(None, None, None, 0, 0, None, None, None))(
+        parts, params, None, examples, batches, data_key, data, 0)
+
+  over = parts.over_workers(gradients, (False, True, True, False, False))
+
+  def body(state, x):
+    examples, batches = x
+    grads, contributions, loss, _ = over(state.params, examples, batches, data_key, data)
+    grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+    updates, opt_state = tx.update(grad, state.opt_state, state.params, lag=0,
+                                   stale_params=state.params, worker=0)
+    flat = jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), contributions)
+    model_state = jax.lax.scan(lambda s, c: (parts.model.fold(s, c), None),
+                               state.model_state, flat, length=batches.size)[0]
+    metrics = {"lag": jnp.zeros([], jnp.int32), "gap/rms": jnp.zeros([], loss.dtype),
+               "loss/train": jnp.mean(loss), "learning_rate": parts.learning_rate(hp)(state.step),
+               **T.diagnostics(opt_state)}
+    return state._replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                          opt_state=opt_state, model_state=model_state), metrics
+
+  return jax.lax.scan(body, state, xs)
+
+
+def summarize(metrics: dict, valid, num_workers: int) -> dict:
+  """Per-chunk aggregates of per-event metrics over the valid (apply) events.
+
+  Every metric is averaged, except the lag (mean, max and a histogram) and the
+  learning rate (its value at the last event): a new per-event metric needs
+  no change here.
+  """
+  weight = valid.astype(jnp.float32)
+  count = jnp.maximum(jnp.sum(weight), 1.0)
+  mean = lambda x: jnp.sum(jnp.where(valid, x, 0)) / count.astype(  # noqa: E731
+      jnp.result_type(x, jnp.float32))
+  lag = metrics["lag"]
+  bins = 2 * num_workers + 1
+  out = {"lag/mean": mean(lag.astype(jnp.float32)),
+         "lag/max": jnp.max(jnp.where(valid, lag, 0)),
+         "lag/hist": jnp.zeros([bins], jnp.int32).at[jnp.minimum(lag, bins - 1)].add(
+             valid.astype(jnp.int32)),
+         "learning_rate": metrics["learning_rate"][jnp.argmax(jnp.cumsum(weight))]}
+  for name, values in metrics.items():
+    if name not in ("lag", "learning_rate"):
+      out[name] = mean(values)
+  out["nonfinite"] = ~jnp.all(jnp.isfinite(jnp.where(valid, metrics["loss/train"], 0.0)))
+  return out

@@ -1,0 +1,96 @@
+"""Worker programs: what a worker computes from the parameters it read (DESIGN.md).
+
+A program sees one job: the parameters θ̂_k the worker read, its own
+per-worker state (if any), and the job's H batches of the stream. It returns
+what the worker sends — a gradient, or any update direction the master's
+optimizer treats as one — the BatchNorm contributions of its H batches (the
+master folds them in order when the job arrives), its mean training loss, and
+its new per-worker state. The engine stays blind to which program runs: it
+stores the per-worker state as an [N, …] stack, gives each job its row, and
+writes the row back.
+
+* :class:`Gradient`: one mini-batch gradient (the GA paper's workers).
+* :class:`LocalSteps`: H inner steps of an optax optimizer on H consecutive
+  batches, sending the pseudo-gradient θ̂_k − θ_k^(H) (asynchronous local SGD,
+  SPEC §6.5); the inner optimizer state persists across a worker's jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dana_jax._checks import is_int
+from dana_jax._checks import require as _require
+
+
+@dataclasses.dataclass(frozen=True)
+class Gradient:
+  """One gradient of the model's loss at what the worker read, on one batch."""
+
+  batches_per_job: int = 1
+
+  def init(self, params) -> Any:
+    del params
+    return None
+
+  def run(self, model, params, worker_state, inputs, labels, keys, read_step):
+    """``inputs`` [1, B, …], ``labels`` [1, B], ``keys`` [1]: returns
+    ``(gradient, contributions [1, …], loss, worker_state)``."""
+    del read_step
+    (loss, stats), grads = jax.value_and_grad(model.loss, has_aux=True)(
+        params, inputs[0], labels[0], keys[0])
+    return grads, jax.tree.map(lambda c: c[None], stats), loss, worker_state
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LocalSteps:
+  """H inner optimizer steps per job; sends θ̂_k − θ_k^(H) (SPEC §6.5).
+
+  Args:
+    num_steps: H ≥ 1, inner steps (and batches) per job.
+    inner: ``read_step -> optax.GradientTransformation``, the inner optimizer
+      for a job read at master step ``read_step`` (so its learning rate can
+      follow a schedule of the read step), or one transformation for every job.
+      Its state persists across a worker's jobs (zero at the start).
+  """
+
+  num_steps: int
+  inner: Any
+
+  def __post_init__(self):
+    _require(is_int(self.num_steps, 1), "local_steps", self.num_steps, "need an integer ≥ 1")
+
+  def __repr__(self):  # what a checkpoint's fingerprint records (inner: by its type)
+    return f"LocalSteps(num_steps={self.num_steps}, inner={type(self.inner).__name__})"
+
+  @property
+  def batches_per_job(self) -> int:
+    return int(self.num_steps)
+
+  def _tx(self, read_step) -> optax.GradientTransformation:
+    if isinstance(self.inner, optax.GradientTransformation):
+      return self.inner
+    return self.inner(read_step)
+
+  def init(self, params):
+    return self._tx(jnp.zeros([], jnp.int32)).init(params)
+
+  def run(self, model, params, worker_state, inputs, labels, keys, read_step):
+    tx = self._tx(read_step)
+
+    def inner(carry, batch):
+      theta, opt_state = carry
+      x, y, key = batch
+      (loss, stats), grads = jax.value_and_grad(model.loss, has_aux=True)(theta, x, y, key)
+      updates, opt_state = tx.update(grads, opt_state, theta)
+      return (optax.apply_updates(theta, updates), opt_state), (stats, loss)
+
+    (theta, worker_state), (stats, losses) = jax.lax.scan(
+        inner, (params, worker_state), (inputs, labels, keys))
+    pseudo = jax.tree.map(lambda a, b: a - b, params, theta)
+    return pseudo, stats, jnp.mean(losses), worker_state

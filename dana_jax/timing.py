@@ -1,0 +1,180 @@
+"""Timing models: how long each worker's batches take (SPEC §1).
+
+A timing model draws the batch times ``X[i, j]`` (worker i's j-th job) from
+per-worker numpy streams, so a schedule of T events is a prefix of a longer
+one. The models: the GA paper's homogeneous environment (Gamma(100, 1.28),
+CV 0.1), a heterogeneous one (shape 4, optionally persistent per-worker
+speeds), constant times (round robin) and a user-supplied trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from dana_jax._checks import require as _require
+
+MEAN_BATCH_TIME = 128.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingModel:
+  """Base class: draws the batch times ``X[i, j]`` of every worker."""
+
+  def validate(self, num_workers: int) -> None:
+    del num_workers
+
+  def mean(self) -> float:
+    raise NotImplementedError
+
+  def worker_streams(self, num_workers: int, seed: int) -> list[np.random.Generator]:
+    """One independent numpy stream per worker (plus one for shared draws)."""
+    children = np.random.SeedSequence([int(seed), 0x5EED]).spawn(num_workers + 1)
+    return [np.random.default_rng(c) for c in children]
+
+  def draw(self, streams: list[np.random.Generator], first_job: int, count: int) -> np.ndarray:
+    """Batch times of jobs ``first_job .. first_job + count - 1``, shape [N, count].
+
+    Successive calls with consecutive ranges continue the same streams, so the
+    schedule of T steps is a prefix of the schedule of more steps.
+    """
+    raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class GammaTiming(TimingModel):
+  """Batch times X ~ Gamma(shape, scale), independent across workers and jobs.
+
+  With ``worker_speed_shape`` set, each worker first draws a persistent mean
+  batch time m_i ~ Gamma(worker_speed_shape, mean / worker_speed_shape) and then
+  X_ij ~ Gamma(shape, m_i / shape): slow and fast machines (SPEC §1).
+  """
+
+  shape: float = 100.0
+  scale: float = 1.28
+  worker_speed_shape: float | None = None
+
+  def validate(self, num_workers: int) -> None:
+    _require(np.isfinite(self.shape) and self.shape > 0, "timing.shape", self.shape,
+             "the gamma shape must be a positive finite number")
+    _require(np.isfinite(self.scale) and self.scale > 0, "timing.scale", self.scale,
+             "the gamma scale must be a positive finite number")
+    if self.worker_speed_shape is not None:
+      _require(np.isfinite(self.worker_speed_shape) and self.worker_speed_shape > 0,
+               "timing.worker_speed_shape", self.worker_speed_shape,
+               "must be a positive finite number, or None for identical workers")
+
+  def mean(self) -> float:
+    return self.shape * self.scale
+
+  def worker_scales(self, streams: list[np.random.Generator]) -> np.ndarray:
+    num_workers = len(streams) - 1
+    if self.worker_speed_shape is None:
+      return np.full(num_workers, self.scale)
+    # The shared stream (last) draws the persistent per-worker mean times.
+    shared = np.random.default_rng(streams[-1].bit_generator.seed_seq)  # fresh copy
+    means = shared.gamma(self.worker_speed_shape, self.mean() / self.worker_speed_shape,
+                         size=num_workers)
+    return means / self.shape
+
+  def draw(self, streams, first_job, count):
+    del first_job  # The streams carry the position.
+    scales = self.worker_scales(streams)
+    return np.stack([s.gamma(self.shape, 1.0, size=count) * scales[i]
+                     for i, s in enumerate(streams[:-1])])
+
+
+def homogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 100.0) -> GammaTiming:
+  """The GA paper's homogeneous environment: Gamma(100, 1.28), CV 0.1."""
+  return GammaTiming(shape=shape, scale=mean / shape)
+
+
+def heterogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 4.0,
+                  worker_speed_shape: float | None = None) -> GammaTiming:
+  """A heterogeneous environment: same mean, gamma shape 4 (CV 0.5) by default.
+
+  The GA paper's exact parameters are not known (SPEC §1, a documented
+  choice). ``worker_speed_shape`` adds persistent per-worker speeds.
+  """
+  return GammaTiming(shape=shape, scale=mean / shape, worker_speed_shape=worker_speed_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstantTiming(TimingModel):
+  """Every batch takes the same time: round robin, τ = N − 1 after the first round."""
+
+  batch_time: float = MEAN_BATCH_TIME
+
+  def validate(self, num_workers):
+    _require(np.isfinite(self.batch_time) and self.batch_time > 0, "timing.batch_time",
+             self.batch_time, "must be a positive finite number")
+
+  def mean(self):
+    return self.batch_time
+
+  def draw(self, streams, first_job, count):
+    return np.full((len(streams) - 1, count), float(self.batch_time))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TraceTiming(TimingModel):
+  """A user-supplied trace: ``batch_times[i, j]`` is worker i's j-th batch time."""
+
+  batch_times: np.ndarray
+
+  def validate(self, num_workers):
+    times = np.asarray(self.batch_times, dtype=np.float64)
+    _require(times.ndim == 2, "timing.batch_times.ndim", times.ndim,
+             "the trace must be a 2-D array [num_workers, num_jobs]")
+    _require(times.shape[0] == num_workers, "timing.batch_times.shape[0]", times.shape[0],
+             f"the trace must have one row per worker (num_workers={num_workers})")
+    _require(bool(np.all(np.isfinite(times)) and np.all(times > 0)), "timing.batch_times",
+             "<array>", "every batch time must be positive and finite")
+
+  def mean(self):
+    return float(np.mean(self.batch_times))
+
+  def draw(self, streams, first_job, count):
+    times = np.asarray(self.batch_times, dtype=np.float64)
+    if first_job + count > times.shape[1]:
+      raise ValueError(
+          f"timing.batch_times has {times.shape[1]} jobs per worker, which does not cover "
+          f"the requested schedule (at least {first_job + count} jobs per worker would be "
+          "needed): supply a longer trace or simulate fewer steps.")
+    return times[:, first_job:first_job + count]
+
+
+TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
+                 "constant": ConstantTiming, "trace": TraceTiming}
+
+
+def make_timing(name: str, **kwargs) -> TimingModel:
+  """Builds a timing model by name: one of ``TIMING_MODELS``."""
+  if name not in TIMING_MODELS:
+    raise ValueError(f"timing.name={name!r} is not allowed: choose one of "
+                     f"{sorted(TIMING_MODELS)}.")
+  return TIMING_MODELS[name](**kwargs)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class JobTiming(TimingModel):
+  """Jobs of ``draws_per_job`` consecutive batches: a job takes the sum of H draws of
+  ``base`` (SPEC §6.5: a worker running H local steps)."""
+
+  base: TimingModel
+  draws_per_job: int
+
+  def validate(self, num_workers):
+    self.base.validate(num_workers)
+
+  def mean(self):
+    return self.draws_per_job * self.base.mean()
+
+  def worker_streams(self, num_workers, seed):
+    return self.base.worker_streams(num_workers, seed)
+
+  def draw(self, streams, first_job, count):
+    h = self.draws_per_job
+    times = self.base.draw(streams, first_job * h, count * h)
+    return times.reshape(times.shape[0], count, h).sum(axis=-1)
