@@ -52,6 +52,13 @@ class Algorithm:
     params = inspect.signature(self.build).parameters
     return tuple(n for n, p in params.items() if p.kind == p.KEYWORD_ONLY)
 
+  def check_options(self, options) -> None:
+    """Refuses option names this algorithm does not take (the one place that checks)."""
+    unknown = sorted(set(options) - set(self.options()))
+    if unknown:
+      raise ValueError(f"algorithm_options={unknown} is not allowed: {self.name!r} takes "
+                       f"{list(self.options()) or 'no options'}.")
+
 
 def _weight_decay(weight_decay):
   return optax.add_decayed_weights(weight_decay)
@@ -187,8 +194,5 @@ def optimizer(name: str, *, learning_rate: Any = 0.1, momentum: Any = 0.9,
     ``stale_params`` and ``worker`` as extra args.
   """
   algorithm = get_algorithm(name)
-  unknown = sorted(set(options) - set(algorithm.options()))
-  if unknown:
-    raise ValueError(f"options {unknown} are not allowed for algorithm={name!r}: it takes "
-                     f"{list(algorithm.options()) or 'no options'}.")
+  algorithm.check_options(options)
   return algorithm.build(learning_rate, momentum, weight_decay, num_workers, **options)

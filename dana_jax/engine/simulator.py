@@ -145,9 +145,7 @@ class Simulator:
                 self.gradients_per_round)
     self.timing = _schedule.homogeneous() if timing is None else timing
     _schedule.validate_schedule_args(self.timing, num_workers, 1, block_size)
-    unknown = sorted(set(self.options) - set(self.algorithm.options()))
-    _require(not unknown, "algorithm_options", unknown,
-             f"{self.algorithm.name!r} takes {list(self.algorithm.options()) or 'no options'}")
+    self.algorithm.check_options(self.options)
     self.model, self.num_workers, self.batch_size = model, int(num_workers), int(batch_size)
     self.block_size = int(block_size) if self.execution == "blocks" else 1
     # Blocks hold ≤ block_size events, padded with no-ops to a multiple of the worker devices.
