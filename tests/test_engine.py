@@ -252,9 +252,11 @@ def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkey
     sim.init()  # before anything is compiled or allocated
 
 
-@pytest.mark.parametrize("execution,seeds", [("steps", 0), ("blocks", [0, 1, 2, 3])],
-                         ids=["steps", "blocks-4-replicas"])
-@pytest.mark.parametrize("algorithm", ["nag", "asgd", "sa", "ga", "dc_asgd"])
+@pytest.mark.parametrize("algorithm,execution,seeds", [
+    *[(a, "steps", 0) for a in ("nag", "asgd", "sa", "ga", "dc_asgd")],
+    ("nag", "blocks", [0, 1, 2, 3]), ("ga", "blocks", [0, 1, 2, 3]),
+    *[pytest.param(a, "blocks", [0, 1, 2, 3], marks=pytest.mark.slow)
+      for a in ("asgd", "sa", "dc_asgd")]])
 def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seeds):
   # θ, the optimizer state and the read-copy stack are updated in place: a copy of
   # any of them per step would cost as much as the step's bookkeeping
