@@ -124,6 +124,15 @@ def data_order_batch(seed, num_examples, batch_size, dispatch):
   return perm[pos * batch_size:(pos + 1) * batch_size]
 
 
+def flattened(params0, state0):
+  """θ_0 as a flat vector, its unravel, the running statistics (float64) and theirs."""
+  flat0, unravel = ravel_pytree(params0)
+  if not jax.tree_util.tree_leaves(state0):
+    return flat0, unravel, np.zeros(0), None
+  sflat0, sunravel = ravel_pytree(state0)
+  return flat0, unravel, np.asarray(sflat0, np.float64).copy(), sunravel
+
+
 def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_workers,
                      batch_size, lr, momentum, weight_decay, seed, params0, state0,
                      bn_momentum=0.9, dtype=np.float64, **options):
@@ -131,13 +140,10 @@ def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_work
 
   Returns (theta, model_state, list of lags, list of workers).
   """
-  flat0, unravel = ravel_pytree(params0)
-  sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
-      np.zeros(0), None)
+  flat0, unravel, running, sunravel = flattened(params0, state0)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
                            momentum=momentum, weight_decay=weight_decay, dtype=dtype,
                            **options)
-  running = np.asarray(sflat0, np.float64).copy()
 
   def gradient(theta_hat, dispatch):
     idx = data_order_batch(seed, x.shape[0], batch_size, dispatch)
@@ -187,13 +193,10 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
 
   Returns (theta, model_state, list of events (kind, worker, lag)).
   """
-  flat0, unravel = ravel_pytree(params0)
-  sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
-      np.zeros(0), None)
+  flat0, unravel, running, sunravel = flattened(params0, state0)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
                            momentum=momentum, weight_decay=weight_decay, dtype=dtype,
                            **options)
-  running = np.asarray(sflat0, np.float64).copy()
   inner_buffer = [np.zeros(flat0.size) for _ in range(num_workers)]
 
   def gradient(theta, batch):
@@ -253,12 +256,9 @@ def round_simulation(model, algorithm, x, y, *, num_rounds, gradients_per_round,
                      dtype=np.float32):
   """SPEC §6.0 synchronous rounds: round r applies the mean of G gradients, all at θ_r, on
   batches rG … rG + G − 1 of the stream (statistics folded in that order)."""
-  flat0, unravel = ravel_pytree(params0)
-  sflat0, sunravel = ravel_pytree(state0) if jax.tree_util.tree_leaves(state0) else (
-      np.zeros(0), None)
+  flat0, unravel, running, sunravel = flattened(params0, state0)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=1, lr=lr,
                            momentum=momentum, weight_decay=weight_decay, dtype=dtype)
-  running = np.asarray(sflat0, np.float64).copy()
   for r in range(num_rounds):
     params = unravel(np.asarray(master.theta, flat0.dtype))
     grads = []

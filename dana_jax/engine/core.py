@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dana_jax._checks import require
+
 EXECUTIONS = ("auto", "steps", "blocks")
 
 
@@ -104,8 +106,6 @@ def take(tree, index):
 
 def check_hyperparams(hp: Hyperparams, num_replicas: int) -> dict[str, np.ndarray]:
   """Each field as one value per replica (default float dtype); refuses bad values."""
-  from dana_jax._checks import require
-
   out = {}
   for name in ("learning_rate", "momentum", "weight_decay"):
     value = np.asarray(getattr(hp, name), dtype=float_dtype())

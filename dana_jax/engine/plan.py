@@ -75,36 +75,33 @@ def rows_per_chunk(sim, schedules, ends: list[int]) -> int | None:
   return most
 
 
-def _pad(array, rows, value):
-  pad = [(0, rows - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
-  return np.pad(array, pad, constant_values=value)
-
-
-def _events(sim, sched, order, start, stop, rows):
-  first, last = sched.events_of_steps(start, stop)
-  index = np.arange(first, last)
-  if rows is not None:
-    index = _pad(index, rows, -1)
+def _scan_rows(sim, sched, order, index, first):
+  """The scan inputs of events ``index`` (any shape; -1: a no-op) and the kinds."""
   real = index >= 0
   safe = np.where(real, index, first)
   kind = np.where(real, sched.event_kind[safe], NOOP).astype(np.int8)
   workers = np.where(real, sched.event_worker[safe], 0).astype(np.int32)
   batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job)
-  return (workers, kind, sim.examples(order.batches(batches)), batches), kind == APPLY
+  return (workers, kind, sim.examples(order.batches(batches)), batches), kind
+
+
+def _events(sim, sched, order, start, stop, rows):
+  first, last = sched.events_of_steps(start, stop)
+  index = np.arange(first, last)
+  if rows is not None:  # restarts: a static number of events, padded with no-ops
+    index = np.pad(index, (0, rows - index.shape[0]), constant_values=-1)
+  xs, kind = _scan_rows(sim, sched, order, index, first)
+  return xs, kind == APPLY
 
 
 def _blocks(sim, sched, order, start, stop, rows):
   first, last = sched.events_of_steps(start, stop)
   b0, b1 = np.searchsorted(sched.block_starts, [first, last])
-  index, mask = sched.padded_blocks(int(b0), int(b1))
+  index, _ = sched.padded_blocks(int(b0), int(b1))  # padded entries hold -1
   width = sim.block_width - sim.block_size  # no-op columns for the worker devices
   index = np.pad(index, ((0, rows - index.shape[0]), (0, width)), constant_values=-1)
-  mask = np.pad(mask, ((0, rows - mask.shape[0]), (0, width)), constant_values=False)
-  safe = np.where(mask, index, first)
-  kind = np.where(mask, sched.event_kind[safe], NOOP).astype(np.int8)
-  workers = np.where(mask, sched.event_worker[safe], 0).astype(np.int32)
-  batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job)
-  return (workers, kind, sim.examples(order.batches(batches)), batches), (kind == APPLY).ravel()
+  xs, kind = _scan_rows(sim, sched, order, index, first)
+  return xs, (kind == APPLY).ravel()
 
 
 def _rounds(sim, order, start, stop):
