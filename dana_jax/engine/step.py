@@ -56,31 +56,28 @@ def _where(condition, new, old):
   return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
 
 
-def master_event(parts: Parts, tx, hp, state, worker, arrival, kind=None):
-  """One event for ``worker`` (SPEC §1 steps 1–3, §6.0); returns ``(state, metrics)``.
+class Own(NamedTuple):
+  """What an event reads of its worker's rows, before it: θ̂_k, r_k and the program's state."""
+  row: Any
+  read_step: jax.Array
+  worker_row: Any
 
-  ``arrival = (stale, gradient, contributions, loss, worker_row)``: what the
-  worker read (its row of ``read_params``, taken before this event) and what
-  its job computed on it. ``kind`` None: an apply event. Otherwise a traced
-  event kind: an apply event; a restart (nothing applied, the worker reads
-  again); or a no-op (padding). Masked events select per leaf on what an
-  event touches (θ, the optimizer state's O(params) leaves, one row of each
-  stack), never on the [N, …] stacks: a ``lax.cond`` would, once vmapped over
-  replicas, become a select over the whole state (ENVIRONMENT.md).
 
-  θ and the rows are updated in place; on XLA:CPU that happens without a copy
-  only if every reader of the old value is computed first, so the writes are
-  made to depend on the readers whose results they do not already need
-  (``values_after``, ``index_after``; docs/benchmarks.md).
+def _event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind):
+  """The master's part of an event; returns ``(state, own', metrics)``.
+
+  Touches θ, the optimizer and model state of ``state`` and returns the
+  worker's new rows ``own'`` without writing them: the callers write them
+  into the [N, …] stacks (one event at a time, or a block's rows at once).
   """
-  stale, grads, contributions, loss, worker_row = arrival
+  grads, contributions, loss, worker_row = arrival
   t = state.step
-  lag = t - state.read_step[worker]
+  lag = t - own.read_step
   reference = T.gap_reference(state.opt_state, state.params)
-  gap_rms = tree_rms(jax.tree.map(lambda a, b: a - b, reference, stale))
+  gap_rms = tree_rms(jax.tree.map(lambda a, b: a - b, reference, own.row))
   # The optimizer updates its state in place (e.g. DANA's Σv, read by the gap): after the gap.
   updates, opt_state = tx.update(values_after(grads, gap_rms), state.opt_state, state.params,
-                                 lag=lag, stale_params=stale, worker=worker)
+                                 lag=lag, stale_params=own.row, worker=worker)
   diagnostics = T.diagnostics(opt_state)
   params = optax.apply_updates(state.params, values_after(updates, gap_rms, loss, diagnostics))
   model_state = fold_all(parts.model, state.model_state, contributions)
@@ -95,28 +92,50 @@ def master_event(parts: Parts, tx, hp, state, worker, arrival, kind=None):
   read_step = step
   if kind is not None:  # a no-op keeps the row; a restart reads again
     rereads = kind != NOOP
-    read = _where(rereads, read, take(state.read_params, worker))
-    read_step = jnp.where(rereads, step, state.read_step[worker])
+    read = _where(rereads, read, own.row)
+    read_step = jnp.where(rereads, step, own.read_step)
     if worker_row is not None:  # only a finished (applied) job changes the worker's state
-      worker_row = _where(applied, worker_row, take(state.worker_state, worker))
-  slot = index_after(worker, gap_rms, loss, diagnostics)  # = worker
+      worker_row = _where(applied, worker_row, own.worker_row)
   metrics = {"lag": lag, "gap/rms": gap_rms, "loss/train": loss,
              "learning_rate": parts.learning_rate(hp)(t), **diagnostics}
-  worker_state = (state.worker_state if worker_row is None
-                  else set_row(state.worker_state, slot, worker_row))
-  state = state._replace(step=step, params=params, opt_state=opt_state,
-                         model_state=model_state,
-                         read_params=set_row(state.read_params, slot, read),
-                         read_step=state.read_step.at[worker].set(read_step),
+  state = state._replace(step=step, params=params, opt_state=opt_state, model_state=model_state)
+  return state, Own(read, read_step, worker_row), metrics
+
+
+def _own(state, worker) -> Own:
+  rows = None if state.worker_state is None else take(state.worker_state, worker)
+  return Own(take(state.read_params, worker), state.read_step[worker], rows)
+
+
+def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=None):
+  """One event for ``worker`` (SPEC §1 steps 1–3, §6.0); returns ``(state, metrics)``.
+
+  ``own``: the worker's rows read before this event (:func:`_own`);
+  ``arrival = (gradient, contributions, loss, worker_row)``: what its job
+  computed on them. ``kind`` None: an apply event. Otherwise a traced event
+  kind: an apply event; a restart (nothing applied, the worker reads again);
+  or a no-op (padding). Masked events select per leaf on what an event
+  touches (θ, the optimizer state's O(params) leaves, one row of each
+  stack), never on the [N, …] stacks: a ``lax.cond`` would, once vmapped over
+  replicas, become a select over the whole state (ENVIRONMENT.md).
+
+  θ and the rows are updated in place; on XLA:CPU that happens without a copy
+  only if every reader of the old value is computed first, so the writes are
+  made to depend on the readers whose results they do not already need
+  (``values_after``, ``index_after``; docs/benchmarks.md).
+  """
+  state, new, metrics = _event(parts, tx, hp, state, worker, own, arrival, kind)
+  slot = index_after(worker, metrics["gap/rms"], metrics["loss/train"])  # = worker
+  worker_state = (state.worker_state if new.worker_row is None
+                  else set_row(state.worker_state, slot, new.worker_row))
+  state = state._replace(read_params=set_row(state.read_params, slot, new.row),
+                         read_step=state.read_step.at[worker].set(new.read_step),
                          worker_state=worker_state)
   return state, metrics
 
 
-def _job_of(parts, state, worker, examples, batches, data_key, data):
-  stale = take(state.read_params, worker)
-  row = None if state.worker_state is None else take(state.worker_state, worker)
-  out = job(parts, stale, row, examples, batches, data_key, data, state.read_step[worker])
-  return (stale, *out)
+def _job(parts, own: Own, examples, batches, data_key, data):
+  return job(parts, own.row, own.worker_row, examples, batches, data_key, data, own.read_step)
 
 
 def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
@@ -125,50 +144,57 @@ def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
 
   def body(state, x):
     worker, kind, examples, batches = x
-    compute = lambda: _job_of(parts, state, worker, examples, batches, data_key, data)  # noqa: E731
+    own = _own(state, worker)
+    compute = lambda: _job(parts, own, examples, batches, data_key, data)  # noqa: E731
     if not masked:
-      return master_event(parts, tx, hp, state, worker, compute())
+      return master_event(parts, tx, hp, state, worker, own, compute())
     # A restart or no-op needs no gradient (skipped on one replica, selected on many).
     shapes = jax.eval_shape(compute)
     arrival = jax.lax.cond(kind == APPLY, compute,
                            lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
-    return master_event(parts, tx, hp, state, worker, arrival, kind)
+    return master_event(parts, tx, hp, state, worker, own, arrival, kind)
 
   return jax.lax.scan(body, state, xs)
 
 
-def _jobs(parts: Parts, stale, rows, examples, batches, data_key, data, read_steps):
+def _jobs(parts: Parts, own: Own, examples, batches, data_key, data):
   """The jobs of a block, each on its own read copy; split over the ``workers`` devices."""
 
-  def local(stale, rows, examples, batches, read_steps, data_key, data):
-    if jax.tree_util.tree_leaves(stale)[0].shape[0] == 1:  # no vmap for one job
-      out = job(parts, take(stale, 0), None if rows is None else take(rows, 0),
-                take(examples, 0), batches[0], data_key, data, read_steps[0])
+  def local(own, examples, batches, data_key, data):
+    if jax.tree_util.tree_leaves(own.row)[0].shape[0] == 1:  # no vmap for one job
+      out = _job(parts, take(own, 0), take(examples, 0), batches[0], data_key, data)
       return jax.tree.map(lambda x: x[None], out)
-    return jax.vmap(job, in_axes=(None, 0, 0, 0, 0, None, None, 0))(
-        parts, stale, rows, examples, batches, data_key, data, read_steps)
+    return jax.vmap(_job, in_axes=(None, 0, 0, 0, None, None))(
+        parts, own, examples, batches, data_key, data)
 
-  fn = parts.over_workers(local, (True, True, True, True, True, False, False))
-  return fn(stale, rows, examples, batches, read_steps, data_key, data)
+  fn = parts.over_workers(local, (True, True, True, False, False))
+  return fn(own, examples, batches, data_key, data)
 
 
 def run_blocks(parts: Parts, state, xs, data_key, hp, data):
-  """Blocks of events of distinct workers: their jobs first, together, then the events."""
-  tx = parts.optimizer(hp)
+  """Blocks of events of distinct workers: their jobs first, together, then the events.
 
-  def inner(state, x):
-    worker, kind, arrival = x
-    return master_event(parts, tx, hp, state, worker, arrival, kind)
+  The block's events index its jobs' results by position inside the loop
+  rather than scanning over them: with a replica axis, ``lax.scan`` over
+  [K, …] inputs (or outputs) moves the replica axis behind the scanned one,
+  a transposed copy of every job's gradient and read copy per block
+  (measured: most of the replicas' cost; docs/benchmarks.md, "Replicas").
+  """
+  tx = parts.optimizer(hp)
 
   def block(state, x):
     workers, kinds, examples, batches = x
     # The block's workers are distinct and read before it (padding: worker 0,
     # its job unused), so their jobs are computed first, together.
-    stale = take(state.read_params, workers)
-    rows = None if state.worker_state is None else take(state.worker_state, workers)
-    out = _jobs(parts, stale, rows, examples, batches, data_key, data,
-                state.read_step[workers])
-    return jax.lax.scan(inner, state, (workers, kinds, (stale, *out)))
+    out = _jobs(parts, _own(state, workers), examples, batches, data_key, data)
+
+    def event(state, k):
+      worker = workers[k]
+      # The worker's rows as they are now: its own job's, unless it is padding.
+      return master_event(parts, tx, hp, state, worker, _own(state, worker), take(out, k),
+                          kinds[k])
+
+    return jax.lax.scan(event, state, jnp.arange(kinds.shape[0]))
 
   state, metrics = jax.lax.scan(block, state, xs)
   return state, jax.tree.map(lambda m: m.reshape((-1,) + m.shape[2:]), metrics)
