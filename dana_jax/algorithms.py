@@ -1,10 +1,18 @@
-"""The named algorithms of the GA paper, each a complete optax optimizer.
+"""The named algorithms, each a complete optax optimizer and, where it has one, a
+schedule rule.
 
-One registry, :data:`ALGORITHMS`, maps the names ``sgd``, ``asgd``, ``nag``,
-``sa``, ``ga``, ``dana``, ``dana_sa``, ``dana_ga``, ``dc_asgd`` and ``ssgd`` to
-builders; configs refer to these names only. Every optimizer computes
-d = g + λθ (coupled L2 at the master) before any penalty, unless the GA option
-``penalize_weight_decay=False`` adds λθ after it.
+One registry, :data:`ALGORITHMS`, maps the names of the GA paper (``sgd``,
+``asgd``, ``nag``, ``sa``, ``ga``, ``dana``, ``dana_sa``, ``dana_ga``,
+``dc_asgd``, ``ssgd``) and of the methods after it (SPEC §6:
+``delay_adaptive``, ``ringmaster``, ``msync``, ``rennala``,
+``async_local_sgd``) to builders; configs refer to these names only. Every
+optimizer computes d = g + λθ (coupled L2 at the master) before any penalty,
+unless the GA option ``penalize_weight_decay=False`` adds λθ after it, or the
+base optimizer decouples it (``adamw``, ``muon``).
+
+A rule that changes *which* gradients are applied when (cancellation,
+rounds, local steps) is an :class:`EventPlan` made by the algorithm's
+``schedule`` builder from its options (:mod:`dana_jax.schedule_rules`).
 
 Example:
   >>> import jax.numpy as jnp
@@ -22,12 +30,33 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import optax
 
+from dana_jax import schedule_rules as rules
 from dana_jax import transforms as T
+from dana_jax.engine.workers import InnerOptimizer, LocalSteps
 from dana_jax.transforms._common import find_state
+
+BASES = ("sgd", "adam", "adamw", "muon")
+OUTER_RULES = ("nesterov", "delayed_nesterov", "adam", "adamw", "muon")
+
+
+class EventPlan(NamedTuple):
+  """What an algorithm changes in the event model (SPEC §6.0); None: the default.
+
+  Attributes:
+    restart_rule: a :data:`dana_jax.schedule.RestartRule` (e.g. Ringmaster's).
+    discard_rule: ``lag -> bool``: an arriving gradient it marks is discarded.
+    round_rule: the rounds of a synchronous algorithm (e.g. m-sync, Rennala).
+    worker_program: what a worker computes per job (e.g. H local steps).
+  """
+
+  restart_rule: Any = None
+  discard_rule: Any = None
+  round_rule: Any = None
+  worker_program: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,18 +68,36 @@ class Algorithm:
     build: ``build(learning_rate, momentum, weight_decay, num_workers, **options)``
       returns the optimizer; ``learning_rate`` is a float or schedule and the
       numbers may be traced (replicas with different hyperparameters).
-    synchronous: SSGD: N gradients on the same θ are averaged per master step.
+    synchronous: rounds of G gradients on the same θ are averaged per master step.
     description: one line for listings.
+    schedule: ``schedule(num_workers, **options) -> EventPlan``, or None.
+      ``build`` and ``schedule`` each receive the options they name.
   """
 
   name: str
   build: Callable[..., optax.GradientTransformationExtraArgs]
   synchronous: bool = False
   description: str = ""
+  schedule: Callable[..., EventPlan] | None = None
 
   def options(self) -> tuple[str, ...]:
-    params = inspect.signature(self.build).parameters
-    return tuple(n for n, p in params.items() if p.kind == p.KEYWORD_ONLY)
+    names = _keyword_options(self.build)
+    if self.schedule is not None:
+      names += tuple(n for n in _keyword_options(self.schedule) if n not in names)
+    return names
+
+  def optimizer(self, learning_rate, momentum, weight_decay, num_workers, options):
+    """The optimizer, given every option (each part takes the ones it names)."""
+    mine = _keyword_options(self.build)
+    return self.build(learning_rate, momentum, weight_decay, num_workers,
+                      **{k: v for k, v in options.items() if k in mine})
+
+  def event_plan(self, num_workers: int, options) -> EventPlan:
+    """The algorithm's :class:`EventPlan` (all defaults if it has no schedule rule)."""
+    if self.schedule is None:
+      return EventPlan()
+    mine = _keyword_options(self.schedule)
+    return self.schedule(num_workers, **{k: v for k, v in options.items() if k in mine})
 
   def check_options(self, options) -> None:
     """Refuses option names this algorithm does not take (the one place that checks)."""
@@ -58,6 +105,11 @@ class Algorithm:
     if unknown:
       raise ValueError(f"algorithm_options={unknown} is not allowed: {self.name!r} takes "
                        f"{list(self.options()) or 'no options'}.")
+
+
+def _keyword_options(fn) -> tuple[str, ...]:
+  params = inspect.signature(fn).parameters
+  return tuple(n for n, p in params.items() if p.kind == p.KEYWORD_ONLY)
 
 
 def _weight_decay(weight_decay):
@@ -80,10 +132,42 @@ def _nag(learning_rate, momentum, weight_decay, num_workers):
   return optax.chain(_weight_decay(weight_decay), _nesterov(learning_rate, momentum))
 
 
-def _sa(learning_rate, momentum, weight_decay, num_workers):
+def _base(base, learning_rate, momentum, weight_decay):
+  """(coupled L2 λθ first?, the base optimizer) of option ``base`` (SPEC §6.6).
+
+  ``sgd``: NAG (2.2). ``adam``: optax's Adam with b1 = γ, after coupled L2.
+  ``adamw``: optax's AdamW, b1 = γ, decoupled weight decay λ. ``muon``:
+  optax.contrib's Muon (momentum γ, decoupled weight decay λ on its
+  matrices; Adam with b1 = γ on the other parameters).
+  """
+  if base not in BASES:
+    raise ValueError(f"algorithm_options.base={base!r} is not allowed: choose one of "
+                     f"{list(BASES)}.")
+  if base == "sgd":
+    return True, _nesterov(learning_rate, momentum)
+  if base == "adam":
+    return True, optax.adam(learning_rate, b1=momentum)
+  if base == "adamw":
+    return False, optax.adamw(learning_rate, b1=momentum, weight_decay=weight_decay)
+  return False, optax.contrib.muon(learning_rate, beta=momentum, weight_decay=weight_decay,
+                                   adam_b1=momentum, adam_weight_decay=weight_decay)
+
+
+def _penalty_then_base(penalty, learning_rate, momentum, weight_decay, base):
+  """λθ (if the base couples it), ``penalty``, then the base optimizer."""
+  coupled, base_tx = _base(base, learning_rate, momentum, weight_decay)
+  parts = [_weight_decay(weight_decay)] if coupled else []
+  return optax.chain(*parts, penalty, base_tx)
+
+
+def _sa(learning_rate, momentum, weight_decay, num_workers, *, base="sgd"):
   del num_workers
-  return optax.chain(_weight_decay(weight_decay), T.scale_by_staleness(),
-                     _nesterov(learning_rate, momentum))
+  return _penalty_then_base(T.scale_by_staleness(), learning_rate, momentum, weight_decay, base)
+
+
+def _delay_adaptive(learning_rate, momentum, weight_decay, num_workers, *, base="sgd"):
+  return _penalty_then_base(T.scale_by_delay(num_workers), learning_rate, momentum,
+                            weight_decay, base)
 
 
 def _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor):
@@ -99,17 +183,27 @@ def _dana_state(momentum_state):
   return find_state(momentum_state, T.DanaState, "dana_ga")
 
 
+def _last_update(state):
+  return find_state(state, T.TrackUpdateState, "ga").last_update
+
+
 def _ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, eps=1e-8,
-        penalty="one_plus", per_tensor=False, penalize_weight_decay=True):
+        penalty="one_plus", per_tensor=False, penalize_weight_decay=True, base="sgd"):
   del num_workers
-  ga = _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor)
-  momentum_tx = _nesterov(learning_rate, momentum)
+  coupled, base_tx = _base(base, learning_rate, momentum, weight_decay)
+  if base == "sgd":  # SPEC §2.4: C from the Nesterov buffer and η_max
+    ga = _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor)
+    buffer, gamma = _trace_buffer, momentum
+  else:  # SPEC §6.6: C = √r̂ + ε of the applied step u = θ_t − θ_(t−1)
+    ga = _gap_aware_penalty(1.0, beta, eps, penalty, per_tensor)
+    base_tx, buffer, gamma = T.track_update(base_tx), _last_update, None
+  if not coupled:
+    return T.gap_feedback(ga, base_tx, previous_buffer=buffer, momentum=gamma)
   if penalize_weight_decay:
     return optax.chain(_weight_decay(weight_decay), T.gap_feedback(
-        ga, momentum_tx, previous_buffer=_trace_buffer, momentum=momentum))
-  return T.gap_feedback(
-      ga, optax.chain(_weight_decay(weight_decay), momentum_tx),
-      previous_buffer=_trace_buffer, momentum=momentum)
+        ga, base_tx, previous_buffer=buffer, momentum=gamma))
+  return T.gap_feedback(ga, optax.chain(_weight_decay(weight_decay), base_tx),
+                        previous_buffer=buffer, momentum=gamma)
 
 
 def _dana(learning_rate, momentum, weight_decay, num_workers):
@@ -144,11 +238,63 @@ def _dana_ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, 
 
 
 def _dc_asgd(learning_rate, momentum, weight_decay, num_workers, *, variance_control=None,
-             adaptive=False, decay=0.95, eps=1e-7):
+             adaptive=False, decay=0.95, eps=1e-7, base="sgd"):
   del num_workers
+  coupled, base_tx = _base(base, learning_rate, momentum, weight_decay)
   return optax.chain(
       T.delay_compensation(variance_control, adaptive=adaptive, decay=decay, eps=eps),
-      _weight_decay(weight_decay), _nesterov(learning_rate, momentum))
+      *([_weight_decay(weight_decay)] if coupled else []), base_tx)
+
+
+def _ringmaster(learning_rate, momentum, weight_decay, num_workers):
+  return _heavy_ball(learning_rate, momentum, weight_decay, num_workers)
+
+
+def _ringmaster_plan(num_workers, *, max_delay=None, cancel=True):
+  if cancel:
+    return EventPlan(restart_rule=rules.RestartAtDelay(max_delay))
+  return EventPlan(discard_rule=rules.DiscardAtDelay(max_delay))
+
+
+def _msync_plan(num_workers, *, num_gradients=None):
+  return EventPlan(round_rule=rules.FastestRule(num_gradients, num_workers))
+
+
+def _rennala_plan(num_workers, *, num_gradients=None):
+  return EventPlan(round_rule=rules.RennalaRule(num_gradients))
+
+
+def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation):
+  """The master's rule on pseudo-gradients (SPEC §6.5): no weight decay at the master."""
+  if outer == "nesterov":
+    return _nesterov(learning_rate, momentum)
+  if outer == "delayed_nesterov":
+    b = num_workers if buffer_size is None else buffer_size
+    return T.delayed_nesterov(learning_rate, momentum, buffer_size=b, activation=activation)
+  if outer in BASES:
+    return _base(outer, learning_rate, momentum, 0.0)[1]
+  algorithm = ALGORITHMS.get(outer)
+  if algorithm is None or algorithm.synchronous or algorithm.schedule is not None:
+    allowed = list(OUTER_RULES) + sorted(a.name for a in ALGORITHMS.values()
+                                         if not a.synchronous and a.schedule is None)
+    raise ValueError(f"algorithm_options.outer={outer!r} is not allowed: choose one of "
+                     f"{allowed}.")
+  return algorithm.build(learning_rate, momentum, 0.0, num_workers)
+
+
+def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
+                     outer="nesterov", buffer_size=None, activation=0.0):
+  del weight_decay  # the inner optimizer's (decoupled), not the master's
+  if buffer_size is not None and outer != "delayed_nesterov":
+    raise ValueError(f"algorithm_options.buffer_size={buffer_size!r} is not allowed with "
+                     f"outer={outer!r}: it is the buffer of outer='delayed_nesterov'.")
+  return _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation)
+
+
+def _async_local_sgd_plan(num_workers, *, local_steps=1, inner="adamw",
+                          inner_learning_rate=1e-3):
+  return EventPlan(worker_program=LocalSteps(
+      local_steps, InnerOptimizer(inner, inner_learning_rate)))
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -156,12 +302,22 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("sgd", _heavy_ball, description="heavy-ball SGD (the N = 1 baseline)"),
         Algorithm("asgd", _heavy_ball, description="asynchronous heavy-ball SGD"),
         Algorithm("nag", _nag, description="NAG-ASGD: one shared Nesterov buffer"),
-        Algorithm("sa", _sa, description="Staleness-Aware: d / max(τ, 1), then NAG"),
-        Algorithm("ga", _ga, description="Gap-Aware: d ⊘ (1 + |Δ|/C), then NAG"),
+        Algorithm("sa", _sa, description="Staleness-Aware: d / max(τ, 1), then NAG (or base)"),
+        Algorithm("ga", _ga, description="Gap-Aware: d ⊘ (1 + |Δ|/C), then NAG (or base)"),
         Algorithm("dana", _dana, description="DANA-Zero: per-worker momentum, look-ahead reads"),
         Algorithm("dana_sa", _dana_sa, description="Staleness-Aware, then DANA"),
         Algorithm("dana_ga", _dana_ga, description="Gap-Aware on look-ahead gaps, then DANA"),
-        Algorithm("dc_asgd", _dc_asgd, description="delay compensation, then NAG"),
+        Algorithm("dc_asgd", _dc_asgd, description="delay compensation, then NAG (or base)"),
+        Algorithm("delay_adaptive", _delay_adaptive,
+                  description="delay-adaptive: d · min(1, N / max(τ, 1)), then NAG (or base)"),
+        Algorithm("ringmaster", _ringmaster, schedule=_ringmaster_plan,
+                  description="Ringmaster: jobs reaching delay R are restarted; heavy ball"),
+        Algorithm("msync", _nag, synchronous=True, schedule=_msync_plan,
+                  description="m-synchronous: the m fastest of N gradients per round, NAG"),
+        Algorithm("rennala", _heavy_ball, synchronous=True, schedule=_rennala_plan,
+                  description="Rennala: the first S gradients of back-to-back jobs per round"),
+        Algorithm("async_local_sgd", _async_local_sgd, schedule=_async_local_sgd_plan,
+                  description="asynchronous local SGD: H inner steps per job, outer rule"),
         Algorithm("ssgd", _nag, synchronous=True,
                   description="synchronous SGD: N gradients averaged, then NAG"),
     ]
@@ -195,4 +351,4 @@ def optimizer(name: str, *, learning_rate: Any = 0.1, momentum: Any = 0.9,
   """
   algorithm = get_algorithm(name)
   algorithm.check_options(options)
-  return algorithm.build(learning_rate, momentum, weight_decay, num_workers, **options)
+  return algorithm.optimizer(learning_rate, momentum, weight_decay, num_workers, options)

@@ -20,7 +20,7 @@ import pathlib
 import jax
 import numpy as np
 
-from dana_jax.engine import STATE_FORMAT
+from dana_jax.engine.core import STATE_FORMAT
 
 
 def _digest(data: bytes) -> str:
@@ -52,6 +52,7 @@ def fingerprint(simulator, num_steps: int, chunk_steps: int, extra: dict | None 
       "round_rule": repr(simulator.round_rule),
       "restart_rule": getattr(simulator.restart_rule, "__qualname__",
                               repr(simulator.restart_rule)),
+      "discard_rule": repr(simulator.discard_rule),
       "model_parameters": _digest("|".join(shapes).encode()),
       "num_steps": str(num_steps),
       "chunk_steps": str(chunk_steps),

@@ -49,13 +49,19 @@ from dana_jax.timing import (  # noqa: F401 - re-exported: the schedule's inputs
     make_timing,
 )
 
-# Event kinds. NOOP marks the padding the engine adds for static shapes.
-APPLY, RESTART, NOOP = 0, 1, 2
+# Event kinds. NOOP marks the padding the engine adds for static shapes. A DISCARD
+# is an arrival that is not applied (the worker reads again, its batch spent);
+# the engine treats it as a RESTART, the schedule and the counts tell them apart.
+APPLY, RESTART, NOOP, DISCARD = 0, 1, 2, 3
 
 # ``restart_rule(step_count, read_step) -> bool [N]``: called after every apply
 # event with the master step count after it and every worker's r_k; the workers
 # it marks are restarted, in worker-id order (SPEC §6.0).
 RestartRule = Callable[[int, np.ndarray], np.ndarray]
+
+# ``discard_rule(lag) -> bool``: called for every arriving gradient with its lag τ;
+# a marked gradient is discarded (a DISCARD event, not a master step).
+DiscardRule = Callable[[int], bool]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -74,13 +80,14 @@ class Schedule:
   as the per-step arrays):
 
   Attributes:
-    event_kind: int8 [E], :data:`APPLY` or :data:`RESTART`.
+    event_kind: int8 [E], :data:`APPLY`, :data:`RESTART` or :data:`DISCARD`.
     event_worker: int32 [E].
     event_time: float64 [E].
     event_dispatch: int32 [E], the dispatch number of the event's job (SPEC §1
       data: which batch of the stream it computes on; a restarted job keeps it).
     event_step: int32 [E], the master step the event belongs to: t for an
-      apply event, and for a restart event the apply event that caused it.
+      apply event, for a restart event the apply event that caused it, for a
+      discard event the next apply event (t = the step count when it arrived).
     block_starts: int64 [num_blocks + 1], block b is events
       ``block_starts[b] .. block_starts[b + 1] - 1``.
     block_size: the cap K used to make the blocks.
@@ -113,6 +120,15 @@ class Schedule:
   @property
   def num_restarts(self) -> int:
     return int(np.sum(self.event_kind == RESTART))
+
+  @property
+  def num_discards(self) -> int:
+    return int(np.sum(self.event_kind == DISCARD))
+
+  def cancelled_jobs(self, start: int, stop: int) -> int:
+    """Jobs cancelled (restarts) or discarded among the events of steps ``start..stop-1``."""
+    first, last = self.events_of_steps(start, stop)
+    return int(np.sum(self.event_kind[first:last] != APPLY))
 
   def events_of_steps(self, start: int, stop: int) -> tuple[int, int]:
     """The event range ``[first, last)`` of master steps ``start .. stop - 1``."""
@@ -170,10 +186,14 @@ def _arrival_dispatches(worker: np.ndarray, lag: np.ndarray, num_workers: int) -
   return np.where(read == 0, worker, num_workers + read - 1).astype(np.int32)
 
 
-def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule):
-  """SPEC §6.0 event by event: the earliest completion applies (ties: lower id), then the
-  workers ``restart_rule`` marks restart at that time, keeping their batch."""
+def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule, discard_rule):
+  """SPEC §6.0 event by event: the earliest completion applies (ties: lower id) unless
+  ``discard_rule`` marks it (then the worker reads again on its next batch and nothing is
+  applied); after an apply, the workers ``restart_rule`` marks restart at that time,
+  keeping their batch."""
   n = num_workers
+  restart_rule = restart_rule or (lambda step_count, read: np.zeros(n, bool))
+  discard_rule = discard_rule or (lambda lag: False)
   streams = timing.worker_streams(n, seed)
   draws = timing.draw(streams, 0, max(2, math.ceil(1.25 * num_steps / n) + 8))
   used = np.ones(n, np.int64)  # next draw of each worker
@@ -189,11 +209,19 @@ def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule):
     completion[k] = now + draws[k, used[k]]
     used[k] += 1
 
-  for t in range(num_steps):
+  t, next_dispatch = 0, n
+  while t < num_steps:
     k = int(np.argmin(completion))  # the first minimum: ties go to the lower id
     now = completion[k]
+    if discard_rule(int(t - read[k])):
+      events.append((DISCARD, k, now, dispatch[k], t, t - read[k]))
+      read[k], dispatch[k] = t, next_dispatch
+      next_dispatch += 1
+      start_next_job(k, now)
+      continue
     events.append((APPLY, k, now, dispatch[k], t, t - read[k]))
-    read[k], dispatch[k] = t + 1, n + t
+    read[k], dispatch[k] = t + 1, next_dispatch
+    next_dispatch += 1
     start_next_job(k, now)
     marked = np.asarray(restart_rule(t + 1, read.copy()), bool)
     _require(marked.shape == (n,), "restart_rule", marked.shape,
@@ -202,6 +230,7 @@ def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule):
       events.append((RESTART, int(j), now, dispatch[j], t, 0))
       read[j] = t + 1
       start_next_job(int(j), now)
+    t += 1
   kind, worker, time, disp, step, lag = (np.asarray(c) for c in zip(*events, strict=True))
   return kind.astype(np.int8), worker.astype(np.int32), time.astype(np.float64), \
       disp.astype(np.int32), step.astype(np.int32), lag.astype(np.int32)
@@ -234,7 +263,8 @@ def partition_blocks(worker: np.ndarray, block_size: int,
 
 def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed: int = 0,
                   block_size: int = 1, boundaries: Sequence[int] = (),
-                  restart_rule: RestartRule | None = None) -> Schedule:
+                  restart_rule: RestartRule | None = None,
+                  discard_rule: DiscardRule | None = None) -> Schedule:
   """Computes the events of ``num_steps`` master steps (SPEC §1, §6.0).
 
   Args:
@@ -246,12 +276,13 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
     block_size: K ≥ 1, the largest number of gradients computed together.
     boundaries: master steps at which a block must end (chunk ends).
     restart_rule: optional :data:`RestartRule`; None: no restart events.
+    discard_rule: optional :data:`DiscardRule`; None: every arrival is applied.
 
   Returns:
     A :class:`Schedule`.
   """
   validate_schedule_args(timing, num_workers, num_steps, block_size)
-  if restart_rule is None:
+  if restart_rule is None and discard_rule is None:
     worker, time = _completion_order(timing, num_workers, num_steps, seed)
     lag = lags_from_workers(worker, num_workers)
     steps = np.arange(num_steps, dtype=np.int32)
@@ -259,7 +290,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
     dispatch = _arrival_dispatches(worker, lag, num_workers)
   else:
     kind, ev_worker, ev_time, dispatch, ev_step, ev_lag = _events_with_restarts(
-        timing, num_workers, num_steps, seed, restart_rule)
+        timing, num_workers, num_steps, seed, restart_rule, discard_rule)
     applied = kind == APPLY
     worker, time, lag = ev_worker[applied], ev_time[applied], ev_lag[applied]
   event_bounds = np.searchsorted(ev_step, [b for b in boundaries if 0 < b < num_steps])
@@ -296,6 +327,10 @@ class SynchronousRule:
     del num_workers
     return timing.draw(streams, 0, num_rounds).max(axis=0)
 
+  def cancelled_per_round(self, num_workers: int) -> int:
+    """Jobs in flight at a round's end, cancelled (none: the round waits for all)."""
+    return 0
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Rounds:
@@ -306,11 +341,17 @@ class Rounds:
     gradients_per_round: G; round r applies the mean of the gradients of
       batches rG … rG + G − 1 of the stream, all computed at θ_r.
     time: float64 [num_rounds], T_(r+1), the end time of each round.
+    cancelled_per_round: jobs in flight at a round's end, cancelled.
   """
 
   num_workers: int
   gradients_per_round: int
   time: np.ndarray
+  cancelled_per_round: int = 0
+
+  def cancelled_jobs(self, start: int, stop: int) -> int:
+    """Jobs cancelled in rounds ``start..stop-1``."""
+    return (stop - start) * self.cancelled_per_round
 
   @property
   def num_steps(self) -> int:
@@ -328,7 +369,8 @@ def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed:
   durations = np.asarray(rule.durations(timing, streams, num_workers, num_rounds), np.float64)
   _require(durations.shape == (num_rounds,), "round_rule.durations", durations.shape,
            f"need one duration per round ({num_rounds})")
-  return Rounds(num_workers, int(gradients), np.cumsum(durations))
+  cancelled = getattr(rule, "cancelled_per_round", lambda n: 0)(num_workers)
+  return Rounds(num_workers, int(gradients), np.cumsum(durations), int(cancelled))
 
 
 def synchronous_times(timing: TimingModel, num_workers: int, num_steps: int,

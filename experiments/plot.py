@@ -11,10 +11,20 @@ import sys
 
 import numpy as np
 
+MEAN_BATCH_TIME = 128.0  # dana_jax.timing.MEAN_BATCH_TIME (not imported: no jax here)
+
 
 def load_summaries(results_dir) -> list[dict]:
   return [json.loads(p.read_text())
           for p in sorted(pathlib.Path(results_dir).glob("*/summary.json"))]
+
+
+def _table(algorithms, workers, text) -> list[str]:
+  """Markdown rows: one per algorithm, one column per N, cells ``text(algorithm, N)``."""
+  lines = ["| algorithm | " + " | ".join(f"N = {n}" for n in workers) + " |",
+           "|---|" + "---|" * len(workers)]
+  return lines + [f"| {a} | " + " | ".join(text(a, n) for n in workers) + " |"
+                  for a in algorithms]
 
 
 def error_table(summaries: list[dict], key: str = "final_test_error", *, scale: float = 100.0,
@@ -28,19 +38,16 @@ def error_table(summaries: list[dict], key: str = "final_test_error", *, scale: 
   algorithms = sorted({s["algorithm"] for s in summaries if s["num_workers"] > 1})
   cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
   mean_format, std_format = formats
-  lines = ["| algorithm | " + " | ".join(f"N = {n}" for n in workers) + " |",
-           "|---|" + "---|" * len(workers)]
-  for a in algorithms:
-    row = []
-    for n in workers:
-      s = cell.get((a, n))
-      if s is None:
-        row.append("—")
-        continue
-      e = scale * np.asarray(s[key])
-      mark = " (diverged)" if any(s.get("diverged", [])) else ""
-      row.append(f"{e.mean():{mean_format}} ± {e.std():{std_format}}{mark}")
-    lines.append(f"| {a} | " + " | ".join(row) + " |")
+
+  def text(a, n):
+    s = cell.get((a, n))
+    if s is None:
+      return "—"
+    e = scale * np.asarray(s[key])
+    mark = " (diverged)" if any(s.get("diverged", [])) else ""
+    return f"{e.mean():{mean_format}} ± {e.std():{std_format}}{mark}"
+
+  lines = _table(algorithms, workers, text)
   if baseline:
     for s in summaries:
       if s["num_workers"] == 1:
@@ -98,6 +105,64 @@ def load_metrics(run_dir) -> list[dict]:
   """The rows of one run's ``metrics.jsonl``."""
   path = pathlib.Path(run_dir) / "metrics.jsonl"
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def time_to_target(results_dir, summaries, target_points: float = 1.0):
+  """Per (algorithm, N): the simulated time at which test error first reaches the target.
+
+  SPEC §7: the target is the single-worker baseline's mean final test error
+  plus ``target_points`` percentage points. A seed's time is the simulated
+  time of its first evaluation at or below the target (evaluations come at
+  chunk ends, so this is resolved to a chunk, an epoch by default). Returns
+  ``(target, {(algorithm, N): [time or None per seed]})``; None: not reached.
+  """
+  base = [s for s in summaries if s["num_workers"] == 1]
+  if not base:
+    return None, {}
+  target = float(np.mean(base[0]["final_test_error"])) + target_points / 100
+  out = {}
+  for run_dir in sorted(p.parent for p in pathlib.Path(results_dir).glob("*/metrics.jsonl")):
+    config = json.loads((run_dir / "config.json").read_text())
+    per_seed = {}
+    for row in load_metrics(run_dir):
+      err = row.get("test/error")
+      if err is None or not np.isfinite(err) or "time/simulated" not in row:
+        continue
+      per_seed.setdefault(row["seed"], None)
+      if err <= target and per_seed[row["seed"]] is None:
+        per_seed[row["seed"]] = (row["step"] * MEAN_BATCH_TIME if config["num_workers"] == 1
+                                 else row["time/simulated"])
+    out[(config["algorithm"], config["num_workers"])] = [per_seed[k] for k in sorted(per_seed)]
+  return target, out
+
+
+def time_to_target_table(results_dir, summaries, target_points: float = 1.0) -> str:
+  """Markdown: mean simulated time to the target (SPEC §7) and the speedup over N = 1."""
+  target, times = time_to_target(results_dir, summaries, target_points)
+  if target is None:
+    return "(no single-worker baseline: no target)"
+  base_alg = next(s["algorithm"] for s in summaries if s["num_workers"] == 1)
+  base = times.get((base_alg, 1), [])
+  base_time = np.mean(base) if base and all(t is not None for t in base) else None
+  workers = sorted({n for (_, n) in times if n > 1})
+  algorithms = sorted({a for (a, n) in times if n > 1})
+  base_text = "—" if base_time is None else f"{base_time:.0f}"
+  lines = [f"Target: test error ≤ {100 * target:.2f}% (single-worker {base_alg}'s final "
+           f"error + {target_points:g} points); simulated time units (one worker's mean "
+           "batch time is 128), mean over seeds; in brackets the speedup over one worker of "
+           f"average speed ({base_text}: the baseline's steps to the target × 128). "
+           "\"not reached\": some seed never reached it.\n"]
+
+  def text(a, n):
+    t = times.get((a, n))
+    if t is None:
+      return "—"
+    if any(x is None for x in t):
+      return f"not reached ({sum(x is not None for x in t)}/{len(t)} seeds)"
+    speedup = f" ({base_time / np.mean(t):.1f}×)" if base_time else ""
+    return f"{np.mean(t):.0f}{speedup}"
+
+  return "\n".join(lines + _table(algorithms, workers, text))
 
 
 def _pyplot():
@@ -209,7 +274,9 @@ def main(results_dir):
   summaries = load_summaries(results_dir)
   if not summaries:
     raise SystemExit(f"no */summary.json under {results_dir}")
-  is_grid = len({(s["learning_rate"], s["momentum"]) for s in summaries}) > 1
+  # A grid sweep has several (η, γ) cells per (algorithm, N); a main sweep one (its η
+  # and γ may still differ between algorithms: options_by_algorithm).
+  is_grid = len({(s["algorithm"], s["num_workers"]) for s in summaries}) < len(summaries)
   if is_grid:  # one row per (algorithm, N) would hide all but one cell of the grid
     text = ("## Final test accuracy (%) over γ × η\n\n" + grid_table(summaries) +
             "\n\n## Final train accuracy (%) over γ × η\n\n" +
@@ -219,7 +286,17 @@ def main(results_dir):
             "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") +
             "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
             error_table(summaries, "mean_gap_rms", scale=1.0, formats=(".3g", ".2g"),
-                        baseline=False) + "\n")
+                        baseline=False) +
+            "\n\n## Simulated time to the target error (SPEC §7)\n\n" +
+            time_to_target_table(results_dir, summaries) + "\n")
+    if any("simulated_time" in s for s in summaries):
+      text += ("\n## Total simulated time of the run\n\n" +
+               error_table(summaries, "simulated_time", scale=1.0, formats=(".0f", ".0f")) +
+               "\n")
+    if any(sum(s.get("cancelled_jobs", [0])) for s in summaries):
+      text += ("\n## Cancelled or discarded jobs per run\n\n" +
+               error_table(summaries, "cancelled_jobs", scale=1.0, formats=(".0f", ".0f"),
+                           baseline=False) + "\n")
   (results_dir / "results.md").write_text(text)
   if is_grid:
     plot_grid_heatmap(summaries, results_dir / "grid_heatmap")

@@ -103,7 +103,42 @@ def timing_model(config):
     kwargs["batch_times"] = np.load(config.timing_trace, allow_pickle=False)
   elif config.get("timing_shape") is not None:
     kwargs["shape"] = config.timing_shape
+  if config.get("worker_speed_shape") is not None:
+    kwargs["worker_speed_shape"] = config.worker_speed_shape
   return S.make_timing(config.timing, **kwargs)
+
+
+def _per_workers(field, value, num_workers):
+  """An option value; a string ``"<a>*N"`` is max(1, round(a · N)) (e.g. ``"0.75*N"``)."""
+  if not isinstance(value, str) or not value.endswith("*N"):
+    return value
+  try:
+    factor = float(value[:-2])
+  except ValueError:
+    raise validate.ConfigError(f"config.{field}={value!r} is not allowed: a number, or "
+                               "'<a>*N' for max(1, round(a·N))") from None
+  return max(1, int(round(factor * num_workers)))
+
+
+def options_for(config, algorithm: str, num_workers: int) -> dict:
+  """The algorithm options of one (algorithm, N): ``algorithm_options`` for every
+  algorithm, then ``options_by_algorithm[algorithm]`` (values may be ``"<a>*N"``)."""
+  options = dict(config.get("algorithm_options", None) or {})
+  mine = dict((config.get("options_by_algorithm", None) or {}).get(algorithm, None) or {})
+  for key, value in mine.items():
+    if key in ("learning_rate", "momentum"):  # hyperparameters, not options (sweep_points)
+      continue
+    options[key] = _per_workers(f"options_by_algorithm.{algorithm}.{key}", value, num_workers)
+  return options
+
+
+def batches_per_step(algorithm: str, num_workers: int, options: dict) -> int:
+  """Stream batches per master step: G per round, H per job (SPEC §2.9, §6.5)."""
+  entry = dj.get_algorithm(algorithm)
+  plan = entry.event_plan(num_workers, options)
+  if entry.synchronous:
+    return (plan.round_rule or S.SynchronousRule()).gradients(num_workers)
+  return 1 if plan.worker_program is None else plan.worker_program.batches_per_job
 
 
 def sweep_points(config) -> list[dict]:
@@ -119,9 +154,13 @@ def sweep_points(config) -> list[dict]:
             "name": name}
 
   lr, m = config.learning_rate, config.momentum
+  own = lambda a, key, default: (  # noqa: E731 - options_by_algorithm's η / γ
+      (config.get("options_by_algorithm", None) or {}).get(a, None) or {}).get(key, default)
   if config.sweep == "main":
-    points = [[cell(config.baseline, 1, lr, m, False)]] if config.baseline else []
-    points += [[cell(a, n, lr, m, False)] for a in config.algorithms for n in config.num_workers]
+    points = [[cell(config.baseline, 1, own(config.baseline, "learning_rate", lr),
+                    own(config.baseline, "momentum", m), False)]] if config.baseline else []
+    points += [[cell(a, n, own(a, "learning_rate", lr), own(a, "momentum", m), False)]
+               for a in config.algorithms for n in config.num_workers]
   elif config.sweep == "grid":
     points = [[cell(a, n, g_lr, g_m, True) for g_lr in config.grid_learning_rates
                for g_m in config.grid_momenta]
@@ -207,6 +246,14 @@ def library_probe(algorithm, *, num_examples: int = sys.maxsize, **simulator_arg
   dj.Simulator(None, algorithm, _Unread(num_examples), None, **args)
 
 
+def _require_listed(name, config):
+  """A registered algorithm (a preset's options for one the sweep leaves out are unused)."""
+  if name not in dj.ALGORITHMS:
+    raise validate.ConfigError(f"config.options_by_algorithm.{name} is not allowed: "
+                               f"{name!r} is not an algorithm; choose from "
+                               f"{sorted(dj.ALGORITHMS)}")
+
+
 def check_with_library(config, points, mesh) -> None:
   """dana_jax's own checks of what the sweep hands it, before anything is compiled or written.
 
@@ -217,6 +264,7 @@ def check_with_library(config, points, mesh) -> None:
   """
   check = validate.library_check
   options = dict(config.get("algorithm_options", None) or {})
+  by_algorithm = dict(config.get("options_by_algorithm", None) or {})
   for field, names in (("baseline", [config.baseline] if config.get("baseline") else []),
                        ("algorithms", config.algorithms)):
     for name in names:
@@ -224,6 +272,14 @@ def check_with_library(config, points, mesh) -> None:
         dj.get_algorithm(name)
       with check("algorithm_options"):
         dj.optimizer(name, **options)  # the options' names and values
+  for name in by_algorithm:
+    _require_listed(name, config)
+  for point in points:  # the per-algorithm options (schedule rules too), at each N
+    name, n = point["algorithm"], point["num_workers"]
+    with check(f"options_by_algorithm.{name}" if name in by_algorithm else "algorithm_options"):
+      cell = point["cells"][0]
+      library_probe(name, num_workers=n, algorithm_options=options_for(config, name, n),
+                    hyperparams=dj.Hyperparams(cell["learning_rate"], cell["momentum"]))
   if config.get("timing_shape") is not None:  # first: heterogeneous(shape=0) divides by it
     with check("timing_shape"):
       S.GammaTiming(shape=config.timing_shape).validate(1)
@@ -246,15 +302,19 @@ def check_with_library(config, points, mesh) -> None:
                for v in config.grid_learning_rates]
     probes += [("grid_momenta", dict(hyperparams=dj.Hyperparams(momentum=v)))
                for v in config.grid_momenta]
+  first = config.algorithms[0]
   for field, args in probes:
     with check(field):
-      library_probe(config.algorithms[0], **args)
+      library_probe(first, algorithm_options=options_for(config, first,
+                                                         args.get("num_workers", 1)), **args)
   for point in points if mesh is not None else ():
     _, simulated = replicas_of(config, point["cells"], mesh)
     with check("mesh"):
       library_probe(point["algorithm"], num_workers=point["num_workers"],
                     batch_size=config.batch_size, seeds=[s for _, s in simulated],
-                    execution=config.execution, mesh=mesh)
+                    execution=config.execution, mesh=mesh,
+                    algorithm_options=options_for(config, point["algorithm"],
+                                                  point["num_workers"]))
 
 
 def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) -> list[dict]:
@@ -267,9 +327,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   model = make_model(config, dataset.input_shape, dataset.num_classes)
   seeds = list(config.seeds)
   replicas, simulated = replicas_of(config, cells, mesh)
-  steps_per_epoch = dataset.num_train // config.batch_size
-  if dj.get_algorithm(algorithm).synchronous:  # one round per N gradients (SPEC §2.9)
-    steps_per_epoch = steps_per_epoch / num_workers
+  options = options_for(config, algorithm, num_workers)
+  # G gradients per round, H batches per job (SPEC §2.9, §6.5).
+  steps_per_epoch = (dataset.num_train // config.batch_size) / batches_per_step(
+      algorithm, num_workers, options)
   schedule = functools.partial(dj.paper_schedule, steps_per_epoch=steps_per_epoch,
                                num_workers=num_workers, warmup_epochs=config.warmup_epochs,
                                decay_epochs=tuple(config.decay_epochs))
@@ -285,7 +346,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
                      learning_rate_schedule=schedule, timing=timing_model(config),
                      execution=config.execution, block_size=block_size,
                      augment=augmentation(config),
-                     algorithm_options=dict(config.get("algorithm_options", {})), mesh=mesh)
+                     algorithm_options=options, mesh=mesh)
   every = config.get("eval_every_epochs")  # None: after every chunk
   steps_of = lambda epochs: None if epochs is None else max(  # noqa: E731
       1, round(epochs * sim.steps_per_epoch))
@@ -338,6 +399,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
                                 for h in result.history]
     summary = {
         **{k: c[k] for k in ("algorithm", "num_workers", "learning_rate", "momentum")},
+        "algorithm_options": options,
         "seeds": seeds,
         "final_test_error": [x["test/error"] for x in last],
         "final_train_error": [x["train/error"] for x in last],
@@ -348,6 +410,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         # Per seed, averaged over logged chunks (epochs).
         "mean_gap_rms": [float(np.mean(per_epoch("gap/rms", r))) for r in mine],
         "mean_normalized_gap": [float(np.mean(per_epoch("gap/normalized", r))) for r in mine],
+        "simulated_time": [float(result.history[-1]["replicas"][r]["time/simulated"])
+                           for r in mine],
+        "cancelled_jobs": [int(sum(h["replicas"][r]["jobs/cancelled"] for h in result.history))
+                           for r in mine],
         "wall_seconds": seconds,
         "replicas_in_program": len(simulated),
         "steps": int(result.history[-1]["step"]),
@@ -396,7 +462,8 @@ def run_sweep(config, workdir) -> list[dict]:
   dataset = load_data(config)
   with validate.library_check("batch_size"):
     library_probe(config.algorithms[0], batch_size=config.batch_size,
-                  num_examples=dataset.num_train)
+                  num_examples=dataset.num_train,
+                  algorithm_options=options_for(config, config.algorithms[0], 1))
   summaries = []  # run directories are made when their run starts (parents too)
   for i, point in enumerate(points):
     print(f"[{i + 1}/{len(points)}] {point['name']}", flush=True)

@@ -37,6 +37,8 @@ def library_check(*fields):
   """
   try:
     yield
+  except ConfigError:
+    raise
   except ValueError as e:
     message = str(e)
     if any(message.startswith((f"{f}=", f"{f}.")) for f in fields):

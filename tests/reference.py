@@ -1,4 +1,4 @@
-"""An independent, obviously-correct reference for SPEC §1 and §2.
+"""An independent, obviously-correct reference for SPEC §1, §2 and §6.
 
 Plain numpy on flat parameter vectors, one worker at a time, following the
 SPEC's equations literally. Only the gradient of the model (jax.grad, not
@@ -21,8 +21,18 @@ class ReferenceMaster:
   def __init__(self, algorithm, theta, *, num_workers, lr, momentum, weight_decay,
                beta=0.999, eps=1e-8, penalty="one_plus", segments=None,
                penalize_weight_decay=True, gap_against="lookahead", dc_lambda=None,
-               dc_adaptive=False, dc_decay=0.95, dc_eps=1e-7, dtype=np.float64):
+               dc_adaptive=False, dc_decay=0.95, dc_eps=1e-7, dtype=np.float64, base="sgd",
+               buffer_size=None, activation=0.0):
     self.alg = algorithm
+    self.base = base              # SPEC §6.6: sgd, adam or adamw
+    self.b = buffer_size          # SPEC §6.5 delayed Nesterov: b, c
+    self.c = activation
+    p0 = np.asarray(theta).size
+    self.adam_m = np.zeros(p0)
+    self.adam_v = np.zeros(p0)
+    self.adam_count = 0
+    self.last_update = np.zeros(p0)  # u = θ_t − θ_(t−1), for GA over an adaptive base
+    self.accumulator = np.zeros(p0)
     self.dtype = dtype
     self.theta = np.asarray(theta, dtype).copy()
     self.n = num_workers
@@ -74,11 +84,21 @@ class ReferenceMaster:
         self.ms = self.dc_decay * self.ms + (1 - self.dc_decay) * g * g
         lam = self.dc_lambda / np.sqrt(self.ms + self.dc_eps)
       g = g + lam * g * g * (self.theta - stale)
-    wd_term = self.wd * self.theta
+    coupled = self.base in ("sgd", "adam")
+    wd_term = self.wd * self.theta if coupled else 0.0
     d = g + wd_term if (self.penalize_wd or self.alg not in ("ga", "dana_ga")) else g
     if self.alg in ("sa", "dana_sa"):
       d = d / max(tau, 1)
-    if self.alg in ("ga", "dana_ga"):
+    if self.alg == "delay_adaptive":  # SPEC §6.1
+      d = d * min(1.0, self.n / max(tau, 1))
+    if self.alg == "ga" and self.base != "sgd":  # SPEC §6.6: C from the applied step
+      u = self.last_update
+      self.r = self.beta * self.r + (1 - self.beta) * u * u
+      self.count += 1
+      C = np.sqrt(self.r / (1 - self.beta ** self.count)) + self.eps
+      ratio = np.abs(self.theta - stale) / C
+      d = d / (1 + ratio if self.penalty == "one_plus" else np.maximum(1.0, ratio))
+    elif self.alg in ("ga", "dana_ga"):
       delta = self.gap(stale)
       if self.gamma == 0:
         u = d
@@ -102,16 +122,37 @@ class ReferenceMaster:
       self.last_G, self.last_ratio = G, ratio
       if not self.penalize_wd:
         d = d + wd_term
-    if self.dana:
+    before = self.theta.copy()
+    if self.base in ("adam", "adamw"):  # Adam, b1 = γ, b2 = 0.999, ε = 1e-8
+      self.adam_count += 1
+      self.adam_m = self.gamma * self.adam_m + (1 - self.gamma) * d
+      self.adam_v = 0.999 * self.adam_v + 0.001 * d * d
+      m_hat = self.adam_m / (1 - self.gamma ** self.adam_count)
+      v_hat = self.adam_v / (1 - 0.999 ** self.adam_count)
+      step = m_hat / (np.sqrt(v_hat) + 1e-8)
+      if self.base == "adamw":  # decoupled weight decay
+        step = step + self.wd * self.theta
+      self.theta = self.theta - eta * step
+    elif self.alg == "delayed_nesterov":  # SPEC §6.5 DN
+      self.accumulator = self.accumulator + d
+      b, c = self.b, self.c
+      if (self.t + 1) % b == 0:
+        self.v = self.gamma * self.v + self.accumulator / b
+        self.theta = self.theta - eta * ((1 - c * b + c) * self.gamma * self.v + d / b)
+        self.accumulator = np.zeros_like(d)
+      else:
+        self.theta = self.theta - eta * (c * self.gamma * self.v + d / b)
+    elif self.dana:
       self.V[k] = self.gamma * self.V[k] + d
       self.theta = self.theta - eta * self.V[k]
       self.last_worker = k
-    elif self.alg in ("sgd", "asgd"):
+    elif self.alg in ("sgd", "asgd", "ringmaster", "rennala"):
       self.v = self.gamma * self.v + d
       self.theta = self.theta - eta * self.v
     else:  # nag, sa, ga, dc_asgd, ssgd: v ← γv + d; θ ← θ − η(d + γv)
       self.v = self.gamma * self.v + d
       self.theta = self.theta - eta * (d + self.gamma * self.v)
+    self.last_update = self.theta - before
     self.last_eta = eta
     self.t += 1
 
@@ -179,7 +220,8 @@ def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_work
 def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_workers,
                         batch_size, lr, momentum, weight_decay, seed, params0, state0,
                         bn_momentum=0.9, dtype=np.float32, restart_rule=None,
-                        local_steps=1, inner_lr=None, inner_momentum=0.0, **options):
+                        local_steps=1, inner_lr=None, inner_momentum=0.0, inner="sgd",
+                        inner_weight_decay=0.0, discard_at=None, **options):
   """SPEC §6.0 (restart events) and §6.5's workers (H local steps), one event at a time.
 
   Literal: a list of in-flight jobs (worker, completion time, dispatch); the earliest
@@ -188,16 +230,21 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   dispatch at the current time with its next batch-time draws. A job of H local steps
   takes the sum of H draws and runs H steps of SGD with momentum (``inner_lr``,
   ``inner_momentum``, plain numpy; the buffer persists per worker) on batches
-  dH … dH + H − 1 of the stream, sending θ̂ − θ^(H). With ``local_steps=1`` and
-  ``inner_lr=None`` the job is one gradient.
+  dH … dH + H − 1 of the stream, sending θ̂ − θ^(H); ``inner="adamw"``: AdamW
+  (b1 0.9, b2 0.999, ε 1e-8, decoupled ``inner_weight_decay``) instead, its
+  moments and count persisting per worker. With ``local_steps=1`` and
+  ``inner_lr=None`` the job is one gradient. ``discard_at`` = R (SPEC §6.2,
+  Ringmaster without cancellation): an arriving gradient with τ ≥ R is
+  dropped; the worker reads again and starts a job on the next batch.
 
-  Returns (theta, model_state, list of events (kind, worker, lag)).
+  Returns (theta, model_state, list of events (kind, worker, lag, time)).
   """
   flat0, unravel, running, sunravel = flattened(params0, state0)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
                            momentum=momentum, weight_decay=weight_decay, dtype=dtype,
                            **options)
   inner_buffer = [np.zeros(flat0.size) for _ in range(num_workers)]
+  adam_state = [(np.zeros(flat0.size), np.zeros(flat0.size), 0) for _ in range(num_workers)]
 
   def gradient(theta, batch):
     idx = data_order_batch(seed, x.shape[0], batch_size, batch)
@@ -213,11 +260,20 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
       g, c = gradient(theta_hat, dispatch)
       return g, [c], inner_buffer[k]
     theta, buf, contribs = np.array(theta_hat, np.float64), inner_buffer[k].copy(), []
+    m, v, n = adam_state[k]
     for j in range(local_steps):
       g, c = gradient(theta, dispatch * local_steps + j)
-      buf = inner_momentum * buf + g
-      theta = theta - inner_lr * buf
+      if inner == "adamw":
+        n += 1
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        step = (m / (1 - 0.9 ** n)) / (np.sqrt(v / (1 - 0.999 ** n)) + 1e-8)
+        theta = theta - inner_lr * (step + inner_weight_decay * theta)
+      else:
+        buf = inner_momentum * buf + g
+        theta = theta - inner_lr * buf
       contribs.append(c)
+    adam_state[k] = (m, v, n)
     return theta_hat - theta, contribs, buf
 
   draws = [list(batch_times[i]) for i in range(num_workers)]
@@ -230,23 +286,33 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   dispatch = list(range(num_workers))
   done = [duration(i) for i in range(num_workers)]
   events = []
-  for t in range(num_steps):
+  next_batch = num_workers  # the next dispatch number of the stream
+  t = 0
+  while t < num_steps:
     k = min(range(num_workers), key=lambda i: (done[i], i))
     now = done[k]
     tau = t - read_step[k]
+    if discard_at is not None and tau >= discard_at:
+      theta_hat[k], read_step[k], dispatch[k] = master.read(), t, next_batch
+      next_batch += 1
+      done[k] = now + duration(k)
+      events.append(("discard", k, tau, now))
+      continue
     g, contribs, inner_buffer[k] = job(k, theta_hat[k], dispatch[k])
     master.apply(g, tau, theta_hat[k], k)
     for c in contribs:
       running = bn_momentum * running + c
-    theta_hat[k], read_step[k], dispatch[k] = master.read(), t + 1, num_workers + t
+    theta_hat[k], read_step[k], dispatch[k] = master.read(), t + 1, next_batch
+    next_batch += 1
     done[k] = now + duration(k)
-    events.append(("apply", k, tau))
+    events.append(("apply", k, tau, now))
     if restart_rule is not None:
       marked = np.asarray(restart_rule(t + 1, np.array(read_step)))
       for j in np.flatnonzero(marked):
         theta_hat[j], read_step[j] = master.read(), t + 1
         done[j] = now + duration(j)
-        events.append(("restart", int(j), 0))
+        events.append(("restart", int(j), 0, now))
+    t += 1
   state = sunravel(running) if sunravel else {}
   return unravel(master.theta), state, events
 
@@ -272,3 +338,25 @@ def round_simulation(model, algorithm, x, y, *, num_rounds, gradients_per_round,
     master.apply(np.mean(grads, axis=0), 0, master.theta, 0)
   state = sunravel(running) if sunravel else {}
   return unravel(master.theta), state
+
+
+def rennala_round_times(batch_times, num_rounds, num_gradients):
+  """SPEC §6.4 literally: from each round's start every worker runs jobs back to back on
+  its next draws; completions are taken in (time, worker id) order until S have come;
+  the round ends then and each worker's job in flight is cancelled (its draw spent).
+  Returns the rounds' end times T_(r+1)."""
+  n = batch_times.shape[0]
+  nxt = [0] * n  # each worker's next draw
+  start, ends = 0.0, []
+  for _ in range(num_rounds):
+    heap = [(batch_times[i, nxt[i]], i) for i in range(n)]
+    for i in range(n):
+      nxt[i] += 1
+    heapq.heapify(heap)
+    for _ in range(num_gradients):
+      elapsed, i = heapq.heappop(heap)
+      heapq.heappush(heap, (elapsed + batch_times[i, nxt[i]], i))
+      nxt[i] += 1
+    start += elapsed
+    ends.append(start)
+  return np.asarray(ends)

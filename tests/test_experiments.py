@@ -132,3 +132,46 @@ def test_imagenet_sweep_streams_host_data_under_mock_data(tmp_path):
   evaluated = [r["step"] for r in rows if "test/error" in r]
   assert evaluated == [4, 6, 10, 12]  # every half epoch (3 steps): first chunk end after
   assert all(0 <= s["final_test_error"][0] <= 1 for s in summaries)
+
+
+def test_modern_preset_resolves_options_per_n_and_runs_with_the_time_tables(tmp_path):
+  config = digits.get_config("modern_heterogeneous")
+  assert set(config.algorithms) >= {"ringmaster", "msync", "rennala", "async_local_sgd"}
+  assert train.options_for(config, "msync", 32) == {"num_gradients": 29}  # round(0.9 · 32)
+  assert train.options_for(config, "ringmaster", 8) == {"max_delay": 8}
+  assert "learning_rate" not in train.options_for(config, "async_local_sgd", 8)
+  alsgd = [p for p in train.sweep_points(config) if p["algorithm"] == "async_local_sgd"]
+  assert {p["cells"][0]["learning_rate"] for p in alsgd} == {0.7}  # its own outer η
+  assert train.batches_per_step("msync", 8, {"num_gradients": 7}) == 7
+  assert train.batches_per_step("async_local_sgd", 8, {"local_steps": 4}) == 4
+  tiny(config, algorithms=("ringmaster", "msync", "async_local_sgd"), num_workers=(4,),
+       seeds=(0,))
+  summaries = train.run_sweep(config, tmp_path)
+  by_name = {s["algorithm"]: s for s in summaries}
+  assert by_name["ringmaster"]["cancelled_jobs"][0] > 0  # R = N = 4, persistent slow workers
+  assert by_name["msync"]["algorithm_options"] == {"num_gradients": 4}
+  assert all(s["simulated_time"][0] > 0 for s in summaries)
+  plot.main(tmp_path)
+  text = (tmp_path / "results.md").read_text()
+  assert "## Final test error (%)" in text  # a main sweep, though η differs per algorithm
+  assert "Simulated time to the target error" in text and "Cancelled or discarded" in text
+
+
+def test_time_to_target_reads_the_first_evaluation_at_or_below_it(tmp_path):
+  def run(name, algorithm, n, rows):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config.json").write_text(json.dumps(
+        {"algorithm": algorithm, "num_workers": n}))
+    (tmp_path / name / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+
+  run("sgd_N1", "sgd", 1, [{"seed": 0, "step": s, "test/error": e, "time/simulated": 1.0}
+                           for s, e in [(10, 0.5), (20, 0.2), (30, 0.1)]])
+  run("ga_N4", "ga", 4, [{"seed": k, "step": s, "test/error": e, "time/simulated": t}
+                         for k in (0, 1) for s, e, t in [(10, 0.3, 100.0), (20, 0.105 + k, 200.0)]])
+  summaries = [{"algorithm": "sgd", "num_workers": 1, "final_test_error": [0.1]},
+               {"algorithm": "ga", "num_workers": 4, "final_test_error": [0.105, 1.105]}]
+  target, times = plot.time_to_target(tmp_path, summaries)
+  assert target == pytest.approx(0.11)
+  assert times[("sgd", 1)] == [30 * plot.MEAN_BATCH_TIME]  # one worker of average speed
+  assert times[("ga", 4)] == [200.0, None]  # seed 1 never reaches it
+  assert "not reached (1/2 seeds)" in plot.time_to_target_table(tmp_path, summaries)

@@ -38,10 +38,13 @@ def test_every_algorithm_keeps_float64_params_and_state():
 
       schedule = paper_schedule(0.1, steps_per_epoch=2, warmup_epochs=1, decay_epochs=(2,))
       rng = np.random.default_rng(0)
-      for name in ALGORITHMS:
+      bases = [(n, {"base": b}) for n in ("sa", "ga", "dc_asgd", "delay_adaptive")
+               for b in ("adam", "adamw", "muon")]
+      outers = [("async_local_sgd", {"outer": o}) for o in ("delayed_nesterov", "ga")]
+      for name, options in [(n, {}) for n in ALGORITHMS] + bases + outers:
           for lr in (0.1, schedule):
               tx = dana_jax.optimizer(name, learning_rate=lr, momentum=0.9, weight_decay=1e-3,
-                                      num_workers=3)
+                                      num_workers=3, **options)
               params = {"a": jnp.asarray(rng.normal(size=(3, 2))), "b": jnp.ones(4)}
               assert params["a"].dtype == jnp.float64
               state = tx.init(params)
@@ -59,9 +62,9 @@ def test_every_algorithm_keeps_float64_params_and_state():
               float_leaves = [x for x in jax.tree_util.tree_leaves(state)
                               if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
               assert float_leaves, name
-      print("checked", len(ALGORITHMS))
+      print("checked", len(ALGORITHMS), len(bases) + len(outers))
   """)
-  assert "checked 10" in out
+  assert "checked 15 14" in out
 
 
 def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():

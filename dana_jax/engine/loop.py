@@ -203,6 +203,7 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
         rep = {k: (np.asarray(v) if simulator.single else np.asarray(v)[r]).tolist()
                for k, v in summary.items()}
         rep["time/simulated"] = float(schedules[r].time[stop - 1])
+        rep["jobs/cancelled"] = schedules[r].cancelled_jobs(start, stop)
         record["replicas"].append(rep)
       evaluation(simulator, state, start, stop, last, record["replicas"])
       history.append(record)

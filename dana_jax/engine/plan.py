@@ -40,7 +40,8 @@ def schedules(sim, num_steps: int, chunk_steps: int | None) -> list:
   timing = sim.timing if per_job == 1 else JobTiming(sim.timing, per_job)
   return [_schedule.make_schedule(timing, sim.num_workers, num_steps, seed=s,
                                   block_size=sim.block_size, boundaries=ends[:-1],
-                                  restart_rule=sim.restart_rule) for s in sim.timing_seeds]
+                                  restart_rule=sim.restart_rule, discard_rule=sim.discard_rule)
+          for s in sim.timing_seeds]
 
 
 def default_chunk_steps(sim) -> int | None:

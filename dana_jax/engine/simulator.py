@@ -80,6 +80,12 @@ def _check_mesh(placement, algorithm, execution, num_replicas, single, gradients
              f"shards a block's gradients: needs execution='blocks' (got {execution!r})")
 
 
+def _one_rule(field, given, of_algorithm):
+  _require(given is None or of_algorithm is None, field, type(given).__name__,
+           "is set by the algorithm itself; leave it None")
+  return of_algorithm if given is None else given
+
+
 class Simulator:
   """Simulates one parameter server and N workers (SPEC §1, §6.0).
 
@@ -112,6 +118,10 @@ class Simulator:
       default one gradient).
     restart_rule: a :data:`dana_jax.schedule.RestartRule` making restart events.
     round_rule: the rounds of a synchronous algorithm (default SSGD's).
+      ``worker_program``, ``restart_rule`` and ``round_rule`` come from the
+      algorithm's options where it has them (``ringmaster``, ``msync``,
+      ``rennala``, ``async_local_sgd``; :class:`~dana_jax.algorithms.EventPlan`);
+      passing one too is refused.
   """
 
   def __init__(self, model: Model, algorithm, train_inputs, train_labels, *,
@@ -137,6 +147,15 @@ class Simulator:
     self.num_replicas = len(self.seeds)
     self.hyperparams = check_hyperparams(hyperparams or Hyperparams(), self.num_replicas)
     self.synchronous = self.algorithm.synchronous
+    self.algorithm.check_options(self.options)
+    _require(is_int(num_workers, 1), "num_workers", num_workers, "need an integer ≥ 1")
+    # The algorithm's own rules (SPEC §6); each checks its options here, before compiling.
+    event_plan = self.algorithm.event_plan(int(num_workers), self.options)
+    self.algorithm.optimizer(0.1, 0.9, 1e-4, int(num_workers), self.options)
+    restart_rule = _one_rule("restart_rule", restart_rule, event_plan.restart_rule)
+    round_rule = _one_rule("round_rule", round_rule, event_plan.round_rule)
+    worker_program = _one_rule("worker_program", worker_program, event_plan.worker_program)
+    self.discard_rule = event_plan.discard_rule
     self.round_rule = round_rule or _schedule.SynchronousRule()
     self.gradients_per_round = self.round_rule.gradients(num_workers)
     _sharding.validate_mesh(mesh)
@@ -145,14 +164,14 @@ class Simulator:
                 self.gradients_per_round)
     self.timing = _schedule.homogeneous() if timing is None else timing
     _schedule.validate_schedule_args(self.timing, num_workers, 1, block_size)
-    self.algorithm.check_options(self.options)
     self.model, self.num_workers, self.batch_size = model, int(num_workers), int(batch_size)
     self.block_size = int(block_size) if self.execution == "blocks" else 1
     # Blocks hold ≤ block_size events, padded with no-ops to a multiple of the worker devices.
     workers = self.placement.worker_devices
     self.block_width = -(-self.block_size // workers) * workers
     self.program = worker_program or Gradient()
-    self.restart_rule, self.masked_steps = restart_rule, restart_rule is not None
+    self.restart_rule = restart_rule
+    self.masked_steps = restart_rule is not None or self.discard_rule is not None
     self.learning_rate_schedule, self.augment = learning_rate_schedule, augment
     if self.host_data:
       self.train_inputs, self.train_labels = train_inputs, None
@@ -177,8 +196,9 @@ class Simulator:
 
   def optimizer(self, hp):
     """The optimizer of one replica, built from (possibly traced) hyperparameters."""
-    return self.algorithm.build(self.learning_rate_fn(hp["learning_rate"]), hp["momentum"],
-                                hp["weight_decay"], self.num_workers, **self.options)
+    return self.algorithm.optimizer(self.learning_rate_fn(hp["learning_rate"]),
+                                    hp["momentum"], hp["weight_decay"], self.num_workers,
+                                    self.options)
 
   def schedules(self, num_steps: int, chunk_steps: int | None = None) -> list:
     """One schedule per replica (rounds if synchronous), blocks ending at chunk ends."""

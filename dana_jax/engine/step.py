@@ -35,13 +35,15 @@ class Parts(NamedTuple):
   over_workers: Callable       # (fn, split: tuple[bool]) -> fn over the workers devices
 
 
-def job(parts: Parts, params, worker_state, examples, batches, data_key, data, read_step):
+def job(parts: Parts, params, worker_state, examples, batches, data_key, data, read_step,
+        hp=None):
   """A worker's job on what it read: ``examples``/``batches`` hold its H batches."""
   inputs, labels = jax.vmap(parts.batch, in_axes=(0, 0, None, None))(
       examples, batches, data_key, data)
   model_key = jax.random.fold_in(data_key, MODEL_STREAM)
   keys = jax.vmap(lambda b: jax.random.fold_in(model_key, b))(batches)
-  return parts.program.run(parts.model, params, worker_state, inputs, labels, keys, read_step)
+  return parts.program.run(parts.model, params, worker_state, inputs, labels, keys, read_step,
+                           hp)
 
 
 def fold_all(model, model_state, contributions):
@@ -134,8 +136,9 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
   return state, metrics
 
 
-def _job(parts, own: Own, examples, batches, data_key, data):
-  return job(parts, own.row, own.worker_row, examples, batches, data_key, data, own.read_step)
+def _job(parts, own: Own, examples, batches, data_key, data, hp):
+  return job(parts, own.row, own.worker_row, examples, batches, data_key, data, own.read_step,
+             hp)
 
 
 def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
@@ -145,7 +148,7 @@ def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
   def body(state, x):
     worker, kind, examples, batches = x
     own = _own(state, worker)
-    compute = lambda: _job(parts, own, examples, batches, data_key, data)  # noqa: E731
+    compute = lambda: _job(parts, own, examples, batches, data_key, data, hp)  # noqa: E731
     if not masked:
       return master_event(parts, tx, hp, state, worker, own, compute())
     # A restart or no-op needs no gradient (skipped on one replica, selected on many).
@@ -157,18 +160,18 @@ def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
   return jax.lax.scan(body, state, xs)
 
 
-def _jobs(parts: Parts, own: Own, examples, batches, data_key, data):
+def _jobs(parts: Parts, own: Own, examples, batches, data_key, data, hp):
   """The jobs of a block, each on its own read copy; split over the ``workers`` devices."""
 
-  def local(own, examples, batches, data_key, data):
+  def local(own, examples, batches, data_key, data, hp):
     if jax.tree_util.tree_leaves(own.row)[0].shape[0] == 1:  # no vmap for one job
-      out = _job(parts, take(own, 0), take(examples, 0), batches[0], data_key, data)
+      out = _job(parts, take(own, 0), take(examples, 0), batches[0], data_key, data, hp)
       return jax.tree.map(lambda x: x[None], out)
-    return jax.vmap(_job, in_axes=(None, 0, 0, 0, None, None))(
-        parts, own, examples, batches, data_key, data)
+    return jax.vmap(_job, in_axes=(None, 0, 0, 0, None, None, None))(
+        parts, own, examples, batches, data_key, data, hp)
 
-  fn = parts.over_workers(local, (True, True, True, False, False))
-  return fn(own, examples, batches, data_key, data)
+  fn = parts.over_workers(local, (True, True, True, False, False, False))
+  return fn(own, examples, batches, data_key, data, hp)
 
 
 def run_blocks(parts: Parts, state, xs, data_key, hp, data):
@@ -186,7 +189,7 @@ def run_blocks(parts: Parts, state, xs, data_key, hp, data):
     workers, kinds, examples, batches = x
     # The block's workers are distinct and read before it (padding: worker 0,
     # its job unused), so their jobs are computed first, together.
-    out = _jobs(parts, _own(state, workers), examples, batches, data_key, data)
+    out = _jobs(parts, _own(state, workers), examples, batches, data_key, data, hp)
 
     def event(state, k):
       worker = workers[k]

@@ -38,10 +38,11 @@ class Gradient:
     del params
     return None
 
-  def run(self, model, params, worker_state, inputs, labels, keys, read_step):
+  def run(self, model, params, worker_state, inputs, labels, keys, read_step, hp=None):
     """``inputs`` [1, B, …], ``labels`` [1, B], ``keys`` [1]: returns
-    ``(gradient, contributions [1, …], loss, worker_state)``."""
-    del read_step
+    ``(gradient, contributions [1, …], loss, worker_state)``. ``hp``: the
+    replica's hyperparameters (unused here)."""
+    del read_step, hp
     (loss, stats), grads = jax.value_and_grad(model.loss, has_aux=True)(
         params, inputs[0], labels[0], keys[0])
     return grads, jax.tree.map(lambda c: c[None], stats), loss, worker_state
@@ -55,8 +56,9 @@ class LocalSteps:
     num_steps: H ≥ 1, inner steps (and batches) per job.
     inner: ``read_step -> optax.GradientTransformation``, the inner optimizer
       for a job read at master step ``read_step`` (so its learning rate can
-      follow a schedule of the read step), or one transformation for every job.
-      Its state persists across a worker's jobs (zero at the start).
+      follow a schedule of the read step), or one transformation for every job,
+      or an :class:`InnerOptimizer` (which also takes the replica's weight
+      decay). Its state persists across a worker's jobs (zero at the start).
   """
 
   num_steps: int
@@ -72,16 +74,18 @@ class LocalSteps:
   def batches_per_job(self) -> int:
     return int(self.num_steps)
 
-  def _tx(self, read_step) -> optax.GradientTransformation:
+  def _tx(self, read_step, hp=None) -> optax.GradientTransformation:
     if isinstance(self.inner, optax.GradientTransformation):
       return self.inner
+    if isinstance(self.inner, InnerOptimizer):
+      return self.inner.at(read_step, hp)
     return self.inner(read_step)
 
   def init(self, params):
     return self._tx(jnp.zeros([], jnp.int32)).init(params)
 
-  def run(self, model, params, worker_state, inputs, labels, keys, read_step):
-    tx = self._tx(read_step)
+  def run(self, model, params, worker_state, inputs, labels, keys, read_step, hp=None):
+    tx = self._tx(read_step, hp)
 
     def inner(carry, batch):
       theta, opt_state = carry
@@ -94,3 +98,35 @@ class LocalSteps:
         inner, (params, worker_state), (inputs, labels, keys))
     pseudo = jax.tree.map(lambda a, b: a - b, params, theta)
     return pseudo, stats, jnp.mean(losses), worker_state
+
+
+INNER_OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerOptimizer:
+  """The inner optimizer of asynchronous local SGD by name (SPEC §6.5).
+
+  ``adamw``: optax's AdamW (b1 0.9, b2 0.999, ε 1e-8) with decoupled weight
+  decay λ_in = the replica's ``weight_decay`` hyperparameter; ``sgd``: plain
+  SGD (no momentum, no weight decay). ``learning_rate``: a float, or a
+  schedule of the job's read step.
+  """
+
+  name: str = "adamw"
+  learning_rate: Any = 1e-3
+
+  def __post_init__(self):
+    _require(self.name in INNER_OPTIMIZERS, "algorithm_options.inner", self.name,
+             f"choose one of {list(INNER_OPTIMIZERS)}")
+    _require(callable(self.learning_rate) or (
+        isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0),
+        "algorithm_options.inner_learning_rate", self.learning_rate,
+        "need a number > 0 or a schedule of the read step")
+
+  def at(self, read_step, hp=None) -> optax.GradientTransformation:
+    lr = self.learning_rate(read_step) if callable(self.learning_rate) else self.learning_rate
+    if self.name == "sgd":
+      return optax.sgd(lr)
+    weight_decay = 0.0 if hp is None else hp["weight_decay"]
+    return optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)

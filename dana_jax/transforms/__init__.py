@@ -22,7 +22,14 @@ from dana_jax.transforms.dana import (
     dana_previous_buffer,
     dana_where,
 )
+from dana_jax.transforms.delay_adaptive import ScaleByDelayState, scale_by_delay
 from dana_jax.transforms.delay_compensation import DelayCompensationState, delay_compensation
+from dana_jax.transforms.delayed_nesterov import (
+    DelayedNesterovState,
+    TrackUpdateState,
+    delayed_nesterov,
+    track_update,
+)
 from dana_jax.transforms.feedback import GapFeedbackState, gap_feedback
 from dana_jax.transforms.gap_aware import GapAwareState, scale_by_gap_aware
 from dana_jax.transforms.staleness_aware import ScaleByStalenessState, scale_by_staleness
@@ -58,15 +65,18 @@ def diagnostics(opt_state: Any) -> dict[str, jnp.ndarray]:
     out["penalty/mean"] = state.mean_penalty
   for state in find_states(opt_state, ScaleByStalenessState):
     out["penalty/mean"] = state.last_divisor
+  for state in find_states(opt_state, ScaleByDelayState):  # a factor ≤ 1: report 1 / factor
+    out["penalty/mean"] = 1.0 / state.last_factor
   return out
 
 
 __all__ = [
-    "DanaState", "DelayCompensationState", "GapAwareState", "GapFeedbackState",
-    "ScaleByStalenessState", "dana", "dana_gap_reference", "dana_lookahead",
-    "dana_previous_buffer", "dana_where", "delay_compensation", "diagnostics", "gap_feedback",
-    "gap_reference",
-    "read_params", "scale_by_gap_aware", "scale_by_staleness", "where_state",
+    "DanaState", "DelayCompensationState", "DelayedNesterovState", "GapAwareState",
+    "GapFeedbackState", "ScaleByDelayState", "ScaleByStalenessState", "TrackUpdateState",
+    "dana", "dana_gap_reference", "dana_lookahead", "dana_previous_buffer", "dana_where",
+    "delay_compensation", "delayed_nesterov", "diagnostics", "gap_feedback", "gap_reference",
+    "read_params", "scale_by_delay", "scale_by_gap_aware", "scale_by_staleness", "track_update",
+    "where_state",
 ]
 
 

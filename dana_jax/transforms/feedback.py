@@ -27,7 +27,7 @@ def gap_feedback(
     *,
     previous_buffer: Callable[[Any], optax.Updates],
     gap_reference: Callable[[Any, optax.Params], optax.Params] | None = None,
-    momentum: float | jax.Array = 0.9,
+    momentum: float | jax.Array | None = 0.9,
 ) -> optax.GradientTransformationExtraArgs:
   """``penalty`` then ``momentum_transform``, with the penalty seeing the latter's state.
 
@@ -38,7 +38,9 @@ def gap_feedback(
       previous master step.
     gap_reference: maps (momentum state, params) to what Δ is measured
       against; None means the master parameters.
-    momentum: γ; when 0 the penalty's u is the incoming direction d.
+    momentum: γ; when 0 the penalty's u is the incoming direction d. None:
+      always ``previous_buffer`` (e.g. the previous applied update, for an
+      adaptive base; SPEC §6.6).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs``.
@@ -49,8 +51,10 @@ def gap_feedback(
     return GapFeedbackState(penalty.init(params), momentum_transform.init(params))
 
   def update_fn(updates, state, params=None, **extra_args):
-    buffer = jax.tree.map(lambda b, d: jnp.where(jnp.asarray(momentum) == 0, d, b),
-                          previous_buffer(state.momentum), updates)
+    buffer = previous_buffer(state.momentum)
+    if momentum is not None:
+      buffer = jax.tree.map(lambda b, d: jnp.where(jnp.asarray(momentum) == 0, d, b),
+                            buffer, updates)
     reference = params if gap_reference is None else gap_reference(state.momentum, params)
     extra_args = {**extra_args, "momentum_buffer": buffer, "reference_params": reference}
     updates, penalty_state = penalty.update(updates, state.penalty, params, **extra_args)

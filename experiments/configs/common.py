@@ -1,5 +1,15 @@
 """Config fields every experiment shares: a timing trace, devices, meshes, processes.
 
+``worker_speed_shape``: persistent worker speeds — each worker's mean batch
+time is drawn once from Gamma(shape, mean / shape) (2.0: a CV of 0.71 between
+machines); None: identical workers.
+
+``options_by_algorithm``: ``{algorithm: {option: value}}`` on top of
+``algorithm_options`` (which every algorithm of the sweep gets); a value
+``"<a>*N"`` is max(1, round(a · N)) at each N (e.g. m-sync's
+``num_gradients="0.9*N"``); the keys ``learning_rate`` and ``momentum``
+override the sweep's for that algorithm.
+
 ``timing_trace``: with ``timing="trace"``, a ``.npy`` file of batch times
 [num_workers, jobs] (a measured cluster, say); every N of the sweep must
 equal its number of rows.
@@ -34,6 +44,11 @@ import ml_collections
 
 def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.timing_trace = ""
+  # Persistent per-worker speeds (dana_jax.timing.GammaTiming): slow and fast machines.
+  config.worker_speed_shape = ml_collections.FieldReference(None, field_type=float)
+  # Per-algorithm options (values may be "<a>*N": max(1, round(a·N))), and per-algorithm
+  # learning_rate / momentum overriding the sweep's for that algorithm.
+  config.options_by_algorithm = ml_collections.ConfigDict()
   config.block_size = ml_collections.FieldReference(None, field_type=int)  # K; None: N
   config.chunk_steps = ml_collections.FieldReference(None, field_type=int)  # None: an epoch
   config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks
@@ -43,4 +58,58 @@ def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.Confi
   config.host_devices = 0
   config.distributed = ml_collections.ConfigDict({
       "initialize": False, "coordinator_address": "", "num_processes": 0, "process_id": -1})
+  return config
+
+
+MODERN_ALGORITHMS = ("ga", "dana_ga", "delay_adaptive", "ringmaster", "msync", "rennala",
+                     "async_local_sgd", "ssgd")
+
+
+def set_modern(config: ml_collections.ConfigDict, heterogeneous: bool):
+  """The 2026 comparison (SPEC §6): GA and DANA-GA against the methods after them.
+
+  Same η, γ, λ and learning-rate schedule as the experiment's main sweep for
+  every method (no per-method tuning), except asynchronous local SGD, whose
+  master applies pseudo-gradients of an AdamW inner loop and so uses the
+  DiLoCo outer settings. The methods' own options, from their papers:
+
+  * ``ringmaster``: ``max_delay`` R = N (a job is cancelled once N master
+    steps stale — more than a homogeneous worker's typical delay N − 1);
+    γ = 0, their method exactly (SPEC §6.2). With the sweep's γ = 0.9 it is
+    heavy-ball ASGD below delay R, which fails on digits at every N like
+    ASGD (measured: results/README.md).
+  * ``msync``: ``num_gradients`` m = round(0.9 N) (N − m backup workers; Chen
+    et al. 2016 ran about 4–5% backups; at N = 4 this is m = 4, SSGD).
+  * ``rennala``: ``num_gradients`` S = N (the same gradients per round as
+    SSGD, but fast workers may contribute several).
+  * ``async_local_sgd``: H = 4 local steps of AdamW (lr 1e-3, b1 0.9,
+    b2 0.999, decoupled λ_in = the sweep's weight decay) per job;
+    delayed-Nesterov outer rule (buffer b = N, activation 0) with DiLoCo's
+    outer η = 0.7 and γ = 0.9 (Douillard et al. 2023; Liu et al. 2024), under
+    the same warm-up and decays.
+  * ``delay_adaptive``: γ = 0, their method exactly (SPEC §6.1); with
+    γ = 0.9 it is NAG-ASGD for τ ≤ N and fails like it (measured).
+  * ``ga``, ``dana_ga``, ``ssgd``: no options (SPEC defaults).
+
+  ``heterogeneous``: gamma shape 4 (CV 0.5) per batch and persistent worker
+  speeds (``worker_speed_shape`` 2: each worker's mean batch time drawn once,
+  CV 0.71), so some workers are slow for the whole run; otherwise the GA
+  paper's homogeneous environment.
+  """
+  config.algorithms = MODERN_ALGORITHMS
+  config.baseline = "sgd"
+  config.num_workers = (4, 8, 16, 32)
+  config.seeds = (0, 1, 2)
+  config.options_by_algorithm = ml_collections.ConfigDict({
+      "ringmaster": {"max_delay": "1*N", "momentum": 0.0},
+      "delay_adaptive": {"momentum": 0.0},
+      "msync": {"num_gradients": "0.9*N"},
+      "rennala": {"num_gradients": "1*N"},
+      "async_local_sgd": {"local_steps": 4, "inner": "adamw", "inner_learning_rate": 1e-3,
+                          "outer": "delayed_nesterov", "learning_rate": 0.7,
+                          "momentum": 0.9},
+  })
+  if heterogeneous:
+    config.timing = "heterogeneous"
+    config.worker_speed_shape = 2.0
   return config

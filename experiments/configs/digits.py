@@ -11,6 +11,16 @@ plus single-worker SGD. Writes one directory per (algorithm, N) and
 ``results.md`` and ``test_error_vs_workers.png`` at the top.
 
 Runtime: about 3 minutes on 2 CPU cores (see README for the measured figure).
+
+Presets (``--config=experiments/configs/digits.py:<preset>``):
+
+* ``main`` (default): the GA paper's rules, as above.
+* ``modern``: GA, DANA-GA, delay-adaptive, Ringmaster, m-sync, Rennala,
+  asynchronous local SGD and SSGD at N ∈ {4, 8, 16, 32}, 3 seeds, the
+  homogeneous environment; options and hyperparameters in
+  :func:`experiments.configs.common.set_modern`.
+* ``modern_heterogeneous``: the same in a heterogeneous environment with
+  persistent slow workers.
 Change anything with ``--config.key=value``, e.g. ``--config.num_workers=4,8``.
 """
 
@@ -19,7 +29,7 @@ import ml_collections
 from experiments.configs import common
 
 
-def get_config():
+def get_config(preset: str = "main"):
   config = ml_collections.ConfigDict()
   config.sweep = "main"
   config.dataset = "digits"
@@ -42,4 +52,9 @@ def get_config():
   common.add_common_fields(config)
   # Runs of a few seconds resume run by run: no checkpoints by default.
   config.checkpoint_every_epochs = 0.0
+  if preset in ("modern", "modern_heterogeneous"):
+    common.set_modern(config, heterogeneous=preset == "modern_heterogeneous")
+  elif preset != "main":
+    raise ValueError(f"preset={preset!r} is not allowed: choose 'main', 'modern' or "
+                     "'modern_heterogeneous'.")
   return config

@@ -23,11 +23,23 @@ Presets (``--config=experiments/configs/fashion_mnist.py:PRESET``):
       --config=experiments/configs/fashion_mnist.py:ga_no_momentum \
       --workdir runs/fashion_mnist_ga_no_momentum
   cnn: the small CNN instead of the MLP (slower on CPU).
+  modern / modern_heterogeneous: GA, DANA-GA, delay-adaptive, Ringmaster,
+    m-sync, Rennala, asynchronous local SGD and SSGD at N ∈ {4, 8, 16, 32},
+    3 seeds, in the homogeneous environment / with persistent slow workers
+    (options: experiments.configs.common.set_modern). Not yet run on
+    Fashion-MNIST (the digits presets were; see results/digits_modern*).
+  bases_adam, bases_adamw, bases_muon: SA and GA over Adam, AdamW or Muon
+    (algorithm_options.base) at N ∈ {4, 16, 32} against the same base at
+    N = 1 (baseline ``sa`` at N = 1 is the base itself); η 1e-3 (Adam,
+    AdamW) or 0.02 (Muon), b1 = γ = 0.9, λ = 1e-4 (coupled for Adam,
+    decoupled for AdamW and Muon). See results/fashion_mnist_bases_*.
 """
 
 import ml_collections
 
 from experiments.configs import common
+
+ADAPTIVE_BASES = {"bases_adam": "adam", "bases_adamw": "adamw", "bases_muon": "muon"}
 
 
 def get_config(preset: str = "main"):
@@ -61,7 +73,16 @@ def get_config(preset: str = "main"):
     config.model = "cnn"
   elif preset == "ga_no_momentum":
     config.algorithms, config.baseline, config.momentum = ("ga",), "", 0.0
+  elif preset in ("modern", "modern_heterogeneous"):
+    common.set_modern(config, heterogeneous=preset == "modern_heterogeneous")
+  elif preset in ADAPTIVE_BASES:
+    # SA and GA over an adaptive base against the same base at N = 1 (SA with one
+    # worker is its base: τ = 0). η: Adam's and AdamW's usual 1e-3, Muon's 0.02.
+    config.algorithm_options = ml_collections.ConfigDict({"base": ADAPTIVE_BASES[preset]})
+    config.algorithms, config.baseline = ("sa", "ga"), "sa"
+    config.num_workers = (4, 16, 32)
+    config.learning_rate = 0.02 if preset == "bases_muon" else 1e-3
   elif preset != "main":
-    raise ValueError(f"preset={preset!r} is not allowed: choose 'main', 'ga_no_momentum' "
-                     "or 'cnn'.")
+    raise ValueError(f"preset={preset!r} is not allowed: choose 'main', 'ga_no_momentum', "
+                     f"'cnn', 'modern', 'modern_heterogeneous' or one of {list(ADAPTIVE_BASES)}.")
   return config
