@@ -246,10 +246,6 @@ def _dc_asgd(learning_rate, momentum, weight_decay, num_workers, *, variance_con
       *([_weight_decay(weight_decay)] if coupled else []), base_tx)
 
 
-def _ringmaster(learning_rate, momentum, weight_decay, num_workers):
-  return _heavy_ball(learning_rate, momentum, weight_decay, num_workers)
-
-
 def _ringmaster_plan(num_workers, *, max_delay=None, cancel=True):
   if cancel:
     return EventPlan(restart_rule=rules.RestartAtDelay(max_delay))
@@ -310,7 +306,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("dc_asgd", _dc_asgd, description="delay compensation, then NAG (or base)"),
         Algorithm("delay_adaptive", _delay_adaptive,
                   description="delay-adaptive: d · min(1, N / max(τ, 1)), then NAG (or base)"),
-        Algorithm("ringmaster", _ringmaster, schedule=_ringmaster_plan,
+        Algorithm("ringmaster", _heavy_ball, schedule=_ringmaster_plan,
                   description="Ringmaster: jobs reaching delay R are restarted; heavy ball"),
         Algorithm("msync", _nag, synchronous=True, schedule=_msync_plan,
                   description="m-synchronous: the m fastest of N gradients per round, NAG"),

@@ -37,7 +37,7 @@ from dana_jax._checks import require as _require
 
 
 def _check_count(field, value, at_most=None, meaning=""):
-  _require(value is not None, field, value, f"is required: {meaning}")
+  _require(value is not None, field, value, f"it is required ({meaning}), no default")
   _require(is_int(value, 1), field, value, f"need an integer ≥ 1 ({meaning})")
   if at_most is not None:
     _require(value <= at_most, field, value,

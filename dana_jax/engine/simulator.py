@@ -148,7 +148,6 @@ class Simulator:
     self.hyperparams = check_hyperparams(hyperparams or Hyperparams(), self.num_replicas)
     self.synchronous = self.algorithm.synchronous
     self.algorithm.check_options(self.options)
-    _require(is_int(num_workers, 1), "num_workers", num_workers, "need an integer ≥ 1")
     # The algorithm's own rules (SPEC §6); each checks its options here, before compiling.
     event_plan = self.algorithm.event_plan(int(num_workers), self.options)
     self.algorithm.optimizer(0.1, 0.9, 1e-4, int(num_workers), self.options)
