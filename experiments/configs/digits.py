@@ -21,6 +21,9 @@ Presets (``--config=experiments/configs/digits.py:<preset>``):
   :func:`experiments.configs.common.set_modern`.
 * ``modern_heterogeneous``: the same in a heterogeneous environment with
   persistent slow workers.
+
+Both modern presets: 33 simulations, measured 299 s and 300 s wall on 2 CPU
+cores (2026-12-01, results/digits_modern*).
 Change anything with ``--config.key=value``, e.g. ``--config.num_workers=4,8``.
 """
 
