@@ -274,12 +274,6 @@ def check_with_library(config, points, mesh) -> None:
         dj.optimizer(name, **options)  # the options' names and values
   for name in by_algorithm:
     _require_listed(name, config)
-  for point in points:  # the per-algorithm options (schedule rules too), at each N
-    name, n = point["algorithm"], point["num_workers"]
-    with check(f"options_by_algorithm.{name}" if name in by_algorithm else "algorithm_options"):
-      cell = point["cells"][0]
-      library_probe(name, num_workers=n, algorithm_options=options_for(config, name, n),
-                    hyperparams=dj.Hyperparams(cell["learning_rate"], cell["momentum"]))
   if config.get("timing_shape") is not None:  # first: heterogeneous(shape=0) divides by it
     with check("timing_shape"):
       S.GammaTiming(shape=config.timing_shape).validate(1)
@@ -307,6 +301,13 @@ def check_with_library(config, points, mesh) -> None:
     with check(field):
       library_probe(first, algorithm_options=options_for(config, first,
                                                          args.get("num_workers", 1)), **args)
+  for point in points:  # then the per-algorithm options (schedule rules too), at each N
+    name, n, cell = point["algorithm"], point["num_workers"], point["cells"][0]
+    hp = {}  # its own η / γ (options_by_algorithm); the sweep's were checked above
+    if (cell["learning_rate"], cell["momentum"]) != (config.learning_rate, config.momentum):
+      hp = {"hyperparams": dj.Hyperparams(cell["learning_rate"], cell["momentum"])}
+    with check(f"options_by_algorithm.{name}" if name in by_algorithm else "algorithm_options"):
+      library_probe(name, num_workers=n, algorithm_options=options_for(config, name, n), **hp)
   for point in points if mesh is not None else ():
     _, simulated = replicas_of(config, point["cells"], mesh)
     with check("mesh"):
