@@ -246,7 +246,7 @@ def library_probe(algorithm, *, num_examples: int = sys.maxsize, **simulator_arg
   dj.Simulator(None, algorithm, _Unread(num_examples), None, **args)
 
 
-def _require_listed(name, config):
+def _require_algorithm(name, config):
   """A registered algorithm (a preset's options for one the sweep leaves out are unused)."""
   if name not in dj.ALGORITHMS:
     raise validate.ConfigError(f"config.options_by_algorithm.{name} is not allowed: "
@@ -273,7 +273,7 @@ def check_with_library(config, points, mesh) -> None:
       with check("algorithm_options"):
         dj.optimizer(name, **options)  # the options' names and values
   for name in by_algorithm:
-    _require_listed(name, config)
+    _require_algorithm(name, config)
   if config.get("timing_shape") is not None:  # first: heterogeneous(shape=0) divides by it
     with check("timing_shape"):
       S.GammaTiming(shape=config.timing_shape).validate(1)
@@ -411,8 +411,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         # Per seed, averaged over logged chunks (epochs).
         "mean_gap_rms": [float(np.mean(per_epoch("gap/rms", r))) for r in mine],
         "mean_normalized_gap": [float(np.mean(per_epoch("gap/normalized", r))) for r in mine],
-        "simulated_time": [float(result.history[-1]["replicas"][r]["time/simulated"])
-                           for r in mine],
+        "simulated_time": [float(x["time/simulated"]) for x in last],
         "cancelled_jobs": [int(sum(h["replicas"][r]["jobs/cancelled"] for h in result.history))
                            for r in mine],
         "wall_seconds": seconds,

@@ -65,12 +65,27 @@ class Own(NamedTuple):
   worker_row: Any
 
 
-def _event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind):
-  """The master's part of an event; returns ``(state, own', metrics)``.
+def _own(state, worker) -> Own:
+  rows = None if state.worker_state is None else take(state.worker_state, worker)
+  return Own(take(state.read_params, worker), state.read_step[worker], rows)
 
-  Touches θ, the optimizer and model state of ``state`` and returns the
-  worker's new rows ``own'`` without writing them: the callers write them
-  into the [N, …] stacks (one event at a time, or a block's rows at once).
+
+def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=None):
+  """One event for ``worker`` (SPEC §1 steps 1–3, §6.0); returns ``(state, metrics)``.
+
+  ``own``: the worker's rows read before this event (:func:`_own`);
+  ``arrival = (gradient, contributions, loss, worker_row)``: what its job
+  computed on them. ``kind`` None: an apply event. Otherwise a traced event
+  kind: an apply event; a restart (nothing applied, the worker reads again);
+  or a no-op (padding). Masked events select per leaf on what an event
+  touches (θ, the optimizer state's O(params) leaves, one row of each
+  stack), never on the [N, …] stacks: a ``lax.cond`` would, once vmapped over
+  replicas, become a select over the whole state (ENVIRONMENT.md).
+
+  θ and the rows are updated in place; on XLA:CPU that happens without a copy
+  only if every reader of the old value is computed first, so the writes are
+  made to depend on the readers whose results they do not already need
+  (``values_after``, ``index_after``; docs/benchmarks.md).
   """
   grads, contributions, loss, worker_row = arrival
   t = state.step
@@ -100,38 +115,13 @@ def _event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind):
       worker_row = _where(applied, worker_row, own.worker_row)
   metrics = {"lag": lag, "gap/rms": gap_rms, "loss/train": loss,
              "learning_rate": parts.learning_rate(hp)(t), **diagnostics}
-  state = state._replace(step=step, params=params, opt_state=opt_state, model_state=model_state)
-  return state, Own(read, read_step, worker_row), metrics
-
-
-def _own(state, worker) -> Own:
-  rows = None if state.worker_state is None else take(state.worker_state, worker)
-  return Own(take(state.read_params, worker), state.read_step[worker], rows)
-
-
-def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=None):
-  """One event for ``worker`` (SPEC §1 steps 1–3, §6.0); returns ``(state, metrics)``.
-
-  ``own``: the worker's rows read before this event (:func:`_own`);
-  ``arrival = (gradient, contributions, loss, worker_row)``: what its job
-  computed on them. ``kind`` None: an apply event. Otherwise a traced event
-  kind: an apply event; a restart (nothing applied, the worker reads again);
-  or a no-op (padding). Masked events select per leaf on what an event
-  touches (θ, the optimizer state's O(params) leaves, one row of each
-  stack), never on the [N, …] stacks: a ``lax.cond`` would, once vmapped over
-  replicas, become a select over the whole state (ENVIRONMENT.md).
-
-  θ and the rows are updated in place; on XLA:CPU that happens without a copy
-  only if every reader of the old value is computed first, so the writes are
-  made to depend on the readers whose results they do not already need
-  (``values_after``, ``index_after``; docs/benchmarks.md).
-  """
-  state, new, metrics = _event(parts, tx, hp, state, worker, own, arrival, kind)
-  slot = index_after(worker, metrics["gap/rms"], metrics["loss/train"])  # = worker
-  worker_state = (state.worker_state if new.worker_row is None
-                  else set_row(state.worker_state, slot, new.worker_row))
-  state = state._replace(read_params=set_row(state.read_params, slot, new.row),
-                         read_step=state.read_step.at[worker].set(new.read_step),
+  slot = index_after(worker, gap_rms, loss, diagnostics)  # = worker
+  worker_state = (state.worker_state if worker_row is None
+                  else set_row(state.worker_state, slot, worker_row))
+  state = state._replace(step=step, params=params, opt_state=opt_state,
+                         model_state=model_state,
+                         read_params=set_row(state.read_params, slot, read),
+                         read_step=state.read_step.at[worker].set(read_step),
                          worker_state=worker_state)
   return state, metrics
 
