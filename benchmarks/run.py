@@ -121,14 +121,15 @@ def measure_engine(model, x, y, args, num_workers, naive=False):
                      block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4),
                      timing=TIMINGS[args.timing](),
                      seeds=0 if replicas == 1 else list(range(replicas)),
+                     algorithm_options=getattr(args, "algorithm_options", None),
                      mesh=dj.make_mesh(workers=args.mesh_workers) if args.mesh_workers > 1
                      else None)
   steps = max(10, args.steps // 10) if naive else args.steps
   chunk = 1 if naive else steps
   total = (args.repeats + 2) * steps
   schedules = [] if sim.synchronous else sim.schedules(total, chunk)
-  blocks = (sim.blocks_per_chunk(schedules, total, chunk)
-            if sim.execution == "blocks" and not sim.synchronous else None)
+  # Static scan rows per chunk: blocks, or events with restarts (None: one per step).
+  blocks = None if sim.synchronous else sim.rows_per_chunk(schedules, total, chunk)
   holder = {"state": sim.init(), "start": 0}
 
   def call():

@@ -288,9 +288,9 @@ def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
 
 
 def _async_local_sgd_plan(num_workers, *, local_steps=1, inner="adamw",
-                          inner_learning_rate=1e-3):
+                          inner_learning_rate=1e-3, dynamic_local_steps=False):
   return EventPlan(worker_program=LocalSteps(
-      local_steps, InnerOptimizer(inner, inner_learning_rate)))
+      local_steps, InnerOptimizer(inner, inner_learning_rate), dynamic=dynamic_local_steps))
 
 
 ALGORITHMS: dict[str, Algorithm] = {

@@ -28,6 +28,11 @@ class TimingModel:
   def mean(self) -> float:
     raise NotImplementedError
 
+  def worker_means(self, num_workers: int, seed: int) -> np.ndarray:
+    """Each worker's mean batch time [N] under timing seed ``seed`` (DyLU, SPEC §6.5)."""
+    del seed
+    return np.full(num_workers, self.mean())
+
   def worker_streams(self, num_workers: int, seed: int) -> list[np.random.Generator]:
     """One independent numpy stream per worker (plus one for shared draws)."""
     children = np.random.SeedSequence([int(seed), 0x5EED]).spawn(num_workers + 1)
@@ -77,6 +82,9 @@ class GammaTiming(TimingModel):
     means = shared.gamma(self.worker_speed_shape, self.mean() / self.worker_speed_shape,
                          size=num_workers)
     return means / self.shape
+
+  def worker_means(self, num_workers, seed):
+    return self.worker_scales(self.worker_streams(num_workers, seed)) * self.shape
 
   def draw(self, streams, first_job, count):
     del first_job  # The streams carry the position.
@@ -135,6 +143,10 @@ class TraceTiming(TimingModel):
   def mean(self):
     return float(np.mean(self.batch_times))
 
+  def worker_means(self, num_workers, seed):
+    del seed
+    return np.asarray(self.batch_times, np.float64)[:num_workers].mean(axis=1)
+
   def draw(self, streams, first_job, count):
     times = np.asarray(self.batch_times, dtype=np.float64)
     if first_job + count > times.shape[1]:
@@ -159,22 +171,34 @@ def make_timing(name: str, **kwargs) -> TimingModel:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class JobTiming(TimingModel):
-  """Jobs of ``draws_per_job`` consecutive batches: a job takes the sum of H draws of
-  ``base`` (SPEC §6.5: a worker running H local steps)."""
+  """Jobs of H consecutive batches: a job takes the sum of H draws of ``base`` (SPEC §6.5:
+  a worker running H local steps).
+
+  ``draws_per_job``: H, or one H_i ≤ H_max per worker (DyLU): worker i's j-th job then
+  takes draws j·H_max … j·H_max + H_i − 1 of its stream, so a job's time does not
+  depend on how the schedule is cut into calls (the prefix property).
+  """
 
   base: TimingModel
-  draws_per_job: int
+  draws_per_job: int | tuple[int, ...]
+
+  def _per_worker(self, num_workers) -> np.ndarray:
+    return np.broadcast_to(np.asarray(self.draws_per_job, np.int64), (num_workers,))
 
   def validate(self, num_workers):
     self.base.validate(num_workers)
 
   def mean(self):
-    return self.draws_per_job * self.base.mean()
+    return float(np.mean(self.draws_per_job)) * self.base.mean()
 
   def worker_streams(self, num_workers, seed):
     return self.base.worker_streams(num_workers, seed)
 
   def draw(self, streams, first_job, count):
-    h = self.draws_per_job
+    per_worker = self._per_worker(len(streams) - 1)
+    h = int(per_worker.max())
     times = self.base.draw(streams, first_job * h, count * h)
-    return times.reshape(times.shape[0], count, h).sum(axis=-1)
+    times = times.reshape(times.shape[0], count, h)
+    if np.all(per_worker == h):
+      return times.sum(axis=-1)
+    return np.where(np.arange(h) < per_worker[:, None, None], times, 0.0).sum(axis=-1)

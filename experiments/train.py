@@ -28,6 +28,7 @@ import numpy as np
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
+from dana_jax.engine.workers import batches_per_job
 from experiments import registry, validate
 
 
@@ -132,13 +133,19 @@ def options_for(config, algorithm: str, num_workers: int) -> dict:
   return options
 
 
-def batches_per_step(algorithm: str, num_workers: int, options: dict) -> int:
-  """Stream batches per master step: G per round, H per job (SPEC §2.9, §6.5)."""
+def batches_per_step(algorithm: str, num_workers: int, options: dict, timing=None,
+                     timing_seeds=(0,)) -> int | float:
+  """Stream batches per master step: G per round, H per job, the mean H_i with DyLU
+  (SPEC §2.9, §6.5; as ``Simulator.batches_per_step``, before the simulator exists)."""
   entry = dj.get_algorithm(algorithm)
   plan = entry.event_plan(num_workers, options)
   if entry.synchronous:
     return (plan.round_rule or S.SynchronousRule()).gradients(num_workers)
-  return 1 if plan.worker_program is None else plan.worker_program.batches_per_job
+  if plan.worker_program is None:
+    return 1
+  timing = S.homogeneous() if timing is None else timing
+  return batches_per_job(plan.worker_program, [
+      plan.worker_program.steps_per_worker(timing, num_workers, s) for s in timing_seeds])
 
 
 def sweep_points(config) -> list[dict]:
@@ -330,8 +337,9 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   replicas, simulated = replicas_of(config, cells, mesh)
   options = options_for(config, algorithm, num_workers)
   # G gradients per round, H batches per job (SPEC §2.9, §6.5).
+  timing = timing_model(config)
   steps_per_epoch = (dataset.num_train // config.batch_size) / batches_per_step(
-      algorithm, num_workers, options)
+      algorithm, num_workers, options, timing, [s for _, s in simulated])
   schedule = functools.partial(dj.paper_schedule, steps_per_epoch=steps_per_epoch,
                                num_workers=num_workers, warmup_epochs=config.warmup_epochs,
                                decay_epochs=tuple(config.decay_epochs))
@@ -344,7 +352,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
                      hyperparams=dj.Hyperparams([c["learning_rate"] for c, _ in simulated],
                                                 [c["momentum"] for c, _ in simulated],
                                                 config.weight_decay),
-                     learning_rate_schedule=schedule, timing=timing_model(config),
+                     learning_rate_schedule=schedule, timing=timing,
                      execution=config.execution, block_size=block_size,
                      augment=augmentation(config),
                      algorithm_options=options, mesh=mesh)

@@ -221,7 +221,8 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
                         batch_size, lr, momentum, weight_decay, seed, params0, state0,
                         bn_momentum=0.9, dtype=np.float32, restart_rule=None,
                         local_steps=1, inner_lr=None, inner_momentum=0.0, inner="sgd",
-                        inner_weight_decay=0.0, discard_at=None, **options):
+                        inner_weight_decay=0.0, discard_at=None, worker_local_steps=None,
+                        **options):
   """SPEC §6.0 (restart events) and §6.5's workers (H local steps), one event at a time.
 
   Literal: a list of in-flight jobs (worker, completion time, dispatch); the earliest
@@ -236,6 +237,9 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   ``inner_lr=None`` the job is one gradient. ``discard_at`` = R (SPEC §6.2,
   Ringmaster without cancellation): an arriving gradient with τ ≥ R is
   dropped; the worker reads again and starts a job on the next batch.
+  ``worker_local_steps`` = [H_0, …] (DyLU, SPEC §6.5): worker k's job runs H_k ≤ H
+  steps on the next H_k batches of the stream (dispatches take batches in the order
+  they are made) and its j-th job takes draws jH … jH + H_k − 1 of its trace row.
 
   Returns (theta, model_state, list of events (kind, worker, lag, time)).
   """
@@ -254,15 +258,26 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
     c = np.asarray(ravel_pytree(contrib)[0], np.float64) if sunravel else np.zeros(0)
     return np.asarray(ravel_pytree(g)[0], np.float64), c
 
+  steps_of = [local_steps] * num_workers if worker_local_steps is None else [
+      int(h) for h in worker_local_steps]
+  first_batch = {}  # dispatch number -> its first batch of the stream
+  stream_position = 0
+
+  def make_dispatch(k, number):
+    nonlocal stream_position
+    first_batch[number] = stream_position
+    stream_position += steps_of[k]
+    return number
+
   def job(k, theta_hat, dispatch):
     """What worker k sends for its job, its statistics contributions, its new buffer."""
     if inner_lr is None:
-      g, c = gradient(theta_hat, dispatch)
+      g, c = gradient(theta_hat, first_batch[dispatch])
       return g, [c], inner_buffer[k]
     theta, buf, contribs = np.array(theta_hat, np.float64), inner_buffer[k].copy(), []
     m, v, n = adam_state[k]
-    for j in range(local_steps):
-      g, c = gradient(theta, dispatch * local_steps + j)
+    for j in range(steps_of[k]):
+      g, c = gradient(theta, first_batch[dispatch] + j)
       if inner == "adamw":
         n += 1
         m = 0.9 * m + 0.1 * g
@@ -279,11 +294,12 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   draws = [list(batch_times[i]) for i in range(num_workers)]
 
   def duration(k):
-    return sum(draws[k].pop(0) for _ in range(local_steps))
+    job_draws = [draws[k].pop(0) for _ in range(local_steps)]
+    return sum(job_draws[:steps_of[k]])
 
   theta_hat = [master.read() for _ in range(num_workers)]
   read_step = [0] * num_workers
-  dispatch = list(range(num_workers))
+  dispatch = [make_dispatch(k, k) for k in range(num_workers)]
   done = [duration(i) for i in range(num_workers)]
   events = []
   next_batch = num_workers  # the next dispatch number of the stream
@@ -293,7 +309,7 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
     now = done[k]
     tau = t - read_step[k]
     if discard_at is not None and tau >= discard_at:
-      theta_hat[k], read_step[k], dispatch[k] = master.read(), t, next_batch
+      theta_hat[k], read_step[k], dispatch[k] = master.read(), t, make_dispatch(k, next_batch)
       next_batch += 1
       done[k] = now + duration(k)
       events.append(("discard", k, tau, now))
@@ -302,7 +318,8 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
     master.apply(g, tau, theta_hat[k], k)
     for c in contribs:
       running = bn_momentum * running + c
-    theta_hat[k], read_step[k], dispatch[k] = master.read(), t + 1, next_batch
+    theta_hat[k], read_step[k] = master.read(), t + 1
+    dispatch[k] = make_dispatch(k, next_batch)
     next_batch += 1
     done[k] = now + duration(k)
     events.append(("apply", k, tau, now))

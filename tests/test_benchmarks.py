@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmarks import plot, profile, run
+from benchmarks import methods, plot, profile, run
 
 
 def test_benchmark_run_records_engine_and_references(tmp_path):
@@ -30,6 +30,22 @@ def test_benchmark_run_records_engine_and_references(tmp_path):
   assert (tmp_path / "scaling_workers.png").exists()
   with pytest.raises(SystemExit):
     run.main(["--references", "cluster", "--out", str(out)])
+
+
+def test_methods_table_records_each_method_against_nag(tmp_path, capsys):
+  assert methods._resolve({"max_delay": "N/4", "num_gradients": "0.9N", "x": 2}, 8) == {
+      "max_delay": 2, "num_gradients": 7, "x": 2}
+  out = tmp_path / "methods.jsonl"
+  methods.main(["--model", "digits_mlp", "--workers", "4", "--steps", "12", "--repeats", "1",
+                "--only", "ringmaster,rennala", "--out", str(out)])
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [r["method"] for r in rows] == [
+      "nag", "ringmaster R=N", "ringmaster R=N/4", "ringmaster R=N/4 cancel=False",
+      "rennala S=N"]
+  assert rows[0]["over_nag"] == 1.0 and all(r["over_nag"] > 0 for r in rows)
+  assert rows[2]["options"] == {"max_delay": 1} and rows[4]["gradients_per_step"] == 4
+  assert rows[4]["seconds_per_gradient"] == pytest.approx(rows[4]["seconds_per_step"] / 4)
+  assert "rennala S=N" in capsys.readouterr().out
 
 
 def test_torch_reference_simulator_runs():

@@ -2,11 +2,12 @@
 local SGD, adaptive bases) against literal transcriptions of their SPEC paragraphs
 (tests/reference.py), and the properties the issue names."""
 
+import flax.linen as nn
 import jax
 import numpy as np
 import optax
 import pytest
-from reference import rennala_round_times, round_simulation
+from reference import event_simulation_v2, rennala_round_times, round_simulation
 from test_events import MLP, SLOW, digits_subset, engine, flat, reference
 
 import dana_jax as dj
@@ -184,6 +185,62 @@ def test_delayed_nesterov_outer_matches_the_reference(buffer_size, activation):
   np.testing.assert_allclose(flat(result.state.params), flat(theta), **CLOSE)
 
 
+class _BatchNormMLP(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=True):
+    x = nn.Dense(16)(x.reshape(x.shape[0], -1))
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+    return nn.Dense(10)(x)
+
+
+def _speed_trace(num_workers, jobs):
+  """Batch times with persistent speeds: worker i about (1 + i) times slower."""
+  rng = np.random.default_rng(3)
+  slow = 1.0 + np.arange(num_workers)[:, None]
+  return 128.0 * slow * rng.gamma(8.0, 1 / 8.0, size=(num_workers, jobs))
+
+
+@pytest.mark.parametrize("execution", ["blocks", pytest.param("steps", marks=SLOW)])
+def test_dynamic_local_steps_match_the_reference(execution):
+  # DyLU: H_i = max(1, round(H v_i / max v)), v_i = 1 / (worker i's mean batch time);
+  # each job takes the next H_i batches and H_i draws; BatchNorm folds only those steps.
+  num_workers, local_steps = 3, 4
+  times = _speed_trace(num_workers, 400)
+  speed = 1.0 / times.mean(axis=1)
+  steps = np.maximum(1, np.floor(local_steps * speed / speed.max() + 0.5)).astype(int)
+  assert steps.tolist() == [4, 2, 1]  # the trace really gives three different H_i
+  model = models.flax_model(_BatchNormMLP(), (8, 8))
+  x, y = digits_subset()
+  sim = dj.Simulator(model, "async_local_sgd", x, y, num_workers=num_workers, batch_size=16,
+                     hyperparams=dj.Hyperparams(0.05, 0.9, 0.0), execution=execution,
+                     timing=S.TraceTiming(times), algorithm_options={
+                         "local_steps": local_steps, "inner": "sgd",
+                         "inner_learning_rate": 0.05, "dynamic_local_steps": True})
+  result = dj.simulate(sim, 18, chunk_steps=7, progress=False)
+  params0, state0 = model.init(jax.random.fold_in(jax.random.key(0), 1))
+  theta, state, events = event_simulation_v2(
+      model, "nag", x, y, batch_times=times, num_steps=18, num_workers=num_workers,
+      batch_size=16, lr=lambda t: 0.05, momentum=0.9, weight_decay=0.0, seed=0,
+      params0=params0,
+      state0=state0, local_steps=local_steps, inner_lr=0.05, worker_local_steps=steps)
+  np.testing.assert_allclose(flat(result.state.params), flat(theta), **CLOSE)
+  np.testing.assert_allclose(flat(result.state.model_state), flat(state), **CLOSE)
+  sched = result.schedules[0]  # the arrivals and their times: each job took H_i draws
+  assert [(int(k), int(w)) for k, w in zip(sched.event_worker, sched.lag, strict=True)] == [
+      (k, tau) for _, k, tau, _ in events]
+  np.testing.assert_allclose(sched.event_time, [e[3] for e in events], rtol=1e-12)
+  # An epoch is a pass of the stream at the mean H_i per job.
+  assert sim.steps_per_epoch == pytest.approx((x.shape[0] // 16) / np.mean(steps))
+
+
+def test_worker_means_are_the_persistent_speeds():
+  timing = S.heterogeneous(worker_speed_shape=2.0)
+  draws = timing.draw(timing.worker_streams(4, 5), 0, 20_000)
+  np.testing.assert_allclose(timing.worker_means(4, 5), draws.mean(axis=1), rtol=0.02)
+  assert np.ptp(timing.worker_means(4, 5)) > 10  # the workers' speeds do differ
+  np.testing.assert_allclose(S.homogeneous().worker_means(3, 0), [128.0] * 3)
+
+
 # --- 6.6 adaptive bases ------------------------------------------------------------------
 
 
@@ -243,6 +300,7 @@ def test_sa_over_muon_with_one_worker_is_optax_muon():
     ("async_local_sgd", {"buffer_size": 4}, "buffer_size"),
     ("async_local_sgd", {"outer": "delayed_nesterov", "activation": 2}, "activation"),
     ("async_local_sgd", {"inner_learning_rate": -1.0}, "inner_learning_rate"),
+    ("async_local_sgd", {"dynamic_local_steps": "yes"}, "dynamic_local_steps"),
 ])
 def test_bad_options_are_refused_with_their_name(algorithm, options, names):
   x, y = digits_subset()

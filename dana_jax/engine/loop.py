@@ -179,9 +179,7 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
     from tqdm.auto import tqdm
     bar = tqdm(total=num_steps, initial=resumed_at, unit="step",
                desc=simulator.algorithm.name, leave=False)
-  examples_per_step = simulator.batch_size * (simulator.gradients_per_round
-                                              if simulator.synchronous
-                                              else simulator.program.batches_per_job)
+  examples_per_step = simulator.batch_size * simulator.batches_per_step
   with concurrent.futures.ThreadPoolExecutor(max_workers=1) as host:
     prepare = lambda chunk: host.submit(  # noqa: E731
         simulator.chunk_inputs, schedules, *chunk, rows)

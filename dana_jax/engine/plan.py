@@ -11,7 +11,7 @@ import numpy as np
 from dana_jax import schedule as _schedule
 from dana_jax._checks import is_int
 from dana_jax.engine.data import HOST_CHUNK_BYTES
-from dana_jax.schedule import APPLY, NOOP
+from dana_jax.schedule import APPLY, DISCARD, NOOP
 from dana_jax.timing import JobTiming
 
 
@@ -37,11 +37,16 @@ def schedules(sim, num_steps: int, chunk_steps: int | None) -> list:
                                   rule=sim.round_rule) for s in sim.timing_seeds]
   ends = chunk_ends(num_steps, chunk_steps, sim.steps_per_epoch)
   per_job = sim.program.batches_per_job
-  timing = sim.timing if per_job == 1 else JobTiming(sim.timing, per_job)
-  return [_schedule.make_schedule(timing, sim.num_workers, num_steps, seed=s,
+
+  def timing(steps):  # per worker (DyLU) or one H
+    if steps is not None:
+      return JobTiming(sim.timing, tuple(int(h) for h in steps))
+    return sim.timing if per_job == 1 else JobTiming(sim.timing, per_job)
+
+  return [_schedule.make_schedule(timing(steps), sim.num_workers, num_steps, seed=s,
                                   block_size=sim.block_size, boundaries=ends[:-1],
                                   restart_rule=sim.restart_rule, discard_rule=sim.discard_rule)
-          for s in sim.timing_seeds]
+          for s, steps in zip(sim.timing_seeds, sim.job_steps)]
 
 
 def default_chunk_steps(sim) -> int | None:
@@ -54,10 +59,30 @@ def default_chunk_steps(sim) -> int | None:
   return max(1, min(int(np.ceil(sim.steps_per_epoch)), HOST_CHUNK_BYTES // per_step))
 
 
-def _job_batches(dispatch: np.ndarray, per_job: int) -> np.ndarray:
-  """Batch numbers [..., H] of jobs: dispatch d takes batches dH … dH + H − 1."""
-  return (np.asarray(dispatch, np.int64)[..., None] * per_job + np.arange(per_job)).astype(
-      np.int32)
+def _job_batches(dispatch: np.ndarray, per_job: int, sched=None, steps=None) -> np.ndarray:
+  """Batch numbers [..., H] of jobs: dispatch d takes batches dH … dH + H − 1.
+
+  With per-worker H_i (``steps``, DyLU): dispatch d of worker w(d) takes the next H_i
+  batches of the stream, o_d … o_d + H_w(d) − 1 with o_d = Σ_(d' < d) H_w(d'); its
+  entries past H_w(d) hold −o_d − 1 (a step not run; see ``step.job``). Dispatches are
+  numbered in the order they are made: worker k's first is k, then one per apply or
+  discard event, for that event's worker (SPEC §1).
+  """
+  dispatch = np.asarray(dispatch, np.int64)
+  if steps is None:
+    return (dispatch[..., None] * per_job + np.arange(per_job)).astype(np.int32)
+  made = (sched.event_kind == APPLY) | (sched.event_kind == DISCARD)
+  owner = np.concatenate([np.arange(len(steps)), sched.event_worker[made]])
+  length = np.asarray(steps, np.int64)[owner]
+  offset = np.concatenate([[0], np.cumsum(length)[:-1]])
+  batches = offset[dispatch][..., None] + np.arange(per_job)
+  runs = np.arange(per_job) < length[dispatch][..., None]
+  return np.where(runs, batches, -offset[dispatch][..., None] - 1).astype(np.int32)
+
+
+def _real_batches(batches: np.ndarray) -> np.ndarray:
+  """The stream batches whose examples a job loads (−b − 1 marks a step not run)."""
+  return np.where(batches >= 0, batches, -batches - 1)
 
 
 def rows_per_chunk(sim, schedules, ends: list[int]) -> int | None:
@@ -76,32 +101,33 @@ def rows_per_chunk(sim, schedules, ends: list[int]) -> int | None:
   return most
 
 
-def _scan_rows(sim, sched, order, index, first):
+def _scan_rows(sim, sched, order, index, first, steps=None):
   """The scan inputs of events ``index`` (any shape; -1: a no-op) and the kinds."""
   real = index >= 0
   safe = np.where(real, index, first)
   kind = np.where(real, sched.event_kind[safe], NOOP).astype(np.int8)
   workers = np.where(real, sched.event_worker[safe], 0).astype(np.int32)
-  batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job)
-  return (workers, kind, sim.examples(order.batches(batches)), batches), kind
+  batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job, sched,
+                         steps)
+  return (workers, kind, sim.examples(order.batches(_real_batches(batches))), batches), kind
 
 
-def _events(sim, sched, order, start, stop, rows):
+def _events(sim, sched, order, start, stop, rows, steps=None):
   first, last = sched.events_of_steps(start, stop)
   index = np.arange(first, last)
   if rows is not None:  # restarts: a static number of events, padded with no-ops
     index = np.pad(index, (0, rows - index.shape[0]), constant_values=-1)
-  xs, kind = _scan_rows(sim, sched, order, index, first)
+  xs, kind = _scan_rows(sim, sched, order, index, first, steps)
   return xs, kind == APPLY
 
 
-def _blocks(sim, sched, order, start, stop, rows):
+def _blocks(sim, sched, order, start, stop, rows, steps=None):
   first, last = sched.events_of_steps(start, stop)
   b0, b1 = np.searchsorted(sched.block_starts, [first, last])
   index, _ = sched.padded_blocks(int(b0), int(b1))  # padded entries hold -1
   width = sim.block_width - sim.block_size  # no-op columns for the worker devices
   index = np.pad(index, ((0, rows - index.shape[0]), (0, width)), constant_values=-1)
-  xs, kind = _scan_rows(sim, sched, order, index, first)
+  xs, kind = _scan_rows(sim, sched, order, index, first, steps)
   return xs, (kind == APPLY).ravel()
 
 
@@ -119,7 +145,7 @@ def chunk_inputs(sim, schedules, start: int, stop: int, rows: int | None = None)
     if sim.synchronous:
       per.append(_rounds(sim, order, start, stop))
     elif sim.execution == "steps":
-      per.append(_events(sim, schedules[r], order, start, stop, rows))
+      per.append(_events(sim, schedules[r], order, start, stop, rows, sim.job_steps[r]))
     else:
-      per.append(_blocks(sim, schedules[r], order, start, stop, rows))
+      per.append(_blocks(sim, schedules[r], order, start, stop, rows, sim.job_steps[r]))
   return sim.placement.stack([p[0] for p in per]), sim.placement.stack([p[1] for p in per])

@@ -35,7 +35,7 @@ from dana_jax.engine.core import (
 )
 from dana_jax.engine.data import DataOrder, HostData
 from dana_jax.engine.placement import Placement
-from dana_jax.engine.workers import Gradient
+from dana_jax.engine.workers import Gradient, batches_per_job
 
 # Named streams of a seed's key.
 INIT_STREAM, DATA_STREAM = 1, 2
@@ -177,12 +177,24 @@ class Simulator:
     else:
       self.train_inputs, self.train_labels = self.placement.put_data(train_inputs, train_labels)
     self.orders = [DataOrder(self.num_examples, self.batch_size, s) for s in self.seeds]
+    # H_i per worker and replica (DyLU; None: every job takes H batches).
+    self.job_steps = [None if self.synchronous else
+                      self.program.steps_per_worker(self.timing, num_workers, s)
+                      for s in self.timing_seeds]
     # Batches per master step: G per round, H per job; one epoch is a pass of the stream.
-    per_step = self.gradients_per_round if self.synchronous else self.program.batches_per_job
+    per_step = self.batches_per_step
     per_epoch = self.num_examples // self.batch_size
     self.steps_per_epoch = per_epoch // per_step if per_epoch % per_step == 0 else (
         per_epoch / per_step)
     self._chunk_fns: dict = {}
+
+  @property
+  def batches_per_step(self) -> int | float:
+    """Stream batches per master step: G per round, H per job, or with DyLU the mean
+    H_i (:func:`~dana_jax.engine.workers.batches_per_job`)."""
+    if self.synchronous:
+      return self.gradients_per_round
+    return batches_per_job(self.program, self.job_steps)
 
   def steps_for_epochs(self, epochs: float) -> int:
     """Master steps (rounds) of ``epochs`` passes of the stream, floored (SPEC §2.9)."""

@@ -19,6 +19,7 @@ import optax
 
 from dana_jax import transforms as T
 from dana_jax.engine.core import take, tree_rms
+from dana_jax.engine.workers import MaskedStats
 from dana_jax.schedule import APPLY, NOOP
 from dana_jax.transforms._common import index_after, set_row, values_after
 
@@ -37,17 +38,33 @@ class Parts(NamedTuple):
 
 def job(parts: Parts, params, worker_state, examples, batches, data_key, data, read_step,
         hp=None):
-  """A worker's job on what it read: ``examples``/``batches`` hold its H batches."""
+  """A worker's job on what it read: ``examples``/``batches`` hold its H batches.
+
+  A batch number b < 0 marks a step the job does not run (DyLU: a job shorter
+  than H; its examples are those of batch −b − 1, loaded only to keep shapes
+  static); the program gets the mask as ``valid``.
+  """
+  valid = batches >= 0
+  batches = jnp.where(valid, batches, -batches - 1)
   inputs, labels = jax.vmap(parts.batch, in_axes=(0, 0, None, None))(
       examples, batches, data_key, data)
   model_key = jax.random.fold_in(data_key, MODEL_STREAM)
   keys = jax.vmap(lambda b: jax.random.fold_in(model_key, b))(batches)
   return parts.program.run(parts.model, params, worker_state, inputs, labels, keys, read_step,
-                           hp)
+                           hp, valid=valid)
 
 
 def fold_all(model, model_state, contributions):
-  """Folds a job's [H, …] statistics contributions in order."""
+  """Folds a job's [H, …] statistics contributions in order (only the valid ones of a
+  :class:`~dana_jax.engine.workers.MaskedStats`)."""
+  if isinstance(contributions, MaskedStats):
+    if not jax.tree_util.tree_leaves(contributions.values):
+      return model_state
+
+    def masked(s, c):
+      values, run = c
+      return _where(run, model.fold(s, values), s), None
+    return jax.lax.scan(masked, model_state, tuple(contributions))[0]
   count = jax.tree_util.tree_leaves(contributions)
   if not count or count[0].shape[0] == 1:
     return model.fold(model_state, take(contributions, 0))

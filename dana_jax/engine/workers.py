@@ -18,10 +18,11 @@ writes the row back.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dana_jax._checks import is_int
@@ -38,11 +39,17 @@ class Gradient:
     del params
     return None
 
-  def run(self, model, params, worker_state, inputs, labels, keys, read_step, hp=None):
+  def steps_per_worker(self, timing, num_workers: int, seed: int) -> None:
+    del timing, num_workers, seed
+    return None  # every job is one batch
+
+  def run(self, model, params, worker_state, inputs, labels, keys, read_step, hp=None,
+          valid=None):
     """``inputs`` [1, B, …], ``labels`` [1, B], ``keys`` [1]: returns
     ``(gradient, contributions [1, …], loss, worker_state)``. ``hp``: the
-    replica's hyperparameters (unused here)."""
-    del read_step, hp
+    replica's hyperparameters; ``valid``: which of the job's batches it runs
+    (always its one batch here). Both unused."""
+    del read_step, hp, valid
     (loss, stats), grads = jax.value_and_grad(model.loss, has_aux=True)(
         params, inputs[0], labels[0], keys[0])
     return grads, jax.tree.map(lambda c: c[None], stats), loss, worker_state
@@ -59,20 +66,39 @@ class LocalSteps:
       follow a schedule of the read step), or one transformation for every job,
       or an :class:`InnerOptimizer` (which also takes the replica's weight
       decay). Its state persists across a worker's jobs (zero at the start).
+    dynamic: DyLU of Liu et al. (arXiv 2401.09135): worker i runs
+      H_i = max(1, ⌊H · v_i / max_j v_j + ½⌋) steps, v_i = 1 / (its mean batch
+      time under the replica's timing seed), so all jobs take about as long; its
+      dispatch takes H_i batches of the stream and its job H_i batch-time draws.
+      The job is still a scan of H steps, those past H_i masked (θ, the inner
+      state and the statistics they would fold are kept).
   """
 
   num_steps: int
   inner: Any
+  dynamic: bool = False
 
   def __post_init__(self):
     _require(is_int(self.num_steps, 1), "local_steps", self.num_steps, "need an integer ≥ 1")
+    _require(isinstance(self.dynamic, bool), "algorithm_options.dynamic_local_steps",
+             self.dynamic, "need True or False")
 
   def __repr__(self):  # what a checkpoint's fingerprint records (inner: by its type)
-    return f"LocalSteps(num_steps={self.num_steps}, inner={type(self.inner).__name__})"
+    return (f"LocalSteps(num_steps={self.num_steps}, inner={type(self.inner).__name__}, "
+            f"dynamic={self.dynamic})")
 
   @property
   def batches_per_job(self) -> int:
+    """H: the batches (scan length) of the longest job."""
     return int(self.num_steps)
+
+  def steps_per_worker(self, timing, num_workers: int, seed: int) -> np.ndarray | None:
+    """H_i of every worker [N] under timing seed ``seed``; None: every job takes H."""
+    if not self.dynamic:
+      return None
+    means = np.asarray(timing.worker_means(num_workers, seed), np.float64)
+    speed = 1.0 / means
+    return np.maximum(1, np.floor(self.num_steps * speed / speed.max() + 0.5)).astype(np.int64)
 
   def _tx(self, read_step, hp=None) -> optax.GradientTransformation:
     if isinstance(self.inner, optax.GradientTransformation):
@@ -84,20 +110,47 @@ class LocalSteps:
   def init(self, params):
     return self._tx(jnp.zeros([], jnp.int32)).init(params)
 
-  def run(self, model, params, worker_state, inputs, labels, keys, read_step, hp=None):
+  def run(self, model, params, worker_state, inputs, labels, keys, read_step, hp=None,
+          valid=None):
+    """``valid`` [H] (DyLU): the steps this job runs; the others leave θ and the inner
+    state as they are, add nothing to the loss, and their statistics are masked."""
     tx = self._tx(read_step, hp)
+    if valid is None:
+      valid = jnp.ones(keys.shape[:1], bool)
 
     def inner(carry, batch):
       theta, opt_state = carry
-      x, y, key = batch
+      x, y, key, run = batch
       (loss, stats), grads = jax.value_and_grad(model.loss, has_aux=True)(theta, x, y, key)
-      updates, opt_state = tx.update(grads, opt_state, theta)
-      return (optax.apply_updates(theta, updates), opt_state), (stats, loss)
+      updates, new_state = tx.update(grads, opt_state, theta)
+      new = (optax.apply_updates(theta, updates), new_state)
+      if self.dynamic:
+        new = jax.tree.map(lambda a, b: jnp.where(run, a, b), new, (theta, opt_state))
+      return new, (stats, loss)
 
     (theta, worker_state), (stats, losses) = jax.lax.scan(
-        inner, (params, worker_state), (inputs, labels, keys))
+        inner, (params, worker_state), (inputs, labels, keys, valid))
     pseudo = jax.tree.map(lambda a, b: a - b, params, theta)
-    return pseudo, stats, jnp.mean(losses), worker_state
+    if not self.dynamic:
+      return pseudo, stats, jnp.mean(losses), worker_state
+    loss = jnp.sum(jnp.where(valid, losses, 0)) / jnp.sum(valid)
+    return pseudo, MaskedStats(stats, valid), loss, worker_state
+
+
+def batches_per_job(program, job_steps) -> int | float:
+  """The expected stream batches of one job: H, or with DyLU (``job_steps``, one [N]
+  array of H_i per replica) their mean over workers and replicas — DyLU's jobs take
+  about equally long, so the workers dispatch at about the same rate."""
+  if job_steps is None or job_steps[0] is None:
+    return program.batches_per_job
+  mean = float(np.mean(job_steps))
+  return int(mean) if mean.is_integer() else mean
+
+
+class MaskedStats(NamedTuple):
+  """A job's statistics contributions [H, …] of which only ``valid`` [H] are folded."""
+  values: Any
+  valid: Any
 
 
 INNER_OPTIMIZERS = ("adamw", "sgd")
