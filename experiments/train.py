@@ -4,7 +4,9 @@ Each run writes ``config.json``, ``metrics.jsonl`` (one object per chunk and
 seed, slash-namespaced keys) and ``summary.json`` into its own directory; a
 finished run (its summary exists) is skipped when the sweep is re-run. A seed
 whose loss or parameters become non-finite is recorded as diverged, with the
-step, and the sweep goes on.
+step, and the sweep goes on; one that stays finite but stops learning (train
+error at chance from some evaluation to the end, :func:`stopped_learning_at`)
+is recorded as failed, with the epoch, and counted apart from the diverged.
 
 With ``config.mesh`` the replicas and a block's gradients are split over
 devices, and with ``config.distributed`` over the processes of a TPU slice or
@@ -74,6 +76,42 @@ def load_data(config) -> Dataset:
     classes = input_pipeline.NUM_CLASSES[config.dataset]
   train_eval = tx.shape[0] if train_eval is None else train_eval
   return Dataset(tx, ty, (vx, vy), (tx[:train_eval], ty[:train_eval]), classes, tx.shape[1:])
+
+
+def command_line() -> str:
+  """The command this process runs, as typed (``python -m experiments.digits …``)."""
+  import shlex
+  argv = list(getattr(sys, "orig_argv", sys.argv))
+  return " ".join(["python"] + [shlex.quote(a) for a in argv[1:]])
+
+
+def run_environment() -> dict:
+  """Device, backend and versions of this run, and when it finished (for the report)."""
+  device = jax.devices()[0]
+  return {"device": device.device_kind, "backend": jax.default_backend(),
+          "devices": jax.device_count(), "jax": jax.__version__,
+          "python": sys.version.split()[0], "finished": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def stopped_learning_at(epochs, train_errors, num_classes: int) -> float | None:
+  """The epoch from which a finite run stopped learning, or None.
+
+  A run has failed from epoch e when its train error is at chance at every
+  evaluation from e to the end: ≥ 1 − 1.5 / C for C classes (0.85 for ten:
+  a model predicting one class of a balanced set has 0.9), e.g. NAG-ASGD at
+  large N predicting one class forever. Evaluations without a finite train
+  error (none made, or diverged) are skipped; a run with none is not failed.
+  """
+  threshold = 1.0 - 1.5 / num_classes
+  points = [(e, x) for e, x in zip(epochs, train_errors, strict=True)
+            if x is not None and np.isfinite(x)]
+  since = None
+  for epoch, error in points:
+    if error >= threshold:
+      since = epoch if since is None else since
+    else:
+      since = None
+  return None if since is None else float(since)
 
 
 def make_model(config, input_shape, num_classes):
@@ -400,6 +438,11 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   # Gathered on every process (a collective), written by process 0.
   final_params = (dj.sharding.to_host(result.state.params)
                   if config.get("save_final_params", False) else None)
+  epochs = [h["epoch"] for h in result.history]
+  failed = [[None if diverged_at[r] is not None else stopped_learning_at(
+      epochs, [h["replicas"][r].get("train/error") for h in result.history],
+      dataset.num_classes) for r in range(i * len(seeds), (i + 1) * len(seeds))]
+      for i in range(len(cells))]
   summaries = []
   for i, (c, path) in enumerate(zip(cells, paths, strict=True)):
     mine = range(i * len(seeds), (i + 1) * len(seeds))
@@ -415,6 +458,8 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         "diverged": [diverged_at[r] is not None for r in mine],
         "diverged_at_step": [diverged_at[r] for r in mine],
         "metrics_at_divergence": [at_divergence[r] for r in mine],
+        "failed_from_epoch": failed[i],
+        "failed": [e is not None for e in failed[i]],  # never a diverged seed
         "mean_lag": float(np.mean(per_epoch("lag/mean", mine[0]))),
         # Per seed, averaged over logged chunks (epochs).
         "mean_gap_rms": [float(np.mean(per_epoch("gap/rms", r))) for r in mine],
@@ -423,6 +468,8 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         "cancelled_jobs": [int(sum(h["replicas"][r]["jobs/cancelled"] for h in result.history))
                            for r in mine],
         "wall_seconds": seconds,
+        "command": command_line(),
+        "environment": run_environment(),
         "replicas_in_program": len(simulated),
         "steps": int(result.history[-1]["step"]),
     }

@@ -1,9 +1,11 @@
 """Experiment drivers end to end on tiny settings: files written, resume, divergence, figures."""
 
+import functools
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -47,8 +49,16 @@ def test_cifar10_sweep_under_mock_data_resumes_and_plots(tmp_path):
   plot.main(tmp_path)
   for name in ("results.md", "test_error_vs_workers.png", "test_error_vs_workers.pdf",
                "train_error_vs_workers.png", "test_error_vs_epoch.png", "lag_vs_epoch.png",
-               "gap_vs_epoch.png"):
+               "gap_vs_epoch.png", "test_error_vs_time.png", "lag_vs_epoch.pdf"):
     assert (tmp_path / name).exists(), name
+  # The report opens with what was run, then the figures, then the tables.
+  report = (tmp_path / "results.md").read_text()
+  summary = json.loads((tmp_path / "ga_N2" / "summary.json").read_text())
+  assert summary["command"].startswith("python ") and summary["environment"]["jax"]
+  assert report.startswith(f"# cifar10: {tmp_path.name}\n\n- Run with `")
+  assert "- Config: dataset = cifar10; model = mlp" in report and "num_workers = 1, 2, 3" in report
+  assert f"- Device: {summary['environment']['device']}" in report
+  assert report.index("![test error against simulated time") < report.index("## Final test")
 
 
 def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
@@ -63,6 +73,41 @@ def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert metrics["nonfinite"] is True and "loss/train" in metrics and "test/error" in metrics
   rows = plot.load_metrics(tmp_path / "nag_N4")
   assert max(r["step"] for r in rows) == max(nag["diverged_at_step"])  # stopped there
+  assert nag["failed"] == [False, False] and nag["failed_from_epoch"] == [None, None]
+  plot.main(tmp_path)
+  assert "| nag | 2 diverged (step" in (tmp_path / "results.md").read_text()
+
+
+def test_a_finite_run_at_chance_to_the_end_is_failed_from_that_epoch():
+  at = train.stopped_learning_at
+  assert at([1, 2, 3, 4], [0.5, 0.9, 0.88, 0.9], 10) == 2.0  # at chance (≥ 0.85) from 2 on
+  assert at([1, 2, 3, 4], [0.9, 0.9, 0.3, 0.2], 10) is None  # learned later: not failed
+  assert at([1, 2, 3], [0.9, 0.5, 0.86], 10) == 3.0  # only the last evaluation
+  assert at([1, 2, 3], [0.5, float("nan"), None], 10) is None  # nothing finite at chance
+  assert at([1, 2], [0.97, 0.99], 100) == 2.0 and at([1, 2], [0.97, 0.98], 100) is None
+  assert at([1, 2], [0.97, 0.99], 25) == 1.0  # chance is 1 − 1.5 / C
+
+
+def test_failed_seeds_are_marked_in_the_tables_and_the_figure(tmp_path):
+  summaries = [
+      {"algorithm": "sgd", "num_workers": 1, "final_test_error": [0.1], "seeds": [0]},
+      {"algorithm": "nag", "num_workers": 8, "final_test_error": [0.9, 0.2], "seeds": [0, 1],
+       "failed": [True, False], "failed_from_epoch": [3.0, None],
+       "diverged": [False, False]},
+      {"algorithm": "nag", "num_workers": 4, "final_test_error": [0.2, 0.2], "seeds": [0, 1],
+       "failed": [False, False], "failed_from_epoch": [None, None],
+       "diverged": [False, True], "diverged_at_step": [None, 70]}]
+  table = plot.error_table(summaries)
+  assert "| nag | 20.00 ± 0.00 (diverged) | 55.00 ± 35.00 (failed 1/2 from epoch 3) |" in table
+  outcomes = plot.outcome_table(summaries)
+  assert "| nag | — | 1 diverged (step 70) | failed 1/2 from epoch 3 |" in outcomes
+  assert "| sgd | 0 of 1 | — | — |" in outcomes
+  ax = plot.plot_error_vs_workers(summaries, tmp_path / "w").axes[0]
+  marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
+  assert len(marks) == 1 and list(marks[0].get_xdata()) == [8]
+  np.testing.assert_allclose(marks[0].get_ydata(), [55.0])
+  assert "a seed failed (train error at chance)" in [
+      t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_grid_sweep_draws_a_heatmap(tmp_path):
@@ -157,13 +202,16 @@ def test_modern_preset_resolves_options_per_n_and_runs_with_the_time_tables(tmp_
   assert "Simulated time to the target error" in text and "Cancelled or discarded" in text
 
 
-def test_time_to_target_reads_the_first_evaluation_at_or_below_it(tmp_path):
-  def run(name, algorithm, n, rows):
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "config.json").write_text(json.dumps(
-        {"algorithm": algorithm, "num_workers": n}))
-    (tmp_path / name / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+def _run_dir(root, name, algorithm, n, rows):
+  """A run directory with only what the plots read: config.json and metrics.jsonl."""
+  (root / name).mkdir()
+  (root / name / "config.json").write_text(json.dumps({"algorithm": algorithm,
+                                                       "num_workers": n}))
+  (root / name / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
 
+
+def test_time_to_target_reads_the_first_evaluation_at_or_below_it(tmp_path):
+  run = functools.partial(_run_dir, tmp_path)
   run("sgd_N1", "sgd", 1, [{"seed": 0, "step": s, "test/error": e, "time/simulated": 1.0}
                            for s, e in [(10, 0.5), (20, 0.2), (30, 0.1)]])
   run("ga_N4", "ga", 4, [{"seed": k, "step": s, "test/error": e, "time/simulated": t}
@@ -175,3 +223,134 @@ def test_time_to_target_reads_the_first_evaluation_at_or_below_it(tmp_path):
   assert times[("sgd", 1)] == [30 * plot.MEAN_BATCH_TIME]  # one worker of average speed
   assert times[("ga", 4)] == [200.0, None]  # seed 1 never reaches it
   assert "not reached (1/2 seeds)" in plot.time_to_target_table(tmp_path, summaries)
+
+
+def test_error_against_time_has_one_panel_per_n_with_every_algorithm(tmp_path):
+  run = functools.partial(_run_dir, tmp_path)
+  run("sgd_N1", "sgd", 1, [{"seed": 0, "step": s, "test/error": e, "time/simulated": 9.0}
+                           for s, e in [(10, 0.5), (20, 0.2)]])
+  run("ga_N4", "ga", 4, [{"seed": k, "step": s, "test/error": 0.3 + 0.1 * k,
+                          "time/simulated": t + k} for k in (0, 1)
+                         for s, t in [(10, 100.0), (20, 200.0)]])
+  # A diverged seed (NaN) is left out; a row without a time is skipped.
+  run("ga_N8", "ga", 8, [{"seed": 0, "step": 10, "test/error": 0.4, "time/simulated": 50.0},
+                         {"seed": 1, "step": 10, "test/error": float("nan"),
+                          "time/simulated": 60.0},
+                         {"seed": 0, "step": 20, "test/error": 0.3}])
+  run("ssgd_N4", "ssgd", 4, [{"seed": 0, "step": 10, "test/error": 0.35,
+                              "time/simulated": 900.0}])
+  fig = plot.plot_error_vs_time(tmp_path, tmp_path / "t")
+  assert (tmp_path / "t.png").exists() and (tmp_path / "t.pdf").exists()
+  panels = [ax for ax in fig.axes if ax.get_visible()]
+  assert [ax.get_title() for ax in panels] == ["N = 4", "N = 8"]
+  labels = [[line.get_label() for line in ax.get_lines()] for ax in panels]
+  assert labels == [["ga", "ssgd", "sgd (N = 1)"], ["ga", "sgd (N = 1)"]]
+  ga4, ssgd4, base = panels[0].get_lines()
+  np.testing.assert_allclose(ga4.get_xdata(), [100.5, 200.5])  # time: mean over seeds
+  np.testing.assert_allclose(ga4.get_ydata(), [35.0, 35.0])  # error (%): mean over seeds
+  np.testing.assert_allclose(base.get_xdata(), [10 * 128.0, 20 * 128.0])  # step × 128
+  np.testing.assert_allclose(panels[1].get_lines()[0].get_ydata(), [40.0])
+  assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ga", "ssgd", "sgd (N = 1)"]
+  assert all(ax.get_xscale() == "log" for ax in panels)
+  # A sweep with a single N still draws.
+  (tmp_path / "ga_N8" / "metrics.jsonl").unlink()
+  (tmp_path / "ga_N8" / "config.json").unlink()
+  (tmp_path / "ga_N8").rmdir()
+  fig = plot.plot_error_vs_time(tmp_path, tmp_path / "one")
+  assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["N = 4"]
+
+
+def test_plot_help_says_it_redraws_from_the_run_files(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "experiments.plot", "--help"],
+                       capture_output=True, text=True, check=True).stdout
+  assert "from the run files alone" in " ".join(out.split()) and "RESULTS_DIR" in out
+  bad = subprocess.run([sys.executable, "-m", "experiments.plot", str(tmp_path / "none")],
+                       capture_output=True, text=True)
+  assert bad.returncode == 1 and "Traceback" not in bad.stderr
+  assert bad.stderr.strip().splitlines() == [
+      f"error: RESULTS_DIR={str(tmp_path / 'none')!r} holds no finished runs "
+      "(*/summary.json): give the --workdir of a finished sweep."]
+
+
+def test_environments_are_drawn_side_by_side_on_one_scale(tmp_path):
+  for name, timing, error in [("hom", "homogeneous", 0.1), ("het", "heterogeneous", 0.3)]:
+    for a, n in [("ga", 4), ("ga", 8), ("sgd", 1)]:
+      run = tmp_path / name / f"{a}_N{n}"
+      run.mkdir(parents=True)
+      (run / "config.json").write_text(json.dumps(
+          {"algorithm": a, "num_workers": n, "timing": timing,
+           "worker_speed_shape": 2.0 if timing == "heterogeneous" else None}))
+      (run / "summary.json").write_text(json.dumps(
+          {"algorithm": a, "num_workers": n, "final_test_error": [error * n]}))
+  fig = plot.plot_environments([tmp_path / "hom", tmp_path / "het"], tmp_path / "b")
+  left, right = fig.axes
+  assert left.get_title() == "homogeneous\nhom"
+  assert right.get_title() == "heterogeneous, persistent worker speeds (shape 2)\nhet"
+  assert left.get_ylim() == right.get_ylim()
+  np.testing.assert_allclose(right.get_lines()[0].get_ydata(), [120.0, 240.0])
+  assert (tmp_path / "b.png").exists() and (tmp_path / "b.pdf").exists()
+
+
+def test_algorithm_order_and_colours_follow_the_registry():
+  import dana_jax as dj
+  assert list(plot.ALGORITHM_ORDER) == list(dj.ALGORITHMS)
+  assert set(plot.COLORS) == set(dj.ALGORITHMS)
+  assert plot.ordered(["ssgd", "mine", "dana_ga", "ga"]) == ["ga", "dana_ga", "ssgd", "mine"]
+  assert plot.color("mine", ["mine", "ga"]) == "C0"
+
+
+def _epoch_rows(n, seeds=(0, 1), epochs=(1, 2), error=0.3, gap=1e-3, lag=None):
+  lag = n - 1 if lag is None else lag
+  hist = [0] * (2 * n + 1)
+  hist[min(lag, 2 * n)] = 10
+  return [{"seed": k, "step": 10 * e, "epoch": float(e), "test/error": error + 0.01 * k,
+           "gap/rms": gap, "lag/mean": float(lag), "lag/hist": hist, "time/simulated": 5.0 * e}
+          for k in seeds for e in epochs]
+
+
+def test_per_epoch_lag_and_gap_figures_have_one_panel_per_n(tmp_path):
+  _run_dir(tmp_path, "sgd_N1", "sgd", 1, _epoch_rows(1, seeds=(0,), error=0.2, gap=0.0))
+  for n in (4, 8):
+    _run_dir(tmp_path, f"dana_ga_N{n}", "dana_ga", n, _epoch_rows(n, gap=1e-4))
+    _run_dir(tmp_path, f"ga_N{n}", "ga", n, _epoch_rows(n, gap=1e-2 * n))
+  _run_dir(tmp_path, "ringmaster_N8", "ringmaster", 8, _epoch_rows(8, lag=2))
+  fig = plot.plot_per_epoch(tmp_path, "test/error", tmp_path / "e", scale=100)
+  panels = [ax for ax in fig.axes if ax.get_visible()]
+  assert [ax.get_title() for ax in panels] == ["N = 4", "N = 8"]
+  assert [line.get_label() for line in panels[1].get_lines()] == [
+      "ga", "dana_ga", "ringmaster", "sgd (N = 1)"]  # the fixed order, baseline last
+  base = panels[0].get_lines()[-1]
+  assert base.get_linestyle() == "--" and base.get_color() == "k"
+  assert panels[0].get_lines()[0].get_color() == plot.COLORS["ga"]
+  assert len({ax.get_ylim() for ax in panels}) == 1  # one scale
+  np.testing.assert_allclose(panels[0].get_lines()[0].get_ydata(), [30.5, 30.5])
+  gap = plot.plot_per_epoch(tmp_path, "gap/rms", tmp_path / "g", algorithms=("ga", "dana_ga"),
+                            log=True, baseline=False)
+  gap_panels = [ax for ax in gap.axes if ax.get_visible()]
+  assert [line.get_label() for line in gap_panels[0].get_lines()] == ["ga", "dana_ga"]
+  assert len({ax.get_ylim() for ax in gap_panels}) == 1
+  assert all(ax.get_yscale() == "log" for ax in gap_panels)
+  # The lag: once for GA and DANA-GA (same schedule), apart for Ringmaster's bounded lag.
+  lag = plot.plot_lag(tmp_path, tmp_path / "l")
+  lag_panels = [ax for ax in lag.axes if ax.get_visible()]
+  # Row-major: the lag-against-epoch row, then the histograms.
+  assert [ax.get_title() for ax in lag_panels] == ["N = 4", "N = 8", "", ""]
+  assert [line.get_label() for line in lag_panels[1].get_lines()] == [
+      "ga, dana_ga", "ringmaster"]
+  np.testing.assert_allclose(lag_panels[1].get_lines()[0].get_ydata(), [7.0, 7.0])
+  histogram = lag_panels[3].get_lines()[0]
+  assert histogram.get_ydata()[7] == 1.0 and histogram.get_ydata().sum() == 1.0
+  assert lag_panels[0].get_ylim() == lag_panels[1].get_ylim()
+  for name in ("e", "g", "l"):
+    assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.pdf").exists()
+
+
+def test_error_against_n_has_ticks_only_at_the_measured_n(tmp_path):
+  summaries = [{"algorithm": a, "num_workers": n, "final_test_error": [0.1, 0.2]}
+               for a in ("dana_ga", "ga", "ssgd") for n in (4, 32)]
+  summaries.append({"algorithm": "sgd", "num_workers": 1, "final_test_error": [0.1]})
+  ax = plot.plot_error_vs_workers(summaries, tmp_path / "w").axes[0]
+  assert list(ax.get_xticks()) == [4, 32]
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+      "ga", "dana_ga", "ssgd", "sgd (N = 1)"]
+  assert ax.get_lines()[-1].get_linestyle() == "--"
