@@ -20,6 +20,7 @@ import sys
 
 import jax
 
+import dana_jax as dj
 from benchmarks import run
 from dana_jax import models
 
@@ -37,6 +38,10 @@ METHODS = [  # (label, algorithm, options, gradients per master step as a functi
     ("async_local_sgd H=4 DN", "async_local_sgd",
      {"local_steps": 4, "outer": "delayed_nesterov"}, lambda n: 4),
     ("async_local_sgd H=4 DyLU", "async_local_sgd",
+     {"local_steps": 4, "outer": "delayed_nesterov", "dynamic_local_steps": True},
+     lambda n: 4),
+    # With persistent worker speeds, so that the H_i differ (without, DyLU's H_i all = H).
+    ("async_local_sgd H=4 DyLU, speeds", "async_local_sgd",
      {"local_steps": 4, "outer": "delayed_nesterov", "dynamic_local_steps": True},
      lambda n: 4),
     ("sa base=adam", "sa", {"base": "adam"}, lambda n: 1),
@@ -82,13 +87,17 @@ def main(argv=None):
   for label, algorithm, options, per_step in METHODS:
     if only is not None and algorithm not in only:
       continue
+    speeds = label.endswith(", speeds")
     cell = argparse.Namespace(algorithm=algorithm, algorithm_options=_resolve(options, n),
+                              timing_model=dj.heterogeneous(worker_speed_shape=2.0)
+                              if speeds else None,
                               execution="steps", block_size=None, timing=args.timing,
                               replicas=1, batch=args.batch, steps=args.steps,
                               repeats=args.repeats, mesh_workers=1)
     row = {"what": "method", "method": label, "algorithm": algorithm,
            "options": cell.algorithm_options, "model": args.model, "num_workers": n,
-           "batch_size": args.batch, "steps": args.steps, "timing": args.timing, **env,
+           "batch_size": args.batch, "steps": args.steps,
+           "timing": "heterogeneous, worker_speed_shape 2" if speeds else args.timing, **env,
            **run.measure_engine(model, x, y, cell, n)}
     row["gradients_per_step"] = per_step(n)
     row["seconds_per_gradient"] = row["seconds_per_step"] / row["gradients_per_step"]

@@ -119,7 +119,7 @@ def measure_engine(model, x, y, args, num_workers, naive=False):
   sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
                      batch_size=args.batch, execution=args.execution,
                      block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4),
-                     timing=TIMINGS[args.timing](),
+                     timing=getattr(args, "timing_model", None) or TIMINGS[args.timing](),
                      seeds=0 if replicas == 1 else list(range(replicas)),
                      algorithm_options=getattr(args, "algorithm_options", None),
                      mesh=dj.make_mesh(workers=args.mesh_workers) if args.mesh_workers > 1

@@ -279,7 +279,8 @@ def ordered(algorithms) -> list[str]:
 
 
 def color(algorithm: str, others=()) -> str:
-  """The algorithm's colour; an unknown one gets a matplotlib cycle colour by position."""
+  """The algorithm's colour; an unknown one (or a grid cell's label) gets a matplotlib
+  cycle colour by position."""
   if algorithm in COLORS:
     return COLORS[algorithm]
   unknown = [a for a in ordered(others) if a not in COLORS]
@@ -287,11 +288,23 @@ def color(algorithm: str, others=()) -> str:
 
 
 def _run_dirs(results_dir) -> dict:
-  """{(algorithm, N): run directory} of the runs with a metrics file."""
-  out = {}
+  """{(label, N): run directory} of the runs with a metrics file. The label is the
+  algorithm, or, where several runs share an (algorithm, N) — the cells of a grid
+  sweep — the algorithm with the cell's η and γ."""
+  runs = []
   for run_dir in sorted(p.parent for p in pathlib.Path(results_dir).glob("*/metrics.jsonl")):
     config = json.loads((run_dir / "config.json").read_text())
-    out[(config["algorithm"], config["num_workers"])] = run_dir
+    runs.append((config, run_dir))
+  count: dict = {}
+  for config, _ in runs:
+    key = (config["algorithm"], config["num_workers"])
+    count[key] = count.get(key, 0) + 1
+  out = {}
+  for config, run_dir in runs:
+    a, n = config["algorithm"], config["num_workers"]
+    label = a if count[(a, n)] == 1 else (
+        f"{a} η={config.get('learning_rate', '?'):g} γ={config.get('momentum', '?'):g}")
+    out[(label, n)] = run_dir
   return out
 
 
@@ -405,7 +418,8 @@ def lag_distribution(run_dir):
 def plot_lag(results_dir, out_path, algorithms=None):
   """The lag (GA paper, Figure 4, top): per N, the mean lag against epoch with its spread
   (± the std of the lag over the epoch's events) and, below, the lag histogram of the
-  whole run; the lag panels share one scale, the histograms do not (their ranges are
+  whole run (the last bin, lags ≥ 2N, counts as 2N in the std, which so
+  understates a heavy tail); the lag panels share one scale, the histograms do not (their ranges are
   0 … 2N). The lag comes from the schedule, not the algorithm: a curve is drawn once
   for all algorithms whose lags are identical, labelled with all of them (Ringmaster's
   bounded lags or a round's zero lag get their own). Returns the figure."""
@@ -429,7 +443,8 @@ def plot_lag(results_dir, out_path, algorithms=None):
         same[1].append(a)
     for dist, group in drawn:
       epochs, mean, std, total = dist
-      label = ", ".join(group)
+      label = ", ".join(group) if len(group) <= 3 else (
+          f"{group[0]} and {len(group) - 1} more (one schedule)")
       c = color(group[0], names)
       top.plot(epochs, mean, "-", color=c, label=label)
       top.fill_between(epochs, np.maximum(mean - std, 0), mean + std, alpha=0.2, color=c)

@@ -97,12 +97,13 @@ def stopped_learning_at(epochs, train_errors, num_classes: int) -> float | None:
   """The epoch from which a finite run stopped learning, or None.
 
   A run has failed from epoch e when its train error is at chance at every
-  evaluation from e to the end: ≥ 1 − 1.5 / C for C classes (0.85 for ten:
-  a model predicting one class of a balanced set has 0.9), e.g. NAG-ASGD at
+  evaluation from e to the end: its accuracy at most min(1.5/C, 1/C + 0.05) for
+  C classes (error ≥ 0.85 for ten: a model predicting one class of a balanced
+  set has 0.9; ≥ 0.45 for two), e.g. NAG-ASGD at
   large N predicting one class forever. Evaluations without a finite train
   error (none made, or diverged) are skipped; a run with none is not failed.
   """
-  threshold = 1.0 - 1.5 / num_classes
+  threshold = 1.0 - min(1.5 / num_classes, 1.0 / num_classes + 0.05)
   points = [(e, x) for e, x in zip(epochs, train_errors, strict=True)
             if x is not None and np.isfinite(x)]
   since = None
@@ -182,8 +183,7 @@ def batches_per_step(algorithm: str, num_workers: int, options: dict, timing=Non
   if plan.worker_program is None:
     return 1
   timing = S.homogeneous() if timing is None else timing
-  return batches_per_job(plan.worker_program, [
-      plan.worker_program.steps_per_worker(timing, num_workers, s) for s in timing_seeds])
+  return batches_per_job(plan.worker_program, timing, num_workers, timing_seeds)
 
 
 def sweep_points(config) -> list[dict]:

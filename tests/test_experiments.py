@@ -85,7 +85,8 @@ def test_a_finite_run_at_chance_to_the_end_is_failed_from_that_epoch():
   assert at([1, 2, 3], [0.9, 0.5, 0.86], 10) == 3.0  # only the last evaluation
   assert at([1, 2, 3], [0.5, float("nan"), None], 10) is None  # nothing finite at chance
   assert at([1, 2], [0.97, 0.99], 100) == 2.0 and at([1, 2], [0.97, 0.98], 100) is None
-  assert at([1, 2], [0.97, 0.99], 25) == 1.0  # chance is 1 − 1.5 / C
+  assert at([1, 2], [0.97, 0.99], 25) == 1.0  # at chance: accuracy ≤ min(1.5/C, 1/C + 0.05)
+  assert at([1, 2], [0.3, 0.47], 2) == 2.0 and at([1, 2], [0.5, 0.3], 2) is None
 
 
 def test_failed_seeds_are_marked_in_the_tables_and_the_figure(tmp_path):
@@ -119,6 +120,11 @@ def test_grid_sweep_draws_a_heatmap(tmp_path):
   assert len(summaries) == 4 and all(s["replicas_in_program"] == 4 for s in summaries)
   plot.main(tmp_path)
   assert (tmp_path / "grid_heatmap.png").exists()
+  # The per-epoch figure draws every cell, labelled with its η and γ.
+  fig = plot.plot_per_epoch(tmp_path, "test/error", tmp_path / "cells")
+  labels = sorted(line.get_label() for line in fig.axes[0].get_lines())
+  assert labels == ["asgd η=0.01 γ=-0.5", "asgd η=0.01 γ=0.5", "asgd η=0.1 γ=-0.5",
+                    "asgd η=0.1 γ=0.5"]
   table = (tmp_path / "results.md").read_text()
   for s in summaries:  # every (η, γ) cell appears, not one per (algorithm, N)
     assert f"{100 * (1 - s['final_test_error'][0]):.2f}" in table

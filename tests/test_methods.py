@@ -229,8 +229,12 @@ def test_dynamic_local_steps_match_the_reference(execution):
   assert [(int(k), int(w)) for k, w in zip(sched.event_worker, sched.lag, strict=True)] == [
       (k, tau) for _, k, tau, _ in events]
   np.testing.assert_allclose(sched.event_time, [e[3] for e in events], rtol=1e-12)
-  # An epoch is a pass of the stream at the mean H_i per job.
-  assert sim.steps_per_epoch == pytest.approx((x.shape[0] // 16) / np.mean(steps))
+  # An epoch is a pass of the stream at the expected H of an apply event: worker i makes
+  # a share ∝ v_i / H_i of the arrivals.
+  share = (speed / steps) / (speed / steps).sum()
+  assert sim.steps_per_epoch == pytest.approx((x.shape[0] // 16) / np.sum(share * steps))
+  long = S.make_schedule(dj.timing.JobTiming(S.TraceTiming(times), tuple(steps)), 3, 200)
+  assert np.mean(steps[long.worker]) == pytest.approx(np.sum(share * steps), rel=0.02)
 
 
 def test_worker_means_are_the_persistent_speeds():

@@ -190,11 +190,11 @@ class Simulator:
 
   @property
   def batches_per_step(self) -> int | float:
-    """Stream batches per master step: G per round, H per job, or with DyLU the mean
-    H_i (:func:`~dana_jax.engine.workers.batches_per_job`)."""
+    """Stream batches per master step: G per round, H per job, or with DyLU the expected
+    H_i of an apply event (:func:`~dana_jax.engine.workers.batches_per_job`)."""
     if self.synchronous:
       return self.gradients_per_round
-    return batches_per_job(self.program, self.job_steps)
+    return batches_per_job(self.program, self.timing, self.num_workers, self.timing_seeds)
 
   def steps_for_epochs(self, epochs: float) -> int:
     """Master steps (rounds) of ``epochs`` passes of the stream, floored (SPEC §2.9)."""

@@ -67,7 +67,7 @@ class LocalSteps:
       or an :class:`InnerOptimizer` (which also takes the replica's weight
       decay). Its state persists across a worker's jobs (zero at the start).
     dynamic: DyLU of Liu et al. (arXiv 2401.09135): worker i runs
-      H_i = max(1, ⌊H · v_i / max_j v_j + ½⌋) steps, v_i = 1 / (its mean batch
+      H_i = max(1, ⌊H · v_i / max_j v_j + ½⌋) steps (rounded half up), v_i = 1 / (its mean batch
       time under the replica's timing seed), so all jobs take about as long; its
       dispatch takes H_i batches of the stream and its job H_i batch-time draws.
       The job is still a scan of H steps, those past H_i masked (θ, the inner
@@ -137,13 +137,19 @@ class LocalSteps:
     return pseudo, MaskedStats(stats, valid), loss, worker_state
 
 
-def batches_per_job(program, job_steps) -> int | float:
-  """The expected stream batches of one job: H, or with DyLU (``job_steps``, one [N]
-  array of H_i per replica) their mean over workers and replicas — DyLU's jobs take
-  about equally long, so the workers dispatch at about the same rate."""
-  if job_steps is None or job_steps[0] is None:
+def batches_per_job(program, timing, num_workers: int, seeds) -> int | float:
+  """The expected stream batches of one job: H, or with DyLU, per replica (timing seed),
+  Σ_i v_i / Σ_i (v_i / H_i): worker i finishes a job every H_i / v_i time units, so it
+  makes a fraction (v_i / H_i) / Σ_j (v_j / H_j) of the apply events, each of H_i
+  batches; averaged over the replicas (they share one count of steps per epoch)."""
+  if not getattr(program, "dynamic", False):
     return program.batches_per_job
-  mean = float(np.mean(job_steps))
+  per_replica = []
+  for seed in seeds:
+    speed = 1.0 / np.asarray(timing.worker_means(num_workers, seed), np.float64)
+    steps = program.steps_per_worker(timing, num_workers, seed)
+    per_replica.append(speed.sum() / (speed / steps).sum())
+  mean = float(np.mean(per_replica))
   return int(mean) if mean.is_integer() else mean
 
 
