@@ -391,7 +391,8 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
   for ax in used:
     ax.set_ylabel(ylabel or key)
   if used and np.isfinite(top):  # one scale for every panel
-    low = min(ax.get_ylim()[0] for ax in used)
+    lows = [ax.get_ylim()[0] for ax in used]
+    low = min((v for v in lows if v > 0), default=top / 10) if log else min(lows)
     for ax in used:
       ax.set_ylim(low, top * (1.5 if log else 1.05))
   return _finish(fig, axes, used, out_path)
