@@ -30,7 +30,7 @@ import numpy as np
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
-from dana_jax.engine.workers import batches_per_job
+from dana_jax.engine.simulator import batches_per_step
 from experiments import registry, validate
 
 
@@ -170,20 +170,6 @@ def options_for(config, algorithm: str, num_workers: int) -> dict:
       continue
     options[key] = _per_workers(f"options_by_algorithm.{algorithm}.{key}", value, num_workers)
   return options
-
-
-def batches_per_step(algorithm: str, num_workers: int, options: dict, timing=None,
-                     timing_seeds=(0,)) -> int | float:
-  """Stream batches per master step: G per round, H per job, the mean H_i with DyLU
-  (SPEC §2.9, §6.5; as ``Simulator.batches_per_step``, before the simulator exists)."""
-  entry = dj.get_algorithm(algorithm)
-  plan = entry.event_plan(num_workers, options)
-  if entry.synchronous:
-    return (plan.round_rule or S.SynchronousRule()).gradients(num_workers)
-  if plan.worker_program is None:
-    return 1
-  timing = S.homogeneous() if timing is None else timing
-  return batches_per_job(plan.worker_program, timing, num_workers, timing_seeds)
 
 
 def sweep_points(config) -> list[dict]:

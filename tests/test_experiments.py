@@ -100,6 +100,8 @@ def test_failed_seeds_are_marked_in_the_tables_and_the_figure(tmp_path):
        "diverged": [False, True], "diverged_at_step": [None, 70]}]
   table = plot.error_table(summaries)
   assert "| nag | 20.00 ± 0.00 (diverged) | 55.00 ± 35.00 (failed 1/2 from epoch 3) |" in table
+  unmarked = plot.error_table(summaries, marks=False)  # a time's table: no marks
+  assert "| nag | 20.00 ± 0.00 | 55.00 ± 35.00 |" in unmarked
   outcomes = plot.outcome_table(summaries)
   assert "| nag | — | 1 diverged (step 70) | failed 1/2 from epoch 3 |" in outcomes
   assert "| sgd | 0 of 1 | — | — |" in outcomes
@@ -107,8 +109,8 @@ def test_failed_seeds_are_marked_in_the_tables_and_the_figure(tmp_path):
   marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
   assert len(marks) == 1 and list(marks[0].get_xdata()) == [8]
   np.testing.assert_allclose(marks[0].get_ydata(), [55.0])
-  assert "a seed failed (train error at chance)" in [
-      t.get_text() for t in ax.get_legend().get_texts()]
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == [  # the mark last
+      "nag", "sgd (N = 1)", "a seed failed (train error at chance)"]
 
 
 def test_grid_sweep_draws_a_heatmap(tmp_path):
@@ -229,6 +231,20 @@ def test_time_to_target_reads_the_first_evaluation_at_or_below_it(tmp_path):
   assert times[("sgd", 1)] == [30 * plot.MEAN_BATCH_TIME]  # one worker of average speed
   assert times[("ga", 4)] == [200.0, None]  # seed 1 never reaches it
   assert "not reached (1/2 seeds)" in plot.time_to_target_table(tmp_path, summaries)
+  # A seed that diverged before any finite evaluation never reached the target either.
+  run("nag_N4", "nag", 4, [{"seed": k, "step": 10, "test/error": e, "time/simulated": 90.0}
+                           for k, e in [(0, 0.05), (1, float("nan"))]])
+  assert plot.time_to_target(tmp_path, summaries)[1][("nag", 4)] == [90.0, None]
+  # A given target (a fraction) replaces the baseline's; the speedup stays over N = 1.
+  target, times = plot.time_to_target(tmp_path, summaries, target_error=0.3)
+  assert target == 0.3 and times[("ga", 4)] == [100.0, 100.0]
+  table = plot.time_to_target_table(tmp_path, summaries, target_error=0.3)
+  assert "≤ 30.00% (given)" in table and "| ga | 100 (25.6×) |" in table  # 20·128 / 100
+  # Without a baseline: no default target, and the table says how to give one.
+  base_free = [s for s in summaries if s["num_workers"] > 1]
+  assert "--target-error" in plot.time_to_target_table(tmp_path, base_free)
+  table = plot.time_to_target_table(tmp_path, base_free, target_error=0.3)
+  assert "no single-worker baseline, so no speedup" in table and "| ga | 100 |" in table
 
 
 def test_error_against_time_has_one_panel_per_n_with_every_algorithm(tmp_path):
@@ -276,6 +292,12 @@ def test_plot_help_says_it_redraws_from_the_run_files(tmp_path):
   assert bad.stderr.strip().splitlines() == [
       f"error: RESULTS_DIR={str(tmp_path / 'none')!r} holds no finished runs "
       "(*/summary.json): give the --workdir of a finished sweep."]
+  assert "--target-points P" in out and "--target-error E" in out
+  bad = subprocess.run([sys.executable, "-m", "experiments.plot", str(tmp_path),
+                        "--target-error", "150"], capture_output=True, text=True)
+  assert bad.returncode == 2 and "Traceback" not in bad.stderr
+  assert bad.stderr.strip().splitlines()[-1].endswith(
+      "error: argument --target-error: '150' is not a number of percent in [0, 100]")
 
 
 def test_environments_are_drawn_side_by_side_on_one_scale(tmp_path):

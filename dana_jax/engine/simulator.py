@@ -86,6 +86,23 @@ def _one_rule(field, given, of_algorithm):
   return of_algorithm if given is None else given
 
 
+def batches_per_step(algorithm, num_workers: int, options=None, timing=None,
+                     timing_seeds=(0,), *, worker_program=None, round_rule=None) -> int | float:
+  """Stream batches per master step (SPEC §2.9, §6.5): G per synchronous round, H per
+  job, or with DyLU the expected H_i of an apply event
+  (:func:`~dana_jax.engine.workers.batches_per_job`). The algorithm's own rules unless
+  ``worker_program`` / ``round_rule`` are given; usable before a simulator exists (an
+  experiment sizes its epochs with it)."""
+  entry = _algorithms.get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+  event_plan = entry.event_plan(int(num_workers), dict(options or {}))
+  if entry.synchronous:
+    rule = round_rule or event_plan.round_rule or _schedule.SynchronousRule()
+    return rule.gradients(int(num_workers))
+  program = worker_program or event_plan.worker_program or Gradient()
+  timing = _schedule.homogeneous() if timing is None else timing
+  return batches_per_job(program, timing, int(num_workers), timing_seeds)
+
+
 class Simulator:
   """Simulates one parameter server and N workers (SPEC §1, §6.0).
 
@@ -190,11 +207,10 @@ class Simulator:
 
   @property
   def batches_per_step(self) -> int | float:
-    """Stream batches per master step: G per round, H per job, or with DyLU the expected
-    H_i of an apply event (:func:`~dana_jax.engine.workers.batches_per_job`)."""
-    if self.synchronous:
-      return self.gradients_per_round
-    return batches_per_job(self.program, self.timing, self.num_workers, self.timing_seeds)
+    """Stream batches per master step (:func:`batches_per_step`)."""
+    return batches_per_step(self.algorithm, self.num_workers, self.options, self.timing,
+                            self.timing_seeds, worker_program=self.program,
+                            round_rule=self.round_rule)
 
   def steps_for_epochs(self, epochs: float) -> int:
     """Master steps (rounds) of ``epochs`` passes of the stream, floored (SPEC §2.9)."""

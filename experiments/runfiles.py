@@ -1,0 +1,100 @@
+"""Reading a sweep's run files: ``*/config.json``, ``*/metrics.jsonl``, ``*/summary.json``.
+
+What every table and figure of :mod:`experiments.plot` stands on, and nothing
+else: no jax, no simulation. A sweep directory (an experiment's ``--workdir``)
+holds one directory per run; a run is one (algorithm, N) simulation over all
+seeds (or one cell of an η × γ grid).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+MEAN_BATCH_TIME = 128.0  # dana_jax.timing.MEAN_BATCH_TIME (not imported: no jax here)
+
+# A fixed order per algorithm (the registry's order, dana_jax.ALGORITHMS;
+# tests/test_experiments.py checks they agree): tables list and legends draw in it.
+ALGORITHM_ORDER = ("sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd",
+                   "delay_adaptive", "ringmaster", "msync", "rennala", "async_local_sgd",
+                   "ssgd")
+
+
+def load_summaries(results_dir) -> list[dict]:
+  """Every run's ``summary.json`` (written when the run finished), by directory name."""
+  return [json.loads(p.read_text())
+          for p in sorted(pathlib.Path(results_dir).glob("*/summary.json"))]
+
+
+def load_metrics(run_dir) -> list[dict]:
+  """The rows of one run's ``metrics.jsonl``."""
+  path = pathlib.Path(run_dir) / "metrics.jsonl"
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_config(run_dir) -> dict:
+  """One run's ``config.json``."""
+  return json.loads((pathlib.Path(run_dir) / "config.json").read_text())
+
+
+def ordered(algorithms) -> list[str]:
+  """Algorithms in ``ALGORITHM_ORDER`` (unknown names after, alphabetically)."""
+  rank = {a: i for i, a in enumerate(ALGORITHM_ORDER)}
+  return sorted(set(algorithms), key=lambda a: (rank.get(a, len(rank)), a))
+
+
+def run_dirs(results_dir) -> dict:
+  """{(label, N): run directory} of the runs with a metrics file. The label is the
+  algorithm, or, where several runs share an (algorithm, N) — the cells of a grid
+  sweep — the algorithm with the cell's η and γ."""
+  runs = [(load_config(p.parent), p.parent)
+          for p in sorted(pathlib.Path(results_dir).glob("*/metrics.jsonl"))]
+  count: dict = {}
+  for config, _ in runs:
+    key = (config["algorithm"], config["num_workers"])
+    count[key] = count.get(key, 0) + 1
+  out = {}
+  for config, run_dir in runs:
+    a, n = config["algorithm"], config["num_workers"]
+    label = a if count[(a, n)] == 1 else (
+        f"{a} η={config.get('learning_rate', '?'):g} γ={config.get('momentum', '?'):g}")
+    out[(label, n)] = run_dir
+  return out
+
+
+def evaluations(run_dir):
+  """(seeds evaluated, [(seed, step, simulated time, test error)] of the finite evaluations).
+
+  The time axis of SPEC §7: a run's logged ``time/simulated``, except a
+  single-worker run's, which is its step × 128 (one worker of average speed:
+  the baseline every speedup is over). Non-finite (diverged) evaluations are
+  not in the list, but their seeds are among those evaluated.
+  """
+  single = load_config(run_dir)["num_workers"] == 1
+  seeds, points = set(), []
+  for row in load_metrics(run_dir):
+    if "test/error" not in row or "time/simulated" not in row:
+      continue
+    seeds.add(row["seed"])
+    err = row["test/error"]
+    if err is None or not np.isfinite(err):
+      continue
+    time = row["step"] * MEAN_BATCH_TIME if single else row["time/simulated"]
+    points.append((row["seed"], row["step"], time, err))
+  return sorted(seeds), points
+
+
+def error_against_time(run_dir) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+  """(simulated time, mean test error, its std over seeds) at each evaluation of a run
+  (the time of :func:`evaluations`, averaged over seeds). An evaluation only some seeds
+  reached finitely is averaged over those. None: no evaluation with a simulated time."""
+  by_step: dict = {}
+  for _, step, time, err in evaluations(run_dir)[1]:
+    by_step.setdefault(step, []).append((time, err))
+  if not by_step:
+    return None
+  points = [np.asarray(by_step[k]) for k in sorted(by_step)]
+  return (np.array([p[:, 0].mean() for p in points]), np.array([p[:, 1].mean() for p in points]),
+          np.array([p[:, 1].std() for p in points]))

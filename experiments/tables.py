@@ -1,0 +1,185 @@
+"""The tables of a sweep's ``results.md``, as Markdown strings, from its run files.
+
+Error per algorithm and N (mean ± std over seeds, diverged and failed seeds
+marked), the η × γ grid, the seeds that diverged or failed, and the simulated
+time to a target error with the speedup over one worker (SPEC §7).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from experiments.runfiles import evaluations, load_config, ordered
+
+
+def _table(algorithms, workers, text) -> list[str]:
+  """Markdown rows: one per algorithm, one column per N, cells ``text(algorithm, N)``."""
+  lines = ["| algorithm | " + " | ".join(f"N = {n}" for n in workers) + " |",
+           "|---|" + "---|" * len(workers)]
+  return lines + [f"| {a} | " + " | ".join(text(a, n) for n in workers) + " |"
+                  for a in algorithms]
+
+
+def failed_mark(summary: dict) -> str:
+  """" (failed k/S from epoch e)" for a run with seeds that stopped learning (finite, train
+  error at chance to the end: ``train.stopped_learning_at``), counted apart from the
+  diverged; "" otherwise."""
+  failed = summary.get("failed") or []
+  if not any(failed):
+    return ""
+  first = min(e for e in summary["failed_from_epoch"] if e is not None)
+  return f" (failed {sum(failed)}/{len(failed)} from epoch {first:.3g})"
+
+
+def outcome_table(summaries: list[dict]) -> str:
+  """Markdown: per algorithm and N, seeds that diverged (non-finite, with the step) and
+  seeds that failed (finite, train error at chance from an epoch on), counted apart."""
+  workers = sorted({s["num_workers"] for s in summaries})
+  algorithms = ordered(s["algorithm"] for s in summaries)
+  cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
+
+  def text(a, n):
+    s = cell.get((a, n))
+    if s is None:
+      return "—"
+    diverged, failed = s.get("diverged") or [], s.get("failed") or []
+    parts = []
+    if any(diverged):
+      steps = [t for t in s.get("diverged_at_step", []) if t is not None]
+      parts.append(f"{sum(diverged)} diverged (step {min(steps)})" if steps
+                   else f"{sum(diverged)} diverged")
+    if any(failed):
+      parts.append(failed_mark(s).strip(" ()"))
+    return ", ".join(parts) or f"0 of {len(s.get('seeds', diverged))}"
+
+  return "\n".join(_table(algorithms, workers, text))
+
+
+def error_table(summaries: list[dict], key: str = "final_test_error", *, scale: float = 100.0,
+                formats: tuple[str, str] = (".2f", ".2f"), baseline: bool = True,
+                marks: bool = True) -> str:
+  """Markdown table: mean ± std of ``key`` (times ``scale``) per algorithm and N.
+
+  ``formats`` are the format specs of the mean and the std; ``baseline`` adds
+  the single-worker runs below the table; ``marks`` writes "(diverged)" and
+  "(failed …)" after a cell with such a seed (an error's table; not a time's).
+  """
+  workers = sorted({s["num_workers"] for s in summaries if s["num_workers"] > 1})
+  algorithms = ordered(s["algorithm"] for s in summaries if s["num_workers"] > 1)
+  cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
+  mean_format, std_format = formats
+
+  def text(a, n):
+    s = cell.get((a, n))
+    if s is None:
+      return "—"
+    e = scale * np.asarray(s[key])
+    mark = (" (diverged)" if any(s.get("diverged", [])) else "") + failed_mark(s)
+    return f"{e.mean():{mean_format}} ± {e.std():{std_format}}{mark if marks else ''}"
+
+  lines = _table(algorithms, workers, text)
+  if baseline:
+    for s in summaries:
+      if s["num_workers"] == 1:
+        e = scale * np.asarray(s[key])
+        lines.append(f"\nSingle-worker {s['algorithm']}: {e.mean():{mean_format}} ± "
+                     f"{e.std():{std_format}}")
+  return "\n".join(lines)
+
+
+def grid_accuracy(summaries: list[dict], key: str = "final_test_error"):
+  """(learning rates, momenta from high to low, accuracy % [momenta, learning rates])."""
+  lrs = sorted({s["learning_rate"] for s in summaries})
+  moms = sorted({s["momentum"] for s in summaries}, reverse=True)
+  acc = np.full((len(moms), len(lrs)), np.nan)
+  for s in summaries:
+    acc[moms.index(s["momentum"]), lrs.index(s["learning_rate"])] = 100 * (
+        1 - np.mean(s[key]))
+  return lrs, moms, acc
+
+
+def grid_table(summaries: list[dict], key: str = "final_test_error") -> str:
+  """Markdown table of test accuracy (%) over momentum (rows) × learning rate (columns)."""
+  lrs, moms, acc = grid_accuracy(summaries, key)
+  lines = ["| γ \\ η | " + " | ".join(f"{v:g}" for v in lrs) + " |",
+           "|---|" + "---|" * len(lrs)]
+  for i, m in enumerate(moms):
+    lines.append(f"| {m:g} | " + " | ".join("—" if np.isnan(a) else f"{a:.2f}"
+                                            for a in acc[i]) + " |")
+  return "\n".join(lines)
+
+
+def time_to_target(results_dir, summaries, target_points: float = 1.0,
+                   target_error: float | None = None):
+  """Per (algorithm, N): the simulated time at which test error first reaches the target.
+
+  SPEC §7: the target is the single-worker baseline's mean final test error
+  plus ``target_points`` percentage points, or ``target_error`` (a fraction,
+  e.g. 0.15) where given. A seed's time is the simulated time
+  (:func:`experiments.runfiles.evaluations`) of its first evaluation at or
+  below the target; evaluations come at chunk ends, so this is resolved to a
+  chunk, an epoch by default. Returns ``(target, {(algorithm, N): [time or
+  None per seed]})``; None: not reached (a seed that diverged before reaching
+  it included). The target is None where there is neither a baseline nor a
+  ``target_error``.
+  """
+  if target_error is not None:
+    target = float(target_error)
+  else:
+    base = [s for s in summaries if s["num_workers"] == 1]
+    if not base:
+      return None, {}
+    target = float(np.mean(base[0]["final_test_error"])) + target_points / 100
+  out = {}
+  for run_dir in sorted(p.parent for p in pathlib.Path(results_dir).glob("*/metrics.jsonl")):
+    config = load_config(run_dir)
+    seeds, points = evaluations(run_dir)
+    first: dict = {}
+    for seed, _, time, err in points:
+      if err <= target:
+        first[seed] = min(first.get(seed, np.inf), time)
+    out[(config["algorithm"], config["num_workers"])] = [first.get(s) for s in seeds]
+  return target, out
+
+
+def time_to_target_table(results_dir, summaries, target_points: float = 1.0,
+                         target_error: float | None = None) -> str:
+  """Markdown: mean simulated time to the target (SPEC §7; arguments as
+  :func:`time_to_target`) and the speedup over one worker reaching it."""
+  target, times = time_to_target(results_dir, summaries, target_points, target_error)
+  if target is None:
+    return ("(no single-worker baseline, so no default target: give one with "
+            "`python -m experiments.plot DIR --target-error PERCENT`)")
+  base_alg = next((s["algorithm"] for s in summaries if s["num_workers"] == 1), None)
+  base = times.get((base_alg, 1), [])
+  base_time = np.mean(base) if base and all(t is not None for t in base) else None
+  workers = sorted({n for (_, n) in times if n > 1})
+  algorithms = ordered(a for (a, n) in times if n > 1)
+  if target_error is not None:
+    what = "given"
+  else:
+    what = (f"single-worker {base_alg}'s final error + {target_points:g} "
+            f"point{'' if target_points == 1 else 's'}")
+  if base_alg is None:
+    speedup = "no single-worker baseline, so no speedup"
+  elif base_time is None:
+    speedup = f"no speedup: the single-worker {base_alg} did not reach it on every seed"
+  else:
+    speedup = (f"in brackets the speedup over one worker of average speed ({base_time:.0f}: "
+               "the baseline's steps to the target × 128)")
+  lines = [f"Target: test error ≤ {100 * target:.2f}% ({what}); simulated time units (one "
+           f"worker's mean batch time is 128), mean over seeds; {speedup}. "
+           "\"not reached\": some seed never reached it (a diverged seed included).\n"]
+
+  def text(a, n):
+    t = times.get((a, n))
+    if t is None:
+      return "—"
+    if any(x is None for x in t):
+      return f"not reached ({sum(x is not None for x in t)}/{len(t)} seeds)"
+    ratio = f" ({base_time / np.mean(t):.1f}×)" if base_time else ""
+    return f"{np.mean(t):.0f}{ratio}"
+
+  return "\n".join(lines + _table(algorithms, workers, text))
