@@ -14,7 +14,7 @@ import argparse
 import json
 import pathlib
 
-from experiments.plot import _pyplot, _save
+from experiments.figures import _pyplot, _save
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "run.jsonl"
 

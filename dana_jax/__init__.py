@@ -19,7 +19,7 @@ from dana_jax.engine import (
     replica,
     simulate,
 )
-from dana_jax.learning_rates import paper_schedule
+from dana_jax.learning_rates import InEpochs, paper_in_epochs, paper_schedule
 from dana_jax.schedule import (
     ConstantTiming,
     GammaTiming,
@@ -35,8 +35,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "ArrayData", "ConstantTiming", "GammaTiming", "HostData",
-    "Hyperparams", "Model",
+    "Hyperparams", "InEpochs", "Model",
     "Result", "SimState", "Simulator", "TraceTiming", "estimate_speedup", "evaluate",
     "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule", "optimizer",
-    "paper_schedule", "replica", "schedule", "sharding", "simulate", "timing", "transforms",
+    "paper_in_epochs", "paper_schedule", "replica", "schedule", "sharding", "simulate",
+    "timing", "transforms",
 ]

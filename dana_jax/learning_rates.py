@@ -1,8 +1,10 @@
-"""The GA paper's learning-rate schedule (SPEC §3) as a traceable optax schedule."""
+"""The GA paper's learning-rate schedule (SPEC §3) as a traceable optax schedule, per
+master step or in epochs (:class:`InEpochs`, resolved by the simulator)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
@@ -36,3 +38,37 @@ def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: i
     return warm * decay_factor ** decays
 
   return schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class InEpochs:
+  """A learning-rate schedule in epochs: ``fn(base_lr, epoch) -> lr``.
+
+  ``epoch`` is a traced float (fractional inside an epoch: master step / steps
+  per epoch). Given as ``Simulator(learning_rate_schedule=InEpochs(...))``, the
+  simulator supplies its own steps per epoch (SPEC §2.9: G gradients per
+  round, H batches per job, the expected H_i with DyLU), so a schedule can be
+  written before anyone knows that number. E.g. a cosine decay over 20 epochs:
+  ``InEpochs(lambda base, e: base * optax.cosine_decay_schedule(1.0, 20)(e))``.
+  """
+  fn: Callable
+
+  def at(self, base_learning_rate, steps_per_epoch: float):
+    """The per-step schedule for ``steps_per_epoch``."""
+    if not steps_per_epoch > 0:
+      raise ValueError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
+    dtype = jnp.result_type(float)
+    return lambda count: self.fn(base_learning_rate,
+                                 jnp.asarray(count, dtype) / jnp.asarray(steps_per_epoch, dtype))
+
+
+def paper_in_epochs(*, num_workers: int = 1, warmup_epochs: float = 5.0,
+                    decay_epochs: Sequence[float] = (80, 120),
+                    decay_factor: float = 0.1) -> InEpochs:
+  """:func:`paper_schedule` in epochs: warm-up from η/N over ``warmup_epochs``, then
+  ×``decay_factor`` at each of ``decay_epochs`` — no steps per epoch needed. (Equal to
+  ``paper_schedule`` with the simulator's steps per epoch up to float rounding of
+  step / steps per epoch.)"""
+  return InEpochs(lambda base, epoch: paper_schedule(
+      base, steps_per_epoch=1.0, num_workers=num_workers, warmup_epochs=warmup_epochs,
+      decay_epochs=decay_epochs, decay_factor=decay_factor)(epoch))

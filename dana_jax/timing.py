@@ -93,9 +93,11 @@ class GammaTiming(TimingModel):
                      for i, s in enumerate(streams[:-1])])
 
 
-def homogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 100.0) -> GammaTiming:
-  """The GA paper's homogeneous environment: Gamma(100, 1.28), CV 0.1."""
-  return GammaTiming(shape=shape, scale=mean / shape)
+def homogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 100.0,
+                worker_speed_shape: float | None = None) -> GammaTiming:
+  """The GA paper's homogeneous environment: Gamma(100, 1.28), CV 0.1 per batch.
+  ``worker_speed_shape`` adds persistent per-worker speeds (:class:`GammaTiming`)."""
+  return GammaTiming(shape=shape, scale=mean / shape, worker_speed_shape=worker_speed_shape)
 
 
 def heterogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 4.0,
@@ -166,6 +168,12 @@ def make_timing(name: str, **kwargs) -> TimingModel:
   if name not in TIMING_MODELS:
     raise ValueError(f"timing.name={name!r} is not allowed: choose one of "
                      f"{sorted(TIMING_MODELS)}.")
+  import inspect
+  takes = inspect.signature(TIMING_MODELS[name]).parameters
+  for key in kwargs:
+    if key not in takes:
+      raise ValueError(f"timing.{key} is not allowed with timing {name!r}: it takes "
+                       f"{sorted(takes)}.")
   return TIMING_MODELS[name](**kwargs)
 
 

@@ -100,9 +100,11 @@ FIGURES = (("test_error_vs_workers", "final test error against N"),
            ("gap_vs_epoch", "RMS gap against epoch, per N"))
 
 
-def main(results_dir, target_points: float = 1.0, target_error: float | None = None):
+def main(results_dir, target_points: float = 1.0, target_error: float | None = None,
+         quiet: bool = False):
   """Writes ``RESULTS_DIR/results.md`` (what was run, the figures, the tables) and every
-  figure; the time-to-target table's target as :func:`time_to_target`."""
+  figure; the time-to-target table's target as :func:`time_to_target`. Prints the report
+  and where it is (``quiet``: only where)."""
   results_dir = pathlib.Path(results_dir)
   summaries = load_summaries(results_dir)
   if not summaries:
@@ -157,8 +159,10 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
   plot_per_epoch(results_dir, "gap/rms", results_dir / "gap_vs_epoch", ylabel="RMS gap Δ",
                  baseline=False,
                  algorithms=gap_family, log=True)
-  print(text)
-  print(f"wrote {results_dir / 'results.md'} and figures in {results_dir}")
+  if not quiet:
+    print(text)
+  print(f"results: {results_dir / 'results.md'} (tables and figures; figures also as PNG and "
+        f"PDF in {results_dir})")
 
 
 def _percent(low, high):
@@ -180,7 +184,12 @@ def _percent(low, high):
 def cli(argv=None):
   """``python -m experiments.plot RESULTS_DIR``: redraws a sweep's report from its files."""
   import argparse
-  parser = argparse.ArgumentParser(
+
+  class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 1, as every experiment's command line
+      sys.exit(f"error: {message} (python -m experiments.plot --help)")
+
+  parser = Parser(
       prog="python -m experiments.plot",
       description="Regenerate a sweep's results.md (tables: final test and train error, "
       "gap, simulated time to the target error and speedup, total simulated time, "

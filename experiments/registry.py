@@ -6,13 +6,15 @@ config fields against them; neither imports the other for them.
 
 from __future__ import annotations
 
-from dana_jax import models
+from dana_jax import models, transformer
 from experiments import input_pipeline
 
 SWEEPS = ("main", "grid")
 
-# What load_data can read: scikit-learn's digits and the tfds data sets of input_pipeline.
-DATASETS = ("digits", *input_pipeline.NUM_CLASSES)
+# Text corpora (experiments.text): byte-level next-token windows, a language model.
+TEXT_DATASETS = ("foldoc", "wikitext103")
+# What load_data can read: scikit-learn's digits, the tfds data sets of input_pipeline, text.
+DATASETS = ("digits", *input_pipeline.NUM_CLASSES, *TEXT_DATASETS)
 
 # config.model -> (config, num_classes) -> flax module.
 MODELS = {
@@ -21,6 +23,38 @@ MODELS = {
     "resnet": lambda c, k: models.CifarResNet(c.get("depth", 20), k),
     "wrn": lambda c, k: models.WideResNet(c.get("depth", 16), c.get("widen_factor", 4), k),
     "resnet50": lambda c, k: models.ResNet50(k),
+    "transformer": lambda c, k: transformer.DecoderLM(
+        vocab_size=k, width=c.get("width", 64), depth=c.get("depth", 2),
+        heads=c.get("heads", 4), max_len=c.get("window", 64),
+        positions=c.get("positions", "learned"), dropout=c.get("dropout", 0.0)),
 }
 
 AUGMENTATIONS = ("none", "crop_flip", "random_resized_crop")
+
+
+class ModelError(ValueError):
+  """``config.model`` names no built-in model and no importable factory."""
+
+
+def model_factory(name: str):
+  """``(config, num_classes) -> flax module`` of ``config.model``: a name of ``MODELS``, or
+  ``package.module:factory`` — a callable of the number of classes returning a flax
+  module that is called as ``module(x, train=...)`` (the adapter ``models.flax_model``)."""
+  if name in MODELS:
+    return MODELS[name]
+  module_name, colon, attr = str(name).partition(":")
+  if not colon or not module_name or not attr:
+    raise ModelError(f"config.model={name!r} is not allowed: choose one of {sorted(MODELS)}, "
+                     "or give your own as package.module:factory")
+  import importlib
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ModelError(f"config.model={name!r} is not allowed: cannot import {module_name!r} "
+                     f"({e}); it must be importable from the working directory or "
+                     "PYTHONPATH") from None
+  factory = getattr(module, attr, None)
+  if not callable(factory):
+    raise ModelError(f"config.model={name!r} is not allowed: {module_name!r} has no callable "
+                     f"{attr!r}")
+  return lambda config, num_classes: factory(num_classes)

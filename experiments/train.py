@@ -16,6 +16,7 @@ sweep and only process 0 writes.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import pathlib
@@ -24,11 +25,12 @@ import sys
 import time
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import numpy as np
 
 import dana_jax as dj
-from dana_jax import data, models
+from dana_jax import data, models, transformer
 from dana_jax import schedule as S
 from dana_jax.engine.simulator import batches_per_step
 from experiments import registry, validate
@@ -61,6 +63,17 @@ def load_data(config) -> Dataset:
         eval_examples=config.get("eval_examples"))
     return Dataset(train, None, validation, train_subset, 1000,
                    (config.image_size, config.image_size, 3))
+  if config.dataset in registry.TEXT_DATASETS:  # byte-level next-token windows
+    from experiments import text
+    splits = text.corpus(config.dataset, config.get("data_dir"))
+    tx, ty = data.windows(data.byte_tokens(splits["train"]), config.window)
+    keep = config.get("max_train_windows") or None  # the first windows of the stream
+    tx, ty = tx[:keep], ty[:keep]
+    vx, vy = data.windows(data.byte_tokens(splits["valid"]), config.window)
+    evaluated = config.get("eval_examples") or vx.shape[0]
+    train_eval = min(train_eval or tx.shape[0], tx.shape[0])
+    return Dataset(tx, ty, (vx[:evaluated], vy[:evaluated]), (tx[:train_eval], ty[:train_eval]),
+                   256, tx.shape[1:])
   if config.dataset == "digits":
     tx, ty, vx, vy = data.digits()
     classes = 10
@@ -116,11 +129,23 @@ def stopped_learning_at(epochs, train_errors, num_classes: int) -> float | None:
 
 
 def make_model(config, input_shape, num_classes):
-  """The engine model named by ``config.model`` (one of ``registry.MODELS``)."""
-  if config.model not in registry.MODELS:
-    raise ValueError(f"config.model={config.model!r} is not allowed: choose one of "
-                     f"{sorted(registry.MODELS)}.")
-  return models.flax_model(registry.MODELS[config.model](config, num_classes), input_shape)
+  """The engine model of ``config.model``: a built-in (``registry.MODELS``) or a user's
+  ``package.module:factory`` (:func:`experiments.registry.model_factory`)."""
+  try:
+    module = registry.model_factory(config.model)(config, num_classes)
+  except registry.ModelError as e:
+    raise validate.ConfigError(str(e)) from None
+  if not isinstance(module, nn.Module):
+    raise validate.ConfigError(f"config.model={config.model!r} is not allowed: its factory "
+                               f"returned a {type(module).__name__}, not a flax module")
+  try:
+    if config.dataset in registry.TEXT_DATASETS:  # next-token loss on token windows
+      return transformer.language_model(module, input_shape[0])
+    return models.flax_model(module, input_shape)
+  except (TypeError, ValueError) as e:  # a user's module that does not fit the data
+    raise validate.ConfigError(f"config.model={config.model!r} is not allowed: initialising "
+                               f"it on inputs of shape {tuple(input_shape)} failed "
+                               f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
 
 def augmentation(config):
@@ -301,13 +326,25 @@ def check_with_library(config, points, mesh) -> None:
     for name in names:
       with check(field):
         dj.get_algorithm(name)
-      with check("algorithm_options"):
-        dj.optimizer(name, **options)  # the options' names and values
+      try:
+        with check("algorithm_options"):
+          dj.optimizer(name, **options)  # the options' names and values
+      except validate.ConfigError as e:
+        raise validate.ConfigError(
+            f"{e} algorithm_options go to every algorithm of the sweep (the baseline too); "
+            "for one algorithm use --config.options_by_algorithm.ALG.NAME=VALUE") from None
   for name in by_algorithm:
     _require_algorithm(name, config)
   if config.get("timing_shape") is not None:  # first: heterogeneous(shape=0) divides by it
     with check("timing_shape"):
       S.GammaTiming(shape=config.timing_shape).validate(1)
+  if config.get("worker_speed_shape") is not None:
+    with check("worker_speed_shape"):
+      try:
+        S.GammaTiming(shape=1.0, worker_speed_shape=config.worker_speed_shape).validate(1)
+      except ValueError as e:  # the library names its own field, timing.worker_speed_shape
+        raise ValueError(str(e).replace("timing.worker_speed_shape", "worker_speed_shape",
+                                        1)) from None
   timing_field = "timing_trace" if config.timing == "trace" else "timing_shape"
   with check("timing", timing_field):
     timing = timing_model(config)
@@ -319,7 +356,6 @@ def check_with_library(config, points, mesh) -> None:
       ("learning_rate", dict(hyperparams=dj.Hyperparams(learning_rate=config.learning_rate))),
       ("momentum", dict(hyperparams=dj.Hyperparams(momentum=config.momentum))),
       ("weight_decay", dict(hyperparams=dj.Hyperparams(weight_decay=config.weight_decay))),
-      *[("num_workers", dict(num_workers=n)) for n in workers],
       *[(timing_field, dict(num_workers=n, timing=timing)) for n in workers],
   ]
   if config.sweep == "grid":
@@ -327,18 +363,21 @@ def check_with_library(config, points, mesh) -> None:
                for v in config.grid_learning_rates]
     probes += [("grid_momenta", dict(hyperparams=dj.Hyperparams(momentum=v)))
                for v in config.grid_momenta]
+  for n in workers:  # N alone (any algorithm takes any N ≥ 1)
+    with check("num_workers"):
+      library_probe("asgd", num_workers=n)
+  for point in points:  # then the per-algorithm options (schedule rules too), at each N
+    name, n = point["algorithm"], point["num_workers"]
+    own = {k: v for k, v in dict(by_algorithm.get(name, None) or {}).items()
+           if k in ("learning_rate", "momentum")}  # its own η / γ; the sweep's: below
+    hp = {"hyperparams": dj.Hyperparams(**own)} if own else {}
+    with check(f"options_by_algorithm.{name}" if name in by_algorithm else "algorithm_options"):
+      library_probe(name, num_workers=n, algorithm_options=options_for(config, name, n), **hp)
   first = config.algorithms[0]
   for field, args in probes:
     with check(field):
       library_probe(first, algorithm_options=options_for(config, first,
                                                          args.get("num_workers", 1)), **args)
-  for point in points:  # then the per-algorithm options (schedule rules too), at each N
-    name, n, cell = point["algorithm"], point["num_workers"], point["cells"][0]
-    hp = {}  # its own η / γ (options_by_algorithm); the sweep's were checked above
-    if (cell["learning_rate"], cell["momentum"]) != (config.learning_rate, config.momentum):
-      hp = {"hyperparams": dj.Hyperparams(cell["learning_rate"], cell["momentum"])}
-    with check(f"options_by_algorithm.{name}" if name in by_algorithm else "algorithm_options"):
-      library_probe(name, num_workers=n, algorithm_options=options_for(config, name, n), **hp)
   for point in points if mesh is not None else ():
     _, simulated = replicas_of(config, point["cells"], mesh)
     with check("mesh"):
@@ -349,16 +388,17 @@ def check_with_library(config, points, mesh) -> None:
                                                   point["num_workers"]))
 
 
-def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) -> list[dict]:
-  """Simulates every cell × seed of a sweep point in one program; one summary per cell."""
-  cells = point["cells"]
-  paths = [workdir / c["name"] / "summary.json" for c in cells]
-  if agreed(all(p.exists() for p in paths)):
-    return [json.loads(p.read_text()) for p in paths if p.exists()]
+def finished(point: dict, workdir) -> bool:
+  """Whether every run of a sweep point has its summary (then it is skipped)."""
+  return agreed(all((pathlib.Path(workdir) / c["name"] / "summary.json").exists()
+                    for c in point["cells"]))
+
+
+def simulator(config, point: dict, dataset, mesh=None):
+  """The Simulator of one sweep point: its cells × seeds as replicas of one program."""
   algorithm, num_workers = point["algorithm"], point["num_workers"]
   model = make_model(config, dataset.input_shape, dataset.num_classes)
-  seeds = list(config.seeds)
-  replicas, simulated = replicas_of(config, cells, mesh)
+  _, simulated = replicas_of(config, point["cells"], mesh)
   options = options_for(config, algorithm, num_workers)
   # G gradients per round, H batches per job (SPEC §2.9, §6.5).
   timing = timing_model(config)
@@ -380,6 +420,41 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
                      execution=config.execution, block_size=block_size,
                      augment=augmentation(config),
                      algorithm_options=options, mesh=mesh)
+  return sim
+
+
+def estimate_runtime(config, dataset, mesh=None, steps: int = 20) -> dict:
+  """A rough runtime of the whole sweep, measured, before running it.
+
+  Times ``steps`` master steps of the sweep's largest-N point (after one call
+  that compiles) and multiplies by the master steps of every point. Points
+  differ in cost (N, the algorithm, K), and compilation and evaluation are not
+  counted, so this is an estimate of the order, not a prediction. Returns
+  ``{"seconds_per_step", "steps", "seconds", "point"}``.
+  """
+  points = sweep_points(config)
+  point = max(points, key=lambda p: (p["num_workers"], p["algorithm"] != "ssgd"))
+  sim = simulator(config, point, dataset, mesh)
+  dj.simulate(sim, steps, chunk_steps=steps, progress=False)  # compiles
+  began = time.perf_counter()
+  dj.simulate(sim, steps, chunk_steps=steps, progress=False)
+  per_step = (time.perf_counter() - began) / steps
+  total = sum(simulator(config, p, dataset, mesh).steps_for_epochs(config.epochs)
+              for p in points)
+  return {"seconds_per_step": per_step, "steps": total, "seconds": per_step * total,
+          "point": point["name"]}
+
+
+def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) -> list[dict]:
+  """Simulates every cell × seed of a sweep point in one program; one summary per cell."""
+  cells = point["cells"]
+  paths = [workdir / c["name"] / "summary.json" for c in cells]
+  if finished(point, workdir):
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
+  sim = simulator(config, point, dataset, mesh)
+  seeds = list(config.seeds)
+  replicas, simulated = replicas_of(config, cells, mesh)
+  options = options_for(config, point["algorithm"], point["num_workers"])
   every = config.get("eval_every_epochs")  # None: after every chunk
   steps_of = lambda epochs: None if epochs is None else max(  # noqa: E731
       1, round(epochs * sim.steps_per_epoch))
@@ -394,6 +469,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
     (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), **c}, indent=2,
                                                     default=list))
     logs.append(open(run_dir / "metrics.jsonl", "w"))  # closed after the simulation
+  boards = None
+  if config.get("tensorboard") and writer():
+    from experiments import tensorboard
+    boards = tensorboard.Writers([workdir / c["name"] for c in cells], seeds)
   began = time.perf_counter()
   diverged_at = [None] * len(replicas)
   at_divergence = [None] * len(replicas)  # a seed's chunk metrics where it diverged
@@ -404,9 +483,12 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         diverged_at[r] = record["step"]
         at_divergence[r] = {k: v for k, v in rep.items() if k != "lag/hist"}
       row = {"step": record["step"], "epoch": record["epoch"], "seed": replicas[r][1],
-             "perf/examples_per_second": record["examples_per_second"], **rep}
+             "perf/examples_per_second": record["examples_per_second"],
+             **dict.fromkeys(METRIC_KEYS, float("nan")), **rep}  # the same keys in every run
       if logs:
         logs[r // len(seeds)].write(json.dumps(row) + "\n")
+      if boards is not None:
+        boards.write(r // len(seeds), replicas[r][1], row)
     for log in logs:
       log.flush()
 
@@ -420,6 +502,8 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   finally:
     for log in logs:
       log.close()
+    if boards is not None:
+      boards.close()
   seconds = time.perf_counter() - began
   # Gathered on every process (a collective), written by process 0.
   final_params = (dj.sharding.to_host(result.state.params)
@@ -462,7 +546,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
     if writer():
       if final_params is not None:
         save_params(path.parent / "final_params.npz", final_params, mine)
-      path.write_text(json.dumps(summary, indent=2))
+      write_atomically(path, json.dumps(summary, indent=2))  # a run is finished or not
     summaries.append(summary)
   if checkpoint_dir is not None and writer():  # the summaries say the run is finished
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -491,12 +575,77 @@ def save_params(path, params, replicas) -> None:
   np.savez(path, **arrays)
 
 
-def run_sweep(config, workdir) -> list[dict]:
-  """Every point of ``config``'s sweep, in order; finished points are skipped."""
+# Every row of every run's metrics.jsonl has these keys (NaN where one does not apply:
+# no gap for SSGD, no penalty for ASGD, no evaluation in a chunk between evaluations).
+METRIC_KEYS = ("loss/train", "learning_rate", "lag/mean", "lag/max", "gap/rms",
+               "gap/normalized", "penalty/mean", "time/simulated", "jobs/cancelled",
+               "test/error", "test/loss", "train/error", "train/loss")
+
+
+def write_atomically(path: pathlib.Path, text: str) -> None:
+  """Writes ``path`` whole or not at all (a full disk leaves the old file or none)."""
+  tmp = path.with_name(path.name + ".tmp")
+  try:
+    tmp.write_text(text)
+    tmp.replace(path)
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
+MIN_FREE_BYTES = 64 * 2**20  # a sweep's summaries and metrics; parameters and checkpoints more
+
+
+def check_workdir(workdir: pathlib.Path) -> None:
+  """The work directory can take a sweep: not a file, writable, and not on a full disk —
+  checked on its nearest existing parent, so a refused sweep creates nothing."""
+  import tempfile
+  field = f"--workdir={str(workdir)!r}"
+  existing = workdir
+  while not existing.exists() and existing != existing.parent:
+    existing = existing.parent
+  if not existing.is_dir():
+    what = "is a file" if existing == workdir else f"is under a file ({existing})"
+    raise validate.ConfigError(f"{field} is not allowed: it {what}; give a directory")
+  try:
+    pathlib.Path(tempfile.mkdtemp(dir=existing, prefix=".dana_jax_probe_")).rmdir()
+  except OSError as e:
+    if e.errno == errno.ENOSPC:
+      raise validate.ConfigError(f"{field} is not allowed: the disk is full") from None
+    raise validate.ConfigError(f"{field} is not allowed: {existing} is not writable "
+                               f"({e.strerror})") from None
+  free = shutil.disk_usage(existing).free
+  if free < MIN_FREE_BYTES:
+    raise validate.ConfigError(f"{field} is not allowed: the disk is full "
+                               f"({free / 2**20:.1f} MiB free; a sweep needs at least "
+                               f"{MIN_FREE_BYTES / 2**20:.0f} MiB)")
+
+
+def check_memory(config, points, dataset, mesh) -> None:
+  """Every point's memory estimate (``Simulator.check_memory``) before the first run: a
+  sweep that cannot fit fails at once, naming the N, not an hour in."""
+  for point in points:
+    sim = simulator(config, point, dataset, mesh)
+    try:
+      sim.check_memory()
+    except MemoryError as e:
+      raise validate.ConfigError(
+          f"config.num_workers={point['num_workers']} is not allowed for "
+          f"{point['algorithm']} with {len(config.seeds)} seed(s): {e}") from None
+
+
+def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
+  """Every point of ``config``'s sweep, in order; finished points are skipped. Prints one
+  line per point (finished or skipped) and, while it runs, one progress bar."""
   workdir = pathlib.Path(workdir)
   # Everything is checked before anything is compiled or written: the experiment's
   # own fields here, the rest by dana_jax once jax has started (setup_devices).
   validate.validate_config(config)
+  check_workdir(workdir)
+  if config.get("tensorboard"):
+    from experiments import tensorboard
+    if not tensorboard.available():
+      raise validate.ConfigError("config.tensorboard=True is not allowed here: tensorboardX "
+                                 f"is not installed; {tensorboard.INSTALL}")
   points = sweep_points(config)
   mesh = setup_devices(config)
   check_with_library(config, points, mesh)
@@ -505,8 +654,18 @@ def run_sweep(config, workdir) -> list[dict]:
     library_probe(config.algorithms[0], batch_size=config.batch_size,
                   num_examples=dataset.num_train,
                   algorithm_options=options_for(config, config.algorithms[0], 1))
+  check_memory(config, [p for p in points if not finished(p, workdir)], dataset, mesh)
   summaries = []  # run directories are made when their run starts (parents too)
   for i, point in enumerate(points):
-    print(f"[{i + 1}/{len(points)}] {point['name']}", flush=True)
-    summaries.extend(run_point(config, point, workdir, dataset, mesh))
+    tag = f"[{i + 1}/{len(points)}] {point['name']}"
+    if finished(point, workdir):
+      summaries.extend(run_point(config, point, workdir, dataset, mesh))  # read back
+      print(f"{tag}: skipped: finished", flush=True)
+      continue
+    began = time.perf_counter()
+    got = run_point(config, point, workdir, dataset, mesh)
+    summaries.extend(got)
+    errors = 100 * np.asarray([s["final_test_error"] for s in got], float)
+    print(f"{tag}: finished in {time.perf_counter() - began:.0f} s; final test error "
+          f"{np.nanmean(errors):.2f}% (mean of {errors.size})", flush=True)
   return summaries

@@ -92,7 +92,10 @@ def validate_config(config) -> None:
   """Raises :class:`ConfigError` for the first experiment field that is not allowed."""
   _choice(config, "sweep", registry.SWEEPS)
   _choice(config, "dataset", registry.DATASETS)
-  _choice(config, "model", registry.MODELS)
+  try:
+    registry.model_factory(config.get("model"))
+  except registry.ModelError as e:
+    raise ConfigError(str(e)) from None
   if config.model == "mlp":
     _ints(config, "hidden", 1, allow_empty=True)
   for field in ("depth", "widen_factor"):
@@ -102,6 +105,16 @@ def validate_config(config) -> None:
   # which needs the data's input shape: here a depth typo fails before any data loads.
   if config.model == "resnet" and (config.get("depth", 20) - 2) % 6:
     _fail("depth", config.depth, "a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110)")
+  if config.get("model") == "transformer":
+    for field in ("window", "width", "heads"):
+      _int(config, field, 1)
+    if config.width % config.heads:
+      _fail("width", config.width, f"need a multiple of heads = {config.heads}")
+    _choice(config, "positions", ("learned", "rotary"), default="learned")
+    _number(config, "dropout", lambda x: 0 <= x < 1, "need a number in [0, 1)", optional=True)
+  if config.dataset in registry.TEXT_DATASETS:
+    _int(config, "window", 1)
+    _int(config, "max_train_windows", 1, optional=True)
   _choice(config, "augment", registry.AUGMENTATIONS, default="none")
   algorithms = config.get("algorithms")
   if not isinstance(algorithms, (tuple, list)) or not algorithms:

@@ -176,9 +176,14 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
                            eval_every_steps)
   bar = None
   if progress:
+    import sys
+
     from tqdm.auto import tqdm
-    bar = tqdm(total=num_steps, initial=resumed_at, unit="step",
-               desc=simulator.algorithm.name, leave=False)
+    # On a terminal it redraws in place; into a log file at most once a minute, so a
+    # sweep's log stays a few lines per run.
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=num_steps, initial=resumed_at, unit="step", desc=simulator.algorithm.name,
+               leave=False, mininterval=0.2 if tty else 60.0, maxinterval=600.0)
   examples_per_step = simulator.batch_size * simulator.batches_per_step
   with concurrent.futures.ThreadPoolExecutor(max_workers=1) as host:
     prepare = lambda chunk: host.submit(  # noqa: E731
@@ -212,7 +217,7 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
       if bar is not None:
         bar.update(stop - start)
         bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
-                        ex_s=f"{record['examples_per_second']:.0f}")
+                        examples_per_s=f"{record['examples_per_second']:.0f}", refresh=False)
       if diverged:
         upcoming.cancel()
         break

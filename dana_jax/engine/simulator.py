@@ -36,6 +36,7 @@ from dana_jax.engine.core import (
 from dana_jax.engine.data import DataOrder, HostData
 from dana_jax.engine.placement import Placement
 from dana_jax.engine.workers import Gradient, batches_per_job
+from dana_jax.learning_rates import InEpochs
 
 # Named streams of a seed's key.
 INIT_STREAM, DATA_STREAM = 1, 2
@@ -117,7 +118,9 @@ class Simulator:
     hyperparams: :class:`Hyperparams`; array fields give one value per replica.
     learning_rate_schedule: ``base_lr -> (step -> lr)``, e.g.
       ``functools.partial(dana_jax.paper_schedule, steps_per_epoch=..., num_workers=N)``;
-      None for a constant learning rate.
+      or a schedule in epochs, :class:`~dana_jax.learning_rates.InEpochs` (e.g.
+      ``dana_jax.paper_in_epochs(num_workers=N, warmup_epochs=5)``), which needs no
+      steps per epoch; None for a constant learning rate.
     algorithm_options: options of the algorithm (e.g. GA's ``penalty``).
     timing: a timing model of ``dana_jax.timing`` (homogeneous by default).
     execution: ``"steps"``, ``"blocks"`` or ``"auto"`` (:func:`default_execution`).
@@ -219,6 +222,8 @@ class Simulator:
   def learning_rate_fn(self, base):
     if self.learning_rate_schedule is None:
       return lambda count: jnp.asarray(base, float_dtype())
+    if isinstance(self.learning_rate_schedule, InEpochs):  # in epochs: ours per epoch
+      return self.learning_rate_schedule.at(base, self.steps_per_epoch)
     return self.learning_rate_schedule(base)
 
   def optimizer(self, hp):

@@ -7,6 +7,9 @@ Not yet run with this code (no GPU and no CIFAR data where it was written).
 
 from experiments.configs import cifar10
 
+PRESETS = {name: what.replace("(Fig.", "on CIFAR-100 (Fig.")
+           for name, what in cifar10.PRESETS.items()}
+
 
 def get_config(preset: str = "main"):
   return cifar10.get_config(preset, dataset="cifar100")

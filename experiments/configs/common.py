@@ -49,6 +49,12 @@ def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.Confi
   # Per-algorithm options (values may be "<a>*N": max(1, round(a·N))), and per-algorithm
   # learning_rate / momentum overriding the sweep's for that algorithm.
   config.options_by_algorithm = ml_collections.ConfigDict()
+  # Options every algorithm of the sweep gets (e.g. GA's penalty, a base): set one per flag,
+  # --config.algorithm_options.NAME=VALUE.
+  config.algorithm_options = ml_collections.ConfigDict()
+  # The gamma shape of the batch times; None: the timing model's (100 or 4).
+  config.timing_shape = ml_collections.FieldReference(None, field_type=float)
+  config.tensorboard = False  # also TensorBoard event files (the optional tensorboardX)
   config.block_size = ml_collections.FieldReference(None, field_type=int)  # K; None: N
   config.chunk_steps = ml_collections.FieldReference(None, field_type=int)  # None: an epoch
   config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks

@@ -45,6 +45,24 @@ from experiments.configs import common
 
 ADAPTIVE_BASES = {"bases_adam": "adam", "bases_adamw": "adamw", "bases_muon": "muon"}
 
+# One line per preset for --help: what, and its runtime as measured on 2 CPU cores (the
+# runs: counted from the config). Wall times with the install where the README says so.
+PRESETS = {
+    "main": "NAG-ASGD, SA, GA, DANA-SA, DANA-GA at N = 4 … 32 and SGD; CPU, measured "
+            "1294 s with the install (2026-12-02, results/README.md)",
+    "ga_no_momentum": "GA at γ = 0; CPU, measured 108 s of simulation "
+                      "(results/fashion_mnist_ga_no_momentum)",
+    "cnn": "main with the small CNN; not run: about 1 h on 2 CPU cores, estimated from "
+           "docs/benchmarks.md's ~15 ms per CNN master step",
+    "modern": "GA, DANA-GA and the methods of SPEC §6, homogeneous; not run: about 40 min on "
+              "2 CPU cores, as its heterogeneous twin",
+    "modern_heterogeneous": "the same with persistent slow workers; CPU, measured 2287 s "
+                            "(results/fashion_mnist_modern_heterogeneous)",
+    "bases_adam": "SA and GA over Adam against Adam at N = 1; CPU, measured 627 s",
+    "bases_adamw": "SA and GA over AdamW; CPU, measured 598 s",
+    "bases_muon": "SA and GA over Muon; CPU, measured 2068 s",
+}
+
 
 def get_config(preset: str = "main"):
   config = ml_collections.ConfigDict()
@@ -87,6 +105,5 @@ def get_config(preset: str = "main"):
     config.num_workers = (4, 16, 32)
     config.learning_rate = 0.02 if preset == "bases_muon" else 1e-3
   elif preset != "main":
-    raise ValueError(f"preset={preset!r} is not allowed: choose 'main', 'ga_no_momentum', "
-                     f"'cnn', 'modern', 'modern_heterogeneous' or one of {list(ADAPTIVE_BASES)}.")
+    raise ValueError(f"preset={preset!r} is not allowed: choose one of {list(PRESETS)}.")
   return config

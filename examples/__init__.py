@@ -1,0 +1,1 @@
+"""Examples of user code that plugs into dana_jax's experiments (not installed)."""

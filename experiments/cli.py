@@ -1,0 +1,293 @@
+"""The command line of ``python -m experiments.<name>``: help, parsing, one-line errors.
+
+    python -m experiments.NAME [--config=experiments/configs/NAME.py[:PRESET]]
+        [--config.FIELD=VALUE ...] [--workdir=DIR] [--verbosity=LEVEL]
+
+A mistake on the command line ends in one ``error:`` line that names the flag
+or field, the value and what is allowed, exit status 1, and nothing written:
+flags, presets, field names and value types are checked here before jax
+starts; the experiment's fields by :mod:`experiments.validate`; what goes to
+dana_jax by dana_jax (:func:`experiments.train.check_with_library`); the work
+directory and every run's memory estimate before the first run directory is
+made (:func:`experiments.train.run_sweep`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+import pathlib
+
+import ml_collections
+
+CONFIGS = pathlib.Path(__file__).parent / "configs"
+FLAGS = ("config", "workdir", "verbosity")
+HELP = ("help", "h", "helpfull", "helpshort")
+# Fields whose values are open dicts: one key per flag, --config.algorithm_options.NAME=VALUE.
+OPEN_GROUPS = {"algorithm_options": 1, "options_by_algorithm": 2}
+
+
+class UsageError(ValueError):
+  """A mistake on the command line; its message is the whole ``error:`` line."""
+
+
+@dataclasses.dataclass
+class Args:
+  config: ml_collections.ConfigDict
+  preset: str | None
+  workdir: pathlib.Path
+  verbosity: int
+
+
+def usage(name: str) -> str:
+  return (f"python -m experiments.{name} [--config=experiments/configs/{name}.py[:PRESET]] "
+          "[--config.FIELD=VALUE ...] [--workdir=DIR] [--verbosity=LEVEL]")
+
+
+def _nearest(word, candidates) -> str:
+  close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+  return f"did you mean {close[0]}?" if close else ""
+
+
+def split(argv: list[str]) -> list[tuple[str, str | None]]:
+  """``[(flag name, value)]`` of ``--name=value`` / ``--name value``; help flags get None."""
+  out, i = [], 0
+  while i < len(argv):
+    arg = argv[i]
+    if not arg.startswith("-") or arg in ("-", "--"):
+      raise UsageError(f"{arg!r} is not a flag: every argument is --FLAG=VALUE")
+    name, eq, value = arg.lstrip("-").partition("=")
+    i += 1
+    if name in HELP:
+      out.append(("help", None))
+      continue
+    if not eq:
+      if i >= len(argv) or argv[i].startswith("--"):
+        raise UsageError(f"--{name} needs a value: --{name}=VALUE")
+      value, i = argv[i], i + 1
+    out.append((name, value))
+  return out
+
+
+def config_module(name: str, path_text: str | None):
+  """The config file's module (the experiment's own by default)."""
+  path = pathlib.Path(path_text) if path_text else CONFIGS / f"{name}.py"
+  if not path.is_file():
+    raise UsageError(f"--config={path_text!r} is not allowed: no such file (the default is "
+                     f"experiments/configs/{name}.py)")
+  if path.resolve().parent == CONFIGS.resolve():
+    return importlib.import_module(f"experiments.configs.{path.stem}")
+  spec = importlib.util.spec_from_file_location(f"user_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, "get_config", None)):
+    raise UsageError(f"--config={path_text!r} is not allowed: the file defines no get_config()")
+  return module
+
+
+def load_config(name: str, spec: str | None):
+  """(config, preset) of ``--config=PATH[:PRESET]``."""
+  path_text, _, preset = (spec or "").partition(":")
+  module = config_module(name, path_text or None)
+  presets = getattr(module, "PRESETS", {})
+  if preset and not presets:
+    raise UsageError(f"--config={spec!r} is not allowed: this config has no presets; drop "
+                     f"':{preset}'")
+  if preset and preset not in presets:
+    hint = _nearest(preset, presets)
+    raise UsageError(f"--config={spec!r} is not allowed: preset {preset!r} does not exist; "
+                     f"choose one of {list(presets)}" + (f" ({hint})" if hint else ""))
+  return (module.get_config(preset) if preset else module.get_config()), preset or None
+
+
+def field_paths(config, prefix="") -> list[str]:
+  """Every settable field of ``config``, dotted (open groups by their name)."""
+  out = []
+  for key, value in config.items():
+    path = prefix + key
+    if isinstance(value, ml_collections.ConfigDict) and path not in OPEN_GROUPS:
+      out += field_paths(value, path + ".")
+    else:
+      out.append(path)
+  return out
+
+
+def literal(text: str):
+  """A value as Python reads it (1, 0.5, True, None, (4, 8), 'max'); anything else a string."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _optional(node, key) -> bool:
+  """Whether a field may be None: a typed reference (``FieldReference(None, field_type=…)``)
+  or a field whose default is None."""
+  ref = getattr(node, "_fields", {}).get(key)
+  return isinstance(ref, ml_collections.FieldReference) or node[key] is None
+
+
+def parse_value(field: str, text: str, kind, default, optional: bool):
+  """``text`` as a value of the field's type, or a UsageError saying what was expected."""
+  def bad(expected):
+    return UsageError(f"config.{field}={text!r} is not allowed: need {expected} "
+                      f"(default {default!r})")
+  empty = text.strip() in ("", "None", "none")
+  if kind in (tuple, list):  # 4,8 or (4, 8); ga,dana_ga; empty: ()
+    value = literal(text) if text.strip() else ()
+    if isinstance(value, str):
+      value = tuple(literal(v.strip()) for v in text.split(",") if v.strip())
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  if kind is str:
+    return None if optional and text.strip() in ("None", "none") else text
+  if empty:
+    if optional:
+      return None
+    raise bad({bool: "true or false", int: "an integer", float: "a number"}.get(
+        kind, "a value"))
+  if kind is bool:
+    if text.lower() in ("true", "1", "yes"):
+      return True
+    if text.lower() in ("false", "0", "no"):
+      return False
+    raise bad("true or false")
+  if kind is int:
+    try:
+      return int(text)
+    except ValueError:
+      raise bad("an integer" + (" or empty (None)" if optional else "")) from None
+  if kind is float:
+    try:
+      return float(text)
+    except ValueError:
+      raise bad("a number" + (" or empty (None)" if optional else "")) from None
+  return literal(text)
+
+
+def override(config, path: str, text: str) -> None:
+  """Sets ``config.<path>`` from ``--config.<path>=text``."""
+  parts = path.split(".")
+  group = OPEN_GROUPS.get(parts[0])
+  if group is not None:
+    if len(parts) != group + 1:
+      shape = ".NAME" if group == 1 else ".ALGORITHM.NAME"
+      raise UsageError(f"config.{path} is not allowed: set one option per flag, "
+                       f"--config.{parts[0]}{shape}=VALUE")
+    node = config[parts[0]]
+    for key in parts[1:-1]:
+      if key not in node:
+        node[key] = ml_collections.ConfigDict()
+      node = node[key]
+    node[parts[-1]] = literal(text)
+    return
+  node = config
+  for i, key in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+      hint = _nearest(path, field_paths(config))
+      raise UsageError(f"config.{path} is not a field of this config" +
+                       (f": {hint.replace('mean ', 'mean config.')}" if hint else "") +
+                       " (--help lists the fields)")
+    if i < len(parts) - 1:
+      node = node[key]
+  field = parts[-1]
+  if isinstance(node[field], ml_collections.ConfigDict):
+    inner = ", ".join(f"config.{path}.{k}" for k in node[field])
+    raise UsageError(f"config.{path} is a group of fields: set {inner} one by one")
+  kind = node.get_type(field)
+  value = parse_value(path, text, kind, node[field], _optional(node, field))
+  try:
+    node[field] = value
+  except TypeError:
+    raise UsageError(f"config.{path}={text!r} is not allowed: need a {kind.__name__} "
+                     f"(default {node[field]!r})") from None
+
+
+def parse(name: str, argv: list[str]) -> Args | None:
+  """The command line ``argv`` (without the program); None: help was asked for (printed)."""
+  pairs = split(argv)
+  if any(n == "help" for n, _ in pairs):
+    print(help_text(name, dict(pairs).get("config")))
+    return None
+  spec = None
+  for flag, value in pairs:
+    if flag == "config":
+      spec = value
+    elif not flag.startswith("config.") and flag not in FLAGS:
+      hint = _nearest(flag, FLAGS + ("config.FIELD",))
+      raise UsageError(f"--{flag} is not a flag of experiments.{name}: the flags are --config, "
+                       "--config.FIELD, --workdir and --verbosity" + (f" ({hint})" if hint
+                                                                       else ""))
+  config, preset = load_config(name, spec)
+  workdir, verbosity = f"runs/{name}", 0
+  for flag, value in pairs:
+    if flag.startswith("config."):
+      override(config, flag[len("config."):], value)
+    elif flag == "workdir":
+      if not value:
+        raise UsageError("--workdir='' is not allowed: give a directory")
+      workdir = value
+    elif flag == "verbosity":
+      if value not in ("0", "1", "2"):
+        raise UsageError(f"--verbosity={value!r} is not allowed: 0 (warnings, the default), "
+                         "1 (info) or 2 (debug)")
+      verbosity = int(value)
+  return Args(config, preset, pathlib.Path(workdir).expanduser(), verbosity)
+
+
+def _runs(config) -> str:
+  """"S simulations, D runs × K seeds" of a config (its sweep points, counted)."""
+  from experiments import train
+  try:
+    points = train.sweep_points(config)
+  except Exception:  # noqa: BLE001 - a preset the user has still to complete
+    return "runs not counted"
+  runs = sum(len(p["cells"]) for p in points)
+  return f"{len(points)} simulations, {runs} runs × {len(config.seeds)} seeds"
+
+
+def help_text(name: str, spec: str | None = None) -> str:
+  """``--help``: usage, the config's summary, its presets (what, runs, runtime), the
+  flags, and every field with its default and allowed values."""
+  from experiments import fields
+  path_text, _, preset = (spec or "").partition(":")
+  module = config_module(name, path_text or None)
+  doc = (module.__doc__ or "").strip().split("\n\n")[0]
+  presets = getattr(module, "PRESETS", {})
+  config = module.get_config(preset) if preset and preset in presets else module.get_config()
+  lines = ["usage: " + usage(name), "", doc, ""]
+  if presets:
+    default = next(iter(presets))
+    lines.append(f"Presets (--config=experiments/configs/{name}.py:PRESET):")
+    for key, what in presets.items():
+      mark = " (default)" if key == default else ""
+      lines.append(f"  {key}{mark}: {what}; {_runs(module.get_config(key))}")
+    lines.append("")
+  lines += [
+      "Flags:",
+      f"  --workdir=DIR       where results go (default runs/{name}); finished runs there "
+      "are skipped, an interrupted one resumes",
+      "  --verbosity=LEVEL   library logging: 0 warnings (default), 1 info, 2 debug",
+      "  --config.FIELD=VALUE  set a field below: tuples as 4,8 or (4, 8), empty for none",
+      "  --help              this text", "",
+      "Config fields (" + (f"preset {preset}" if preset else "defaults") + "; allowed values):"]
+  allowed = fields.choices()
+  for path in field_paths(config):
+    node, key = config, path
+    for part in path.split(".")[:-1]:
+      node, key = node[part], path.split(".")[-1]
+    value = node[key]
+    value = dict(value) if isinstance(value, ml_collections.ConfigDict) else value
+    what = fields.FIELDS.get(path, "")
+    choice = allowed.get(path)
+    lines.append(f"  {path} = {value!r}" + (f"  — {what}" if what else "") +
+                 (f" [{', '.join(choice)}]" if choice else ""))
+  import dana_jax as dj
+  names = [a for a in dict.fromkeys([*config.algorithms, config.get("baseline") or ""])
+           if a in dj.ALGORITHMS]
+  lines += ["", "Algorithm options (--config.algorithm_options.NAME=VALUE for all, "
+            "--config.options_by_algorithm.ALG.NAME=VALUE for one; semantics: SPEC.md):"]
+  lines += [f"  {a}: {', '.join(dj.get_algorithm(a).options()) or '(none)'}" for a in names]
+  return "\n".join(lines)
