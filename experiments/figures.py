@@ -125,23 +125,24 @@ def _finish(fig, axes, used, out_path, legend=True):
   return fig
 
 
-def plot_error_vs_workers(summaries, out_path, key="final_test_error"):
+def plot_error_vs_workers(summaries, out_path, key="final_test_error", scale=100.0,
+                          ylabel=None):
   """Final error against N per algorithm, mean ± std over seeds, the N = 1 baseline
   dashed; runs with a failed seed marked ×. Returns the (closed) figure."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
-  _error_vs_workers(ax, summaries, key)
+  _error_vs_workers(ax, summaries, key, scale, ylabel)
   ax.legend(fontsize=7, ncol=2)
   _save(fig, out_path)
   return fig
 
 
-def _error_vs_workers(ax, summaries, key):
+def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None):
   failed = []
   cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
   names = ordered(s["algorithm"] for s in summaries if s["num_workers"] > 1)
   for a in names:
-    pts = sorted((s["num_workers"], 100 * np.asarray(s[key])) for s in summaries
+    pts = sorted((s["num_workers"], scale * np.asarray(s[key], float)) for s in summaries
                  if s["algorithm"] == a and s["num_workers"] > 1)
     n = np.array([p[0] for p in pts])
     mean = np.array([p[1].mean() for p in pts])
@@ -152,12 +153,13 @@ def _error_vs_workers(ax, summaries, key):
                if any(cell[(a, m)].get("failed") or [])]  # a seed stopped learning
   for s in summaries:
     if s["num_workers"] == 1:
-      ax.axhline(100 * np.mean(s[key]), color="k", ls="--", label=f"{s['algorithm']} (N = 1)")
+      ax.axhline(scale * np.mean(s[key]), color="k", ls="--",
+                 label=f"{s['algorithm']} (N = 1)")
   if failed:  # one mark for all, last in the legend (the algorithms keep their order)
     ax.plot(*np.array(failed).T, "x", color="k", ms=9, mew=2, ls="none",
             label="a seed failed (train error at chance)")
   ax.set_xlabel("number of workers N")
-  ax.set_ylabel(key.replace("_", " ") + " (%)")
+  ax.set_ylabel(ylabel or key.replace("_", " ") + " (%)")
   ax.set_xscale("log", base=2)
   measured = sorted({s["num_workers"] for s in summaries if s["num_workers"] > 1})
   ax.set_xticks(measured, [str(n) for n in measured])  # ticks only at the measured N
@@ -284,17 +286,19 @@ def plot_lag(results_dir, out_path, algorithms=None):
   return _finish(fig, axes, used, out_path)
 
 
-def plot_error_vs_time(results_dir, out_path, scale=100.0):
+def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
+                       ylabel="test error (%)", ymax=None):
   """Test error against simulated time (SPEC §7): one panel per N > 1, every algorithm of
   the sweep on the same axes (asynchronous and synchronous alike) in its fixed colour,
   the single-worker baseline dashed in every panel; mean ± std over seeds; one y scale.
   Log time axis: N = 1 and SSGD take many times longer than the asynchronous runs.
+  ``key``: another metric (e.g. ``test/bits_per_token``), ``ymax`` its axis's top.
   Returns the figure."""
   runs = {}
-  for key, run_dir in run_dirs(results_dir).items():
-    curve = error_against_time(run_dir)
+  for label, run_dir in run_dirs(results_dir).items():
+    curve = error_against_time(run_dir, key)
     if curve is not None:
-      runs[key] = curve
+      runs[label] = curve
   workers = sorted({n for (_, n) in runs if n > 1}) or [1]
   names = ordered(a for (a, n) in runs if n > 1)
   baselines = ordered(a for (a, n) in runs if n == 1)
@@ -313,11 +317,13 @@ def plot_error_vs_time(results_dir, out_path, scale=100.0):
     ax.set_title(f"N = {n}")
     ax.set_xscale("log")
     ax.set_xlabel("simulated time")
-    ax.set_ylabel("test error (%)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     used.append(ax)
   low = min(ax.get_ylim()[0] for ax in used)
   high = max(ax.get_ylim()[1] for ax in used)
+  if ymax is not None:  # an unbounded metric ≥ 0: a diverging run's values are cut
+    low, high = max(low, 0.0), min(high, ymax)
   for ax in used:
     ax.set_ylim(low, high)
   return _finish(fig, axes, used, out_path)

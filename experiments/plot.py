@@ -35,6 +35,7 @@ from experiments.runfiles import (  # noqa: F401
   MEAN_BATCH_TIME,
   error_against_time,
   evaluations,
+  final_values,
   load_metrics,
   load_summaries,
   ordered,
@@ -136,8 +137,25 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
       text += ("\n## Cancelled or discarded jobs per run\n\n" +
                error_table(summaries, "cancelled_jobs", scale=1.0, formats=(".0f", ".0f"),
                            baseline=False, marks=False) + "\n")
+  runs = run_dirs(results_dir)
+  language = not is_grid and any(
+      any(v is not None for v in final_values(d, "test/bits_per_token")) for d in runs.values())
+  if language:  # a language model: bits per byte and perplexity, from the metrics files
+    lm = [{**s, **_language_finals(runs.get((s["algorithm"], s["num_workers"])), s)}
+          for s in summaries]
+    text = ("## Validation bits per byte (language model)\n\n"
+            "The `test/` metrics of a text sweep are measured on the corpus's validation "
+            "split; bits per byte = loss / ln 2 with byte tokens, perplexity = exp(loss) "
+            "per byte.\n\n" +
+            error_table(lm, "final_bits_per_byte", scale=1.0, formats=(".3f", ".3f")) +
+            "\n\n## Validation perplexity per byte\n\n" +
+            error_table(lm, "final_perplexity", scale=1.0, formats=(".3f", ".3f")) +
+            "\n\n" + text)
   figures = [(name, what) for name, what in FIGURES if not is_grid or name not in (
       "test_error_vs_workers", "test_error_vs_time")]
+  if language:
+    figures[:0] = [("bits_vs_workers", "validation bits per byte against N"),
+                   ("bits_vs_time", "validation bits per byte against simulated time")]
   if is_grid:
     figures.insert(0, ("grid_heatmap", "test accuracy over η × γ"))
   text = (header + "\n" + "\n".join(f"![{what}]({name}.png)" for name, what in figures) +
@@ -150,6 +168,12 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
     plot_error_vs_workers(summaries, results_dir / "train_error_vs_workers",
                           key="final_train_error")
     plot_error_vs_time(results_dir, results_dir / "test_error_vs_time")
+  if language:
+    plot_error_vs_workers(lm, results_dir / "bits_vs_workers", key="final_bits_per_byte",
+                          scale=1.0, ylabel="validation bits per byte")
+    plot_error_vs_time(results_dir, results_dir / "bits_vs_time", scale=1.0,
+                       key="test/bits_per_token", ylabel="validation bits per byte",
+                       ymax=9.0)  # 8 bits: a uniform guess over 256 bytes
   plot_per_epoch(results_dir, "test/error", results_dir / "test_error_vs_epoch",
                  ylabel="test error (%)", scale=100)
   # Figure 4 of the GA paper compares GA and DANA-GA; fall back to every run.
@@ -163,6 +187,18 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
     print(text)
   print(f"results: {results_dir / 'results.md'} (tables and figures; figures also as PNG and "
         f"PDF in {results_dir})")
+
+
+def _language_finals(run_dir, summary) -> dict:
+  """A language-model run's final validation bits per byte and perplexity (2^bits), per
+  seed; NaN for a seed that diverged (as its error) or was never evaluated finitely."""
+  import math
+  if run_dir is None:
+    return {}
+  diverged = summary.get("diverged") or []
+  bits = [math.nan if b is None or (i < len(diverged) and diverged[i]) else b
+          for i, b in enumerate(final_values(run_dir, "test/bits_per_token"))]
+  return {"final_bits_per_byte": bits, "final_perplexity": [2.0 ** b for b in bits]}
 
 
 def _percent(low, high):

@@ -64,8 +64,9 @@ def run_dirs(results_dir) -> dict:
   return out
 
 
-def evaluations(run_dir):
-  """(seeds evaluated, [(seed, step, simulated time, test error)] of the finite evaluations).
+def evaluations(run_dir, key: str = "test/error"):
+  """(seeds evaluated, [(seed, step, simulated time, value)] of the finite evaluations of
+  ``key`` (the test error by default).
 
   The time axis of SPEC §7: a run's logged ``time/simulated``, except a
   single-worker run's, which is its step × 128 (one worker of average speed:
@@ -75,10 +76,10 @@ def evaluations(run_dir):
   single = load_config(run_dir)["num_workers"] == 1
   seeds, points = set(), []
   for row in load_metrics(run_dir):
-    if "test/error" not in row or "time/simulated" not in row:
+    if key not in row or "time/simulated" not in row:
       continue
     seeds.add(row["seed"])
-    err = row["test/error"]
+    err = row[key]
     if err is None or not np.isfinite(err):
       continue
     time = row["step"] * MEAN_BATCH_TIME if single else row["time/simulated"]
@@ -86,15 +87,29 @@ def evaluations(run_dir):
   return sorted(seeds), points
 
 
-def error_against_time(run_dir) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def error_against_time(run_dir, key: str = "test/error"
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
   """(simulated time, mean test error, its std over seeds) at each evaluation of a run
   (the time of :func:`evaluations`, averaged over seeds). An evaluation only some seeds
   reached finitely is averaged over those. None: no evaluation with a simulated time."""
   by_step: dict = {}
-  for _, step, time, err in evaluations(run_dir)[1]:
+  for _, step, time, err in evaluations(run_dir, key)[1]:
     by_step.setdefault(step, []).append((time, err))
   if not by_step:
     return None
   points = [np.asarray(by_step[k]) for k in sorted(by_step)]
   return (np.array([p[:, 0].mean() for p in points]), np.array([p[:, 1].mean() for p in points]),
           np.array([p[:, 1].std() for p in points]))
+
+
+def final_values(run_dir, key: str) -> list:
+  """Per seed (in seed order), the last finite value of ``key`` in a run's metrics; None
+  for a seed without one (e.g. diverged before its first evaluation)."""
+  last: dict = {}
+  for row in load_metrics(run_dir):
+    value = row.get(key)
+    if value is not None and np.isfinite(value):
+      last[row["seed"]] = value
+    else:
+      last.setdefault(row["seed"], None)
+  return [last[s] for s in sorted(last)]

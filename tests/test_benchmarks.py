@@ -121,3 +121,15 @@ def test_gpu_script_tiny_writes_its_rows(tmp_path):
   else:
     assert len(torch_rows) == 1 and torch_rows[0]["seconds_per_step"] > 0
   assert all(r["seconds_per_step"] > 0 for r in rows)
+
+
+def test_language_model_benchmark_measures_engine_plain_and_memory(tmp_path):
+  from benchmarks import lm
+  m, (x, y) = lm.model(), lm.windows(n=256)
+  plain = lm.plain_step_seconds(m, x, y, steps=2, repeats=1)
+  seconds, memory, per_step = lm.engine_step_seconds(m, x, y, "async_local_sgd", 2, lm.LOCAL,
+                                                     steps=2, repeats=1)
+  assert plain > 0 and seconds > 0 and per_step == 4  # H = 4 batches per master step
+  params = memory["params"]
+  # Per worker: its read copy and its inner AdamW moments (two more copies), float32.
+  assert memory["worker_stacks"] == 2 * (params + 2 * params + 4)  # + AdamW's int32 count

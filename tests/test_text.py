@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 import dana_jax as dj
 from dana_jax import data, transformer
-from experiments import input_pipeline, text, train
+from experiments import input_pipeline, plot, text, train
 from experiments.configs import wikitext103
 from tests.reference import data_order_batch
 
@@ -151,3 +151,14 @@ def test_a_short_simulation_per_family_on_text(preset, families, tmp_path, monke
                                          "metrics.jsonl").read_text().splitlines()]
   bits = rows[-1]["test/bits_per_token"]  # the validation split, bits per byte
   assert np.isfinite(bits) and bits == pytest.approx(rows[-1]["test/loss"] / np.log(2))
+  plot.main(tmp_path / "runs", quiet=True)  # the report: bits per byte and perplexity
+  report = (tmp_path / "runs" / "results.md").read_text()
+  assert "## Validation bits per byte (language model)" in report
+  assert "## Validation perplexity per byte" in report
+  assert (tmp_path / "runs" / "bits_vs_workers.png").exists()
+  fig = plot.plot_error_vs_time(tmp_path / "runs", tmp_path / "b", scale=1.0,
+                                key="test/bits_per_token", ylabel="bits")
+  drawn = [line for ax in fig.axes if ax.get_visible() for line in ax.get_lines()]
+  assert drawn and all(np.all(np.isfinite(line.get_ydata())) for line in drawn)
+  last_ga = [line for line in drawn if line.get_label() == last["algorithm"]][-1]
+  assert last_ga.get_ydata()[-1] == pytest.approx(bits)  # one seed: its last evaluation
