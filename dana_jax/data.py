@@ -23,9 +23,10 @@ def digits(test_fraction: float = 1 / 6, seed: int = 0):
 
 
 def byte_tokens(text: str) -> np.ndarray:
-  """Byte-level tokens of ``text`` (its UTF-8 bytes, 0 … 255) as int32: nothing to train
-  or download to tokenize."""
-  return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32)
+  """Byte-level tokens of ``text`` (its UTF-8 bytes, 0 … 255) as uint8 (one byte per
+  token, so a large corpus is not copied four times over): nothing to train or
+  download to tokenize. :func:`windows` makes the int32 examples."""
+  return np.frombuffer(text.encode("utf-8"), np.uint8)
 
 
 def windows(tokens, length: int):

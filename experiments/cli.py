@@ -75,14 +75,19 @@ def split(argv: list[str]) -> list[tuple[str, str | None]]:
 def config_module(name: str, path_text: str | None):
   """The config file's module (the experiment's own by default)."""
   path = pathlib.Path(path_text) if path_text else CONFIGS / f"{name}.py"
-  if not path.is_file():
-    raise UsageError(f"--config={path_text!r} is not allowed: no such file (the default is "
-                     f"experiments/configs/{name}.py)")
-  if path.resolve().parent == CONFIGS.resolve():
-    return importlib.import_module(f"experiments.configs.{path.stem}")
-  spec = importlib.util.spec_from_file_location(f"user_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  if not path.is_file() or path.suffix != ".py":
+    raise UsageError(f"--config={path_text!r} is not allowed: no such .py file (the default "
+                     f"is experiments/configs/{name}.py)")
+  try:
+    if path.resolve().parent == CONFIGS.resolve():
+      module = importlib.import_module(f"experiments.configs.{path.stem}")
+    else:
+      spec = importlib.util.spec_from_file_location(f"user_config_{path.stem}", path)
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+  except Exception as e:  # noqa: BLE001 - a user's config file: say what failed, in one line
+    raise UsageError(f"--config={path_text!r} is not allowed: importing it failed "
+                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
   if not callable(getattr(module, "get_config", None)):
     raise UsageError(f"--config={path_text!r} is not allowed: the file defines no get_config()")
   return module
@@ -100,7 +105,12 @@ def load_config(name: str, spec: str | None):
     hint = _nearest(preset, presets)
     raise UsageError(f"--config={spec!r} is not allowed: preset {preset!r} does not exist; "
                      f"choose one of {list(presets)}" + (f" ({hint})" if hint else ""))
-  return (module.get_config(preset) if preset else module.get_config()), preset or None
+  try:
+    config = module.get_config(preset) if preset else module.get_config()
+  except Exception as e:  # noqa: BLE001 - a user's get_config: one line, not a traceback
+    raise UsageError(f"--config={spec!r} is not allowed: its get_config() failed "
+                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+  return config, preset or None
 
 
 def field_paths(config, prefix="") -> list[str]:
@@ -142,7 +152,10 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
       value = tuple(literal(v.strip()) for v in text.split(",") if v.strip())
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
   if kind is str:
-    return None if optional and text.strip() in ("None", "none") else text
+    if optional and text.strip() in ("None", "none"):
+      return None
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+    return text[1:-1] if quoted else text  # --config.timing='homogeneous' as typed in a shell
   if empty:
     if optional:
       return None
@@ -181,6 +194,8 @@ def override(config, path: str, text: str) -> None:
       if key not in node:
         node[key] = ml_collections.ConfigDict()
       node = node[key]
+    if parts[-1] in node:  # an option's value may change type (a preset's "1*N" for 8)
+      del node[parts[-1]]
     node[parts[-1]] = literal(text)
     return
   node = config
@@ -256,7 +271,7 @@ def help_text(name: str, spec: str | None = None) -> str:
   module = config_module(name, path_text or None)
   doc = (module.__doc__ or "").strip().split("\n\n")[0]
   presets = getattr(module, "PRESETS", {})
-  config = module.get_config(preset) if preset and preset in presets else module.get_config()
+  config, preset = load_config(name, spec)  # a preset that does not exist: the error line
   lines = ["usage: " + usage(name), "", doc, ""]
   if presets:
     default = next(iter(presets))

@@ -195,9 +195,13 @@ def _language_finals(run_dir, summary) -> dict:
   import math
   if run_dir is None:
     return {}
-  diverged = summary.get("diverged") or []
-  bits = [math.nan if b is None or (i < len(diverged) and diverged[i]) else b
-          for i, b in enumerate(final_values(run_dir, "test/bits_per_token"))]
+  seeds = list(summary.get("seeds") or [])
+  diverged = dict(zip(seeds, summary.get("diverged") or [], strict=False))
+  # final_values lists the seeds in sorted order; the summary's lists are in config order.
+  by_seed = dict(zip(sorted(seeds), final_values(run_dir, "test/bits_per_token"),
+                     strict=False))
+  bits = [math.nan if by_seed.get(s) is None or diverged.get(s) else by_seed[s]
+          for s in seeds]
   return {"final_bits_per_byte": bits, "final_perplexity": [2.0 ** b for b in bits]}
 
 

@@ -96,4 +96,4 @@ def corpus(name: str, data_dir=None) -> dict[str, str]:
   """{split: text} of ``config.dataset`` ``"wikitext103"`` or ``"foldoc"``."""
   if name == "wikitext103":
     return wikitext103(data_dir)
-  return foldoc(data_dir or FOLDOC)
+  return foldoc(pathlib.Path(data_dir) / FOLDOC.name if data_dir else FOLDOC)

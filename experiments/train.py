@@ -472,6 +472,8 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   boards = None
   if config.get("tensorboard") and writer():
     from experiments import tensorboard
+    for c in cells:  # a resumed run replays its whole history: no duplicate points
+      shutil.rmtree(workdir / c["name"] / "tensorboard", ignore_errors=True)
     boards = tensorboard.Writers([workdir / c["name"] for c in cells], seeds)
   began = time.perf_counter()
   diverged_at = [None] * len(replicas)
@@ -579,7 +581,8 @@ def save_params(path, params, replicas) -> None:
 # no gap for SSGD, no penalty for ASGD, no evaluation in a chunk between evaluations).
 METRIC_KEYS = ("loss/train", "learning_rate", "lag/mean", "lag/max", "gap/rms",
                "gap/normalized", "penalty/mean", "time/simulated", "jobs/cancelled",
-               "test/error", "test/loss", "train/error", "train/loss")
+               "test/error", "test/loss", "train/error", "train/loss",
+               "test/bits_per_token", "train/bits_per_token")
 
 
 def write_atomically(path: pathlib.Path, text: str) -> None:
@@ -665,7 +668,9 @@ def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
     began = time.perf_counter()
     got = run_point(config, point, workdir, dataset, mesh)
     summaries.extend(got)
-    errors = 100 * np.asarray([s["final_test_error"] for s in got], float)
-    print(f"{tag}: finished in {time.perf_counter() - began:.0f} s; final test error "
-          f"{np.nanmean(errors):.2f}% (mean of {errors.size})", flush=True)
+    errors = 100 * np.asarray([s["final_test_error"] for s in got], float).ravel()
+    finite = errors[np.isfinite(errors)]
+    result = (f"final test error {finite.mean():.2f}% (mean of {finite.size} finite of "
+              f"{errors.size})" if finite.size else "every seed diverged")
+    print(f"{tag}: finished in {time.perf_counter() - began:.0f} s; {result}", flush=True)
   return summaries

@@ -111,6 +111,9 @@ def validate_config(config) -> None:
     if config.width % config.heads:
       _fail("width", config.width, f"need a multiple of heads = {config.heads}")
     _choice(config, "positions", ("learned", "rotary"), default="learned")
+    if config.get("positions") == "rotary" and (config.width // config.heads) % 2:
+      _fail("width", config.width, f"rotary positions need an even head size width / heads "
+            f"(here {config.width // config.heads})")
     _number(config, "dropout", lambda x: 0 <= x < 1, "need a number in [0, 1)", optional=True)
   if config.dataset in registry.TEXT_DATASETS:
     _int(config, "window", 1)

@@ -54,7 +54,7 @@ MISTAKES = [
     ("unknown flag", ["--nosuch=1"], "--nosuch", "--workdir"),
     ("positional argument", ["extra"], "'extra'", "--FLAG=VALUE"),
     ("bad verbosity", ["--verbosity=9"], "--verbosity='9'", "0 (warnings"),
-    ("missing config file", ["--config=nosuch.py"], "--config='nosuch.py'", "no such file"),
+    ("missing config file", ["--config=nosuch.py"], "--config='nosuch.py'", "no such .py file"),
     ("workdir not writable", ["--workdir=/proc/dana_jax_test/runs"], "--workdir",
      "not writable"),
 ]
@@ -130,6 +130,18 @@ def test_values_parse_as_the_fields_types():
   assert args.preset == "modern" and args.workdir == pathlib.Path("somewhere")
   assert args.verbosity == 1
   assert cli.parse("digits", ["--help"]) is None
+  # An option may change type from the preset's ("1*N" to 8); a shell-quoted string is the
+  # string; a file that is not a config is one error line.
+  modern = cli.parse("digits", ["--config=experiments/configs/digits.py:modern",
+                                "--config.options_by_algorithm.ringmaster.max_delay=8",
+                                "--config.timing='heterogeneous'"]).config
+  assert modern.options_by_algorithm.ringmaster.max_delay == 8
+  assert modern.timing == "heterogeneous"
+  for spec, says in [("experiments/configs/common.py", "defines no get_config()"),
+                     ("README.md", "no such .py file"),
+                     ("experiments/configs/digits.py:nope", "preset 'nope' does not exist")]:
+    with pytest.raises(cli.UsageError, match=says):
+      cli.parse("digits", [f"--config={spec}", "--help"])
 
 
 def test_a_full_disk_is_named_before_anything_is_written(tmp_path, monkeypatch):

@@ -122,6 +122,7 @@ def test_foldoc_loader_formats_and_splits_articles(tmp_path):
   assert sum(s.count(" = term") for s in splits.values()) == 200  # the header is dropped
   with pytest.raises(input_pipeline.DataError, match="apt-get install -y dict-foldoc"):
     text.foldoc(tmp_path / "missing.dz")
+  assert text.corpus("foldoc", tmp_path) == splits  # --config.data_dir: its directory
 
 
 def test_wikitext_loader_reads_the_release_layout_and_says_what_it_needs(tmp_path):
