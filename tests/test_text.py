@@ -135,8 +135,10 @@ def test_wikitext_loader_reads_the_release_layout_and_says_what_it_needs(tmp_pat
     text.wikitext103(tmp_path)
 
 
-@pytest.mark.parametrize("preset, families", [("offline", ("ga", "sgd", "async_local_sgd")),
-                                              ("offline_adamw", ("sa", "ga"))])
+@pytest.mark.parametrize("preset, families", [
+    ("offline", ("ga", "sgd", "async_local_sgd")),
+    # SA and GA over AdamW are tested on the MLP in test_methods; here a long (27 s) extra.
+    pytest.param("offline_adamw", ("sa", "ga"), marks=pytest.mark.slow)])
 def test_a_short_simulation_per_family_on_text(preset, families, tmp_path, monkeypatch):
   monkeypatch.setattr(text, "FOLDOC", _foldoc_file(tmp_path))
   config = wikitext103.get_config(preset)
