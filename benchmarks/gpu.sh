@@ -11,7 +11,9 @@
 #      eager reference simulator (on CUDA when torch sees a GPU; skipped
 #      when torch is absent);
 #   2. execution steps, R = 1;
-#   3. blocks, R = 4 replicas;  4. steps, R = 4.
+#   3. blocks, R = 4 replicas batched (replica execution vmap, the GPU default);
+#   4. steps, R = 4, vmap;  5. blocks, R = 4, loop;  6. steps, R = 4, loop (the
+#      replicas one after another: the CPU default, measured to choose GPU's).
 # The most important rows come first: a run cut short keeps what it measured.
 # Meant to take under 8 minutes on one H200, mostly compilation (not yet run
 # on a GPU: no GPU was lent to the session that wrote it).
@@ -93,8 +95,12 @@ START=$SECONDS
 bench "blocks K=$BLOCK, R=1, references $REFS" \
   --execution blocks --block-size "$BLOCK" --replicas 1 --references "$REFS"
 bench "steps, R=1" --execution steps --replicas 1 --references ""
-bench "blocks K=$BLOCK, R=4" --execution blocks --block-size "$BLOCK" --replicas 4 --references ""
-bench "steps, R=4" --execution steps --replicas 4 --references ""
+for MODE in vmap loop; do
+  bench "blocks K=$BLOCK, R=4, $MODE" --execution blocks --block-size "$BLOCK" --replicas 4 \
+    --replica-execution "$MODE" --references ""
+  bench "steps, R=4, $MODE" --execution steps --replicas 4 --replica-execution "$MODE" \
+    --references ""
+done
 echo "== all measured in $((SECONDS - START)) s; rows tagged '$TAG' in $OUT"
 
 "$PY" - "$OUT" "$TAG" <<'EOF'
@@ -102,8 +108,9 @@ import json, sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 rows = [r for r in rows if r.get("tag") == sys.argv[2]]
-engine = {(r["execution"], r["replicas"]): r for r in rows if r["what"] == "engine"}
-blocks, steps = engine.get(("blocks", 1)), engine.get(("steps", 1))
+engine = {(r["execution"], r["replicas"], r.get("replica_execution")): r
+          for r in rows if r["what"] == "engine"}
+blocks, steps = engine.get(("blocks", 1, None)), engine.get(("steps", 1, None))
 print(f"== targets ({rows[0]['device']}, {rows[0]['model']}, N = {rows[0]['num_workers']})")
 if blocks and steps:
   print(f"blocks over steps, examples/s: "
@@ -116,8 +123,15 @@ for r in rows:
     print(f"blocks over PyTorch eager ({r['torch_device']}): {1 / r['engine_over_this']:.2f} "
           f"(target >= 5)")
 for execution in ("steps", "blocks"):
-  one, four = engine.get((execution, 1)), engine.get((execution, 4))
-  if one and four:
-    ratio = four["seconds_per_step_per_replica"] / one["seconds_per_step_per_replica"]
-    print(f"{execution}: per-replica cost R=4 / R=1 = {ratio:.2f} (target <= 1.25)")
+  one, cost = engine.get((execution, 1, None)), {}
+  for mode in ("vmap", "loop"):
+    four = engine.get((execution, 4, mode))
+    if one and four:
+      cost[mode] = four["seconds_per_step_per_replica"]
+      print(f"{execution}, {mode}: per-replica cost R=4 / R=1 = "
+            f"{cost[mode] / one['seconds_per_step_per_replica']:.2f} (target <= 1.25)")
+  if len(cost) == 2:
+    print(f"{execution}: the faster replica execution here is {min(cost, key=cost.get)} "
+          f"(loop / vmap = {cost['loop'] / cost['vmap']:.2f}; "
+          "dana_jax.default_replica_execution picks vmap on GPU)")
 EOF

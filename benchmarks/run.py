@@ -113,14 +113,16 @@ def peak_memory() -> dict:
   return {"peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def measure_engine(model, x, y, args, num_workers, naive=False):
-  """Seconds per master step of the engine (or of the naive per-step loop)."""
+def engine_runner(model, x, y, args, num_workers, naive=False):
+  """``(sim, call, steps)``: a Simulator and a ``call()`` that runs ``steps`` master steps
+  (one compiled chunk; the naive loop: one chunk per step) and blocks until done."""
   replicas = args.replicas
   sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
                      batch_size=args.batch, execution=args.execution,
                      block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4),
                      timing=getattr(args, "timing_model", None) or TIMINGS[args.timing](),
                      seeds=0 if replicas == 1 else list(range(replicas)),
+                     replica_execution=getattr(args, "replica_execution", "auto"),
                      algorithm_options=getattr(args, "algorithm_options", None),
                      mesh=dj.make_mesh(workers=args.mesh_workers) if args.mesh_workers > 1
                      else None)
@@ -141,17 +143,31 @@ def measure_engine(model, x, y, args, num_workers, naive=False):
       holder["start"] += chunk
     jax.block_until_ready(out)
 
-  first, seconds = time_calls(call, args.repeats)
+  sim.blocks_in_chunk = blocks
+  return sim, call, steps
+
+
+def engine_row(sim, steps, first, seconds) -> dict:
+  """The engine's row from a first (compiling) and a steady call's seconds."""
+  replicas = 1 if sim.single else sim.num_replicas
   memory = sim.memory_estimate()
-  gradients = steps * (num_workers if sim.synchronous else 1) * replicas
+  gradients = steps * (sim.num_workers if sim.synchronous else 1) * replicas
   per_replica = memory["params"] + memory["worker_stacks"] + memory["optimizer"]
   return {"seconds_per_step": seconds / steps,
           "seconds_per_step_per_replica": seconds / steps / replicas,
           "seconds_per_gradient": seconds / gradients,
           "compile_seconds": max(0.0, first - seconds), "execution": sim.execution,
-          "block_size": sim.block_size, "blocks_per_chunk": blocks,
+          "replica_execution": None if sim.single else sim.replica_execution,
+          "block_size": sim.block_size, "blocks_per_chunk": sim.blocks_in_chunk,
           "memory_estimate_bytes": per_replica,
           "memory_estimate_total_bytes": per_replica * replicas, **peak_memory()}
+
+
+def measure_engine(model, x, y, args, num_workers, naive=False):
+  """Seconds per master step of the engine (or of the naive per-step loop)."""
+  sim, call, steps = engine_runner(model, x, y, args, num_workers, naive)
+  first, seconds = time_calls(call, args.repeats)
+  return engine_row(sim, steps, first, seconds)
 
 
 def measure_sync(model, x, y, batch, steps, repeats, scan, per_gradient_batch):
@@ -211,7 +227,8 @@ def environment(argv) -> dict:
   return env
 
 
-def run_one(args, num_workers, model_name, env, references=REFERENCES) -> list[dict]:
+def setting(args, num_workers, model_name, env):
+  """``(model, x, y, base row)`` of one configuration: synthetic data of the model's shape."""
   factory, shape = MODELS[model_name]
   model = models.flax_model(factory(), shape)
   classes = 1000 if model_name == "resnet50" else 10
@@ -220,6 +237,12 @@ def run_one(args, num_workers, model_name, env, references=REFERENCES) -> list[d
   base = {"model": model_name, "params": models.count_params(model.init(jax.random.key(0))[0]),
           "num_workers": num_workers, "algorithm": args.algorithm, "batch_size": args.batch,
           "steps": args.steps, "replicas": args.replicas, "timing": args.timing, **env}
+  return model, x, y, base
+
+
+def run_one(args, num_workers, model_name, env, references=REFERENCES) -> list[dict]:
+  model, x, y, base = setting(args, num_workers, model_name, env)
+  k = num_workers if args.block_size is None else args.block_size
   rows = [{**base, "what": "engine", **measure_engine(model, x, y, args, num_workers)}]
   engine = rows[0]
   batches = [args.batch] + ([k * args.batch] if engine["execution"] == "blocks" and k > 1
@@ -296,55 +319,78 @@ def append(path, rows):
 def replica_table(args, workers, replicas, env):
   """Per-replica cost per master step over execution × N × timing × R; ratios to R = 1.
 
-  Engine only. Each R > 1 row gets ``replica_ratio`` (its per-replica cost over
-  the same configuration's at R = 1) and ``replica_target_met`` (≤
-  ``REPLICA_TARGET``). Rows are appended to ``--out`` after each configuration.
+  Engine only. R = ``replicas[0]`` (1: no replica axis) is measured once per
+  configuration, every other R once per replica execution of
+  ``--replica-execution`` (vmap, loop). Each such row gets ``replica_ratio`` (its
+  per-replica cost over the same configuration's at ``replicas[0]``) and
+  ``replica_target_met`` (≤ ``REPLICA_TARGET``). A configuration's columns are
+  compiled first, then timed in turn ``--repeats`` times (the median of each
+  is its cost): the machine's drift slows every column alike. Rows are appended
+  to ``--out`` after each configuration.
   """
   block_size = 4 if args.block_size is None else args.block_size
   executions = ("steps", "blocks") if args.execution == "auto" else (args.execution,)
   timings = tuple(TIMINGS) if args.timing is None else (args.timing,)
+  base = replicas[0]
+  columns = [(base, None)] + [(r, m) for r in replicas[1:] for m in args.replica_executions]
   table = []
   for execution in executions:
     for n in workers:
       for timing in timings:
-        costs = {}
-        for r in replicas:
+        cells = {}
+        for r, mode in columns:
           cell = argparse.Namespace(**{**vars(args), "execution": execution, "timing": timing,
-                                       "replicas": r,
+                                       "replicas": r, "replica_execution": mode or "auto",
                                        "block_size": min(block_size, n)
                                        if execution == "blocks" else None})
-          new = run_one(cell, n, args.model, env, references=[])
-          row = new[0]
+          model, x, y, row = setting(cell, n, args.model, env)
+          sim, call, steps = engine_runner(model, x, y, cell, n)
+          began = time.perf_counter()
+          call()  # compiles
+          cells[r, mode] = (row, sim, call, steps, time.perf_counter() - began, [])
+        for _ in range(args.repeats):  # interleaved: a slower minute slows every column
+          for _, _, call, _, _, times in cells.values():
+            began = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - began)
+        costs, new = {}, []
+        for (r, mode), (setup, sim, _, steps, first, times) in cells.items():
+          row = {**setup, "what": "engine", **engine_row(sim, steps, first,
+                                                        float(np.median(times)))}
+          row["steps_per_second"] = 1.0 / row["seconds_per_step"]
+          row["examples_per_second"] = args.batch / row["seconds_per_gradient"]
           row["replica_table"], row["conv"] = True, args.conv
           row["compile_cache"] = args.compile_cache or None
           row["mesh_workers"] = args.mesh_workers
-          costs[r] = row["seconds_per_step_per_replica"]
-          if r != replicas[0]:
-            row["replica_ratio"] = costs[r] / costs[replicas[0]]
+          costs[r, mode] = row["seconds_per_step_per_replica"]
+          if (r, mode) != columns[0]:
+            row["replica_ratio"] = costs[r, mode] / costs[columns[0]]
             row["replica_target_met"] = row["replica_ratio"] <= REPLICA_TARGET
-          report(new)
-          append(args.out, new)
+          new.append(row)
+        report(new)
+        append(args.out, new)
         table.append((execution, n, timing, row["block_size"], costs))
-  base = replicas[0]
   print(f"\nreplica table: {args.model}, {args.algorithm}, B={args.batch}, "
         f"{args.steps} master steps per chunk; ms per master step per replica, "
         f"ratio R/R={base} (target <= {REPLICA_TARGET})", flush=True)
-  header = "".join(f"{'R=' + str(r):>10s}" for r in replicas)
-  ratios = "".join(f"{'R=' + str(r) + '/R=' + str(base):>11s}" for r in replicas[1:])
+  name = lambda r, m: f"R={r}" + (f" {m}" if m else "")  # noqa: E731
+  header = "".join(f"{name(r, m):>11s}" for r, m in columns)
+  ratios = "".join(f"{name(r, m) + ' ratio':>15s}" for r, m in columns[1:])
   print(f"{'execution':10s}{'N':>5s}  {'timing':14s}{header}{ratios}", flush=True)
-  worst = 0.0
+  worst = {}
   for execution, n, timing, k, costs in table:
-    name = execution if execution == "steps" else f"blocks K={k}"
-    cells = "".join(f"{1e3 * costs[r]:10.3f}" for r in replicas)
+    what = execution if execution == "steps" else f"blocks K={k}"
+    cells = "".join(f"{1e3 * costs[c]:11.3f}" for c in columns)
     marks = ""
-    for r in replicas[1:]:
-      ratio = costs[r] / costs[base]
-      worst = max(worst, ratio)
-      marks += f"{ratio:9.2f}{' ' if ratio <= REPLICA_TARGET else '!'} "
-    print(f"{name:10s}{n:5d}  {timing:14s}{cells}{marks}", flush=True)
-  if len(replicas) > 1:
-    print(f"worst ratio {worst:.2f} ({'meets' if worst <= REPLICA_TARGET else 'misses'} "
-          f"the target <= {REPLICA_TARGET}; '!' marks a miss)", flush=True)
+    for c in columns[1:]:
+      ratio = costs[c] / costs[columns[0]]
+      worst[c] = max(worst.get(c, 0.0), ratio)
+      marks += f"{ratio:14.2f}{' ' if ratio <= REPLICA_TARGET else '!'}"
+    print(f"{what:10s}{n:5d}  {timing:14s}{cells}{marks}", flush=True)
+  for c, ratio in worst.items():
+    print(f"worst ratio {name(*c)}: {ratio:.2f} "
+          f"({'meets' if ratio <= REPLICA_TARGET else 'misses'} the target <= "
+          f"{REPLICA_TARGET}; '!' marks a miss)", flush=True)
   return table
 
 
@@ -370,6 +416,10 @@ def main(argv=None):
                       help="R independent replicas in one chunk (default 1: no replica axis); "
                            "a comma list with --replica-table (default 1,4; the first is the "
                            "baseline of the ratios)")
+  parser.add_argument("--replica-execution", default=None,
+                      help="how R > 1 replicas share a compiled chunk: auto (the backend's "
+                           "choice, dj.default_replica_execution), vmap or loop; a comma list "
+                           "with --replica-table (default vmap,loop)")
   parser.add_argument("--timing", default=None, choices=sorted(TIMINGS),
                       help="timing model (default homogeneous; heterogeneous: "
                            "dj.heterogeneous(), gamma shape 4); --replica-table: both unless "
@@ -413,6 +463,11 @@ def main(argv=None):
               .split(",")]
   if min(replicas) < 1 or (not args.replica_table and len(replicas) != 1):
     parser.error("--replicas takes one R >= 1 (a list only with --replica-table)")
+  modes = (args.replica_execution or ("vmap,loop" if args.replica_table else "auto")).split(",")
+  if set(modes) - set(dj.REPLICA_EXECUTIONS) or (not args.replica_table and len(modes) != 1):
+    parser.error(f"--replica-execution: got {args.replica_execution!r}; choose from "
+                 f"{list(dj.REPLICA_EXECUTIONS)} (a comma list only with --replica-table)")
+  args.replica_executions, args.replica_execution = modes, modes[0]
   env = environment(argv)
   if args.tag:
     env["tag"] = args.tag

@@ -8,6 +8,7 @@ engine that simulates one parameter server and N workers exactly.
 from dana_jax import schedule, sharding, timing, transforms
 from dana_jax.algorithms import ALGORITHMS, Algorithm, get_algorithm, optimizer
 from dana_jax.engine import (
+    REPLICA_EXECUTIONS,
     ArrayData,
     HostData,
     Hyperparams,
@@ -15,6 +16,7 @@ from dana_jax.engine import (
     Result,
     SimState,
     Simulator,
+    default_replica_execution,
     evaluate,
     replica,
     simulate,
@@ -34,9 +36,10 @@ from dana_jax.sharding import make_mesh
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "Algorithm", "ArrayData", "ConstantTiming", "GammaTiming", "HostData",
-    "Hyperparams", "InEpochs", "Model",
-    "Result", "SimState", "Simulator", "TraceTiming", "estimate_speedup", "evaluate",
+    "ALGORITHMS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConstantTiming",
+    "GammaTiming", "HostData", "Hyperparams", "InEpochs", "Model",
+    "Result", "SimState", "Simulator", "TraceTiming", "default_replica_execution",
+    "estimate_speedup", "evaluate",
     "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule", "optimizer",
     "paper_in_epochs", "paper_schedule", "replica", "schedule", "sharding", "simulate",
     "timing", "transforms",

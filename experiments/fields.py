@@ -45,6 +45,9 @@ FIELDS = {
     "execution": "steps: one master step at a time; blocks: K gradients at once; auto: by "
                  "backend (docs/benchmarks.md)",
     "block_size": "K of execution=blocks (empty: N)",
+    "replica_execution": "how a point's seeds share one compiled program: vmap (batched), "
+                         "loop (one after another; each equals its run alone), auto: loop on "
+                         "CPU, vmap on GPU/TPU",
     "chunk_steps": "master steps per compiled chunk (empty: one epoch)",
     "eval_every_epochs": "evaluate every so many epochs (empty: every chunk)",
     "checkpoint_every_epochs": "save the whole state every so many epochs; 0: never",
@@ -82,4 +85,5 @@ def choices() -> dict[str, list[str]]:
           "model": sorted(registry.MODELS), "augment": list(registry.AUGMENTATIONS),
           "algorithms": algorithms, "baseline": algorithms,
           "timing": sorted(timing.TIMING_MODELS), "execution": list(engine.EXECUTIONS),
+          "replica_execution": list(engine.REPLICA_EXECUTIONS),
           "positions": ["learned", "rotary"]}

@@ -83,6 +83,11 @@ def report_header(results_dir, summaries) -> str:
                 k not in per_run and k in config and config[k] not in (None, "", [], ()))]
   if fields:
     lines.append("- Config: " + "; ".join(fields) + " (every field: each run's `config.json`).")
+  executed = sorted({f"{s['execution']}" + (f", replicas by {s['replica_execution']}"
+                                              if s.get("replica_execution") else "")
+                      for s in summaries if s.get("execution")})
+  if executed:  # what execution="auto" and replica_execution="auto" resolved to
+    lines.append("- Executed as: " + "; ".join(executed) + ".")
   for env in environments:
     e = json.loads(env)
     lines.append(f"- Device: {e['device']} ({e['backend']}, {e['devices']} device(s)), "

@@ -352,6 +352,7 @@ def check_with_library(config, points, mesh) -> None:
   probes = [
       ("batch_size", dict(batch_size=config.batch_size)),
       ("execution", dict(execution=config.execution)),
+      ("replica_execution", dict(replica_execution=config.replica_execution)),
       ("block_size", dict(block_size=config.get("block_size"))),
       ("learning_rate", dict(hyperparams=dj.Hyperparams(learning_rate=config.learning_rate))),
       ("momentum", dict(hyperparams=dj.Hyperparams(momentum=config.momentum))),
@@ -384,6 +385,7 @@ def check_with_library(config, points, mesh) -> None:
       library_probe(point["algorithm"], num_workers=point["num_workers"],
                     batch_size=config.batch_size, seeds=[s for _, s in simulated],
                     execution=config.execution, mesh=mesh,
+                    replica_execution=config.replica_execution,
                     algorithm_options=options_for(config, point["algorithm"],
                                                   point["num_workers"]))
 
@@ -418,6 +420,7 @@ def simulator(config, point: dict, dataset, mesh=None):
                                                 config.weight_decay),
                      learning_rate_schedule=schedule, timing=timing,
                      execution=config.execution, block_size=block_size,
+                     replica_execution=config.replica_execution,
                      augment=augmentation(config),
                      algorithm_options=options, mesh=mesh)
   return sim
@@ -543,6 +546,9 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
         "command": command_line(),
         "environment": run_environment(),
         "replicas_in_program": len(simulated),
+        # What "auto" resolved to (config.json keeps the field as given).
+        "execution": sim.execution,
+        "replica_execution": None if sim.single else sim.replica_execution,
         "steps": int(result.history[-1]["step"]),
     }
     if writer():

@@ -3,7 +3,7 @@
 Each problem raises :class:`ConfigError` naming the field, the value and what
 is allowed, so a rejected sweep leaves no result directory behind. What the
 config hands to dana_jax (hyperparameters, algorithm options, timing, block
-size and execution, mesh) is checked by the library itself:
+size, execution and replica execution, mesh) is checked by the library itself:
 ``experiments.train.check_with_library`` runs those checks up front and
 re-raises them with :func:`library_check`.
 """

@@ -74,18 +74,23 @@ def test_replica_table_records_per_replica_costs_and_ratios(tmp_path, capsys):
             "--timing", "heterogeneous", "--compile-cache", str(tmp_path / "cache"),
             "--out", str(out)])
   rows = [json.loads(line) for line in out.read_text().splitlines()]
-  assert [(r["replicas"], r["execution"], r["timing"], r["block_size"]) for r in rows] == [
-      (1, "blocks", "heterogeneous", 2), (2, "blocks", "heterogeneous", 2)]
-  single, double = rows
+  assert [(r["replicas"], r["replica_execution"], r["execution"], r["timing"],
+           r["block_size"]) for r in rows] == [
+      (1, None, "blocks", "heterogeneous", 2), (2, "vmap", "blocks", "heterogeneous", 2),
+      (2, "loop", "blocks", "heterogeneous", 2)]
+  single, *doubles = rows
   assert all(r["replica_table"] and r["what"] == "engine" for r in rows)
-  assert double["seconds_per_step_per_replica"] == pytest.approx(
-      double["seconds_per_step"] / 2)
-  assert double["memory_estimate_total_bytes"] == 2 * double["memory_estimate_bytes"]
-  assert double["replica_ratio"] == pytest.approx(
-      double["seconds_per_step_per_replica"] / single["seconds_per_step_per_replica"])
+  for double in doubles:
+    assert double["seconds_per_step_per_replica"] == pytest.approx(
+        double["seconds_per_step"] / 2)
+    assert double["memory_estimate_total_bytes"] == 2 * double["memory_estimate_bytes"]
+    assert double["replica_ratio"] == pytest.approx(
+        double["seconds_per_step_per_replica"] / single["seconds_per_step_per_replica"])
   assert "replica_ratio" not in single
-  assert "R=2/R=1" in capsys.readouterr().out
-  for bad in (["--replicas", "1,4"], ["--replicas", "0"], ["--scaling", "--replica-table"]):
+  printed = capsys.readouterr().out
+  assert "R=2 vmap ratio" in printed and "worst ratio R=2 loop" in printed
+  for bad in (["--replicas", "1,4"], ["--replicas", "0"], ["--scaling", "--replica-table"],
+              ["--replica-execution", "pmap"], ["--replica-execution", "vmap,loop"]):
     with pytest.raises(SystemExit):
       run.main(bad + ["--out", str(out)])
 
@@ -102,8 +107,10 @@ def test_gpu_script_tiny_writes_its_rows(tmp_path):
   rows = [json.loads(line) for line in (tmp_path / "res" / "run.jsonl").read_text().splitlines()]
   assert len({r["tag"] for r in rows}) == 1 and rows[0]["tag"].startswith("gpu.sh ")
   engine = [r for r in rows if r["what"] == "engine"]
-  assert [(r["execution"], r["replicas"]) for r in engine] == [
-      ("blocks", 1), ("steps", 1), ("blocks", 4), ("steps", 4)]
+  assert [(r["execution"], r["replicas"], r["replica_execution"]) for r in engine] == [
+      ("blocks", 1, None), ("steps", 1, None), ("blocks", 4, "vmap"), ("steps", 4, "vmap"),
+      ("blocks", 4, "loop"), ("steps", 4, "loop")]
+  assert "the faster replica execution here is" in done.stdout
   for r in engine:
     assert r["model"] == "digits_mlp" and r["num_workers"] == 4 and r["steps"] == 3
     assert r["block_size"] == (4 if r["execution"] == "blocks" else 1)

@@ -45,6 +45,8 @@ MISTAKES = [
     ("unknown algorithm", ["--config.algorithms=nosuch"], "config.algorithms", "'dana_ga'"),
     ("unknown timing", ["--config.timing=poisson"], "config.timing", "'heterogeneous'"),
     ("unknown execution", ["--config.execution=fast"], "config.execution", "'blocks'"),
+    ("unknown replica execution", ["--config.replica_execution=pmap"],
+     "config.replica_execution", "'loop'"),
     ("momentum out of range", ["--config.momentum=2"], "config.momentum", "(−1, 1)"),
     ("negative worker speeds", ["--config.worker_speed_shape=-1"],
      "config.worker_speed_shape", "positive"),

@@ -141,19 +141,42 @@ def test_one_worker_sgd_step_for_step():
     np.testing.assert_allclose(flat(sim_state.params), flat(params), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("replica_execution", ["vmap", "loop"])
 @pytest.mark.parametrize("execution", ["steps", "blocks"])
-def test_replicas_equal_runs_made_alone(execution):
+def test_replicas_equal_runs_made_alone(execution, replica_execution):
   seeds, lrs = [0, 1, 2], [0.05, 0.02, 0.08]
+  x, y = digits_subset()
   together = run_engine("dana_ga", num_workers=4, steps=40, seeds=seeds, lr=lrs,
-                        execution=execution)
+                        execution=execution, replica_execution=replica_execution)
+  evaluated = dj.engine.evaluate_replicas(MLP, together.state.params,
+                                          together.state.model_state, x[:100], y[:100],
+                                          replica_execution=replica_execution)
   for r, (seed, lr) in enumerate(zip(seeds, lrs, strict=True)):
     alone = run_engine("dana_ga", num_workers=4, steps=40, seeds=seed, lr=lr,
                        execution=execution)
-    np.testing.assert_allclose(flat(dj.replica(together.state, r).params),
-                               flat(alone.state.params), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose([h["replicas"][r]["loss/train"] for h in together.history],
-                               [h["replicas"][0]["loss/train"] for h in alone.history],
-                               rtol=1e-5)
+    ours, its = flat(dj.replica(together.state, r).params), flat(alone.state.params)
+    losses = ([h["replicas"][r]["loss/train"] for h in together.history],
+              [h["replicas"][0]["loss/train"] for h in alone.history])
+    single = dj.evaluate(MLP, alone.state.params, alone.state.model_state, x[:100], y[:100])
+    if replica_execution == "loop":  # one after another: each replica is its run, bitwise
+      np.testing.assert_array_equal(ours, its)
+      assert losses[0] == losses[1]
+      assert evaluated[r] == single
+    else:  # batched: equal up to float32 rounding (GA amplifies it)
+      np.testing.assert_allclose(ours, its, rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(*losses, rtol=1e-5)
+      np.testing.assert_allclose(evaluated[r]["loss"], single["loss"], rtol=1e-5)
+
+
+def test_replica_execution_is_checked_and_auto_is_per_backend():
+  x, y = digits_subset()
+  with pytest.raises(ValueError, match=r"replica_execution.*'pmap'.*choose one of"):
+    dj.Simulator(MLP, "nag", x, y, num_workers=2, batch_size=16, replica_execution="pmap")
+  with pytest.raises(ValueError, match="replica_execution"):
+    dj.engine.evaluate_replicas(MLP, None, None, x, y, replica_execution="pmap")
+  sim = dj.Simulator(MLP, "nag", x, y, num_workers=2, batch_size=16, seeds=[0, 1])
+  assert sim.replica_execution == dj.default_replica_execution() == "loop"  # tests run on CPU
+  assert dj.default_replica_execution("gpu") == dj.default_replica_execution("tpu") == "vmap"
 
 
 @pytest.mark.parametrize("execution", ["steps", "blocks"])
@@ -237,13 +260,18 @@ def test_host_data_chunks_are_bounded_and_evaluation_can_be_sparse():
     dj.Simulator(MLP, "ga", dj.ArrayData(x, y), y, num_workers=2, batch_size=16)
 
 
-def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkeypatch):
+@pytest.mark.parametrize("replica_execution", ["vmap", "loop"])
+def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkeypatch,
+                                                                         replica_execution):
   x, y = digits_subset()
-  sim = dj.Simulator(MLP, "dana", x, y, num_workers=64, batch_size=16, seeds=[0, 1])
+  sim = dj.Simulator(MLP, "dana", x, y, num_workers=64, batch_size=16, seeds=[0, 1],
+                     replica_execution=replica_execution)
   fits = sim.check_memory()
   est = sim.memory_estimate()
   per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
-  assert fits["total"] == 2 * per_replica + x.nbytes + y.nbytes
+  # The loop's running replica: a working copy of θ and the optimizer state, not the stacks.
+  working = est["params"] + est["optimizer"] if replica_execution == "loop" else 0
+  assert fits["total"] == 2 * per_replica + working + x.nbytes + y.nbytes
   with pytest.raises(MemoryError, match=r"(?s)needs at least .*N = 64 read copies.*"
                                         r"2 replicas.*Reduce num_workers"):
     sim.check_memory(available=per_replica)
@@ -252,12 +280,15 @@ def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkey
     sim.init()  # before anything is compiled or allocated
 
 
-@pytest.mark.parametrize("algorithm,execution,seeds", [
-    *[(a, "steps", 0) for a in ("nag", "asgd", "sa", "ga", "dc_asgd")],
-    ("nag", "blocks", [0, 1, 2, 3]), ("ga", "blocks", [0, 1, 2, 3]),
-    *[pytest.param(a, "blocks", [0, 1, 2, 3], marks=pytest.mark.slow)
-      for a in ("asgd", "sa", "dc_asgd")]])
-def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seeds):
+@pytest.mark.parametrize("algorithm,execution,seeds,replica_execution", [
+    *[(a, "steps", 0, "auto") for a in ("nag", "asgd", "sa", "ga", "dc_asgd")],
+    *[(a, e, [0, 1, 2, 3], m) for a in ("nag", "ga") for e, m in
+      (("blocks", "vmap"), ("blocks", "loop"), ("steps", "loop"))],
+    *[pytest.param(a, "blocks", [0, 1, 2, 3], "vmap", marks=pytest.mark.slow)
+      for a in ("asgd", "sa", "dc_asgd")],
+    ("nag", "steps", 0, "cnn"), ("nag", "steps", [0, 1, 2, 3], "cnn")])
+def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seeds,
+                                                      replica_execution):
   # θ, the optimizer state and the read-copy stack are updated in place: a copy of
   # any of them per step would cost as much as the step's bookkeeping
   # (docs/benchmarks.md), and a select over a stack (a vmapped cond) more. DANA is
@@ -266,8 +297,14 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
   x, y = digits_subset()
   n = 8
   model = models.flax_model(models.MLP((256, 256)), (8, 8))  # compiled only, never run
+  cnn = replica_execution == "cnn"
+  if cnn:  # the backward pass reads a conv kernel's and a BN scale's rows again (a
+    # transposed kernel): the row writes wait for every gradient (step.master_event)
+    model = models.flax_model(models.SmallCNN(channels=(8, 16), hidden=16), (8, 8))
+    replica_execution = "auto"
   sim = dj.Simulator(model, algorithm, x, y, num_workers=n, batch_size=16, execution=execution,
-                     block_size=4, seeds=seeds, timing=S.heterogeneous())
+                     block_size=4, seeds=seeds, timing=S.heterogeneous(),
+                     replica_execution=replica_execution)
   schedules, state = sim.schedules(40, 20), sim.init()
   rows = sim.rows_per_chunk(schedules, 40, 20)
   xs, valid = sim.chunk_inputs(schedules, 0, 20, rows)
@@ -278,10 +315,14 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
   r = (len(seeds),) if seeds else ()
   leaves = {r + tuple(p.shape[len(r):]) for p in jax.tree_util.tree_leaves(state.params)}
   stacks = {s[:len(r)] + (n,) + s[len(r):] for s in leaves}
+  # The loop over replicas reads and writes each replica's rows inside the [R, N, …]
+  # stacks (engine.rows): neither a copy of them nor of one replica's [N, …] stacks.
+  stacks |= {prefix + (n,) + s[len(r):] for s in leaves for prefix in ((), (1,))}
   # Masked events (blocks' padding) touch one row of each stack: no copy or select of one.
   assert not shapes("copy") & stacks, shapes("copy")
   assert not shapes("select") & stacks, shapes("select")
-  if execution == "steps":
+  assert not shapes("dynamic-slice") & stacks, shapes("dynamic-slice")
+  if execution == "steps" and not cnn:  # (conv kernels are copied into their layout)
     assert not shapes("copy") & leaves, shapes("copy")
   # Blocks: XLA copies θ and the optimizer state into each block's inner scan, once per
   # block (O(params); docs/benchmarks.md, "Replicas").

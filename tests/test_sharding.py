@@ -80,6 +80,8 @@ def test_synchronous_gradients_over_worker_devices_equal_one_device():
 @pytest.mark.parametrize("kwargs, field", [
     (dict(mesh=dj.make_mesh(replicas=3), seeds=[0, 1]), "mesh.replicas"),
     (dict(mesh=dj.make_mesh(replicas=2), seeds=0), "mesh.replicas"),
+    (dict(mesh=dj.make_mesh(replicas=2), seeds=[0, 1], replica_execution="loop"),
+     "replica_execution.*needs 'vmap'"),
     (dict(mesh=dj.make_mesh(workers=2), execution="steps"), "mesh.workers"),
     (dict(mesh=dj.make_mesh(workers=4), algorithm="ssgd", num_workers=6), "mesh.workers"),
     (dict(mesh="8 devices"), "mesh"),

@@ -22,7 +22,9 @@ Two executions of the asynchronous events, with the same semantics:
   worker axis, and then applied in order (an inner scan).
 
 The state of one run is a :class:`SimState`; R independent runs (seeds,
-hyperparameters) are a leading replica axis on every leaf and one ``vmap``.
+hyperparameters) are a leading replica axis on every leaf, run in one compiled
+call by one ``vmap`` or by a loop over the replica axis (``replica_execution``;
+the loop on CPU).
 
 The pieces, each with one job:
 
@@ -32,7 +34,7 @@ The pieces, each with one job:
 ``workers``    worker programs: one gradient, or H local optimizer steps
 ``step``       traced functions: a job, a master event, the loops, the summary
 ``plan``       the host side of a chunk: events, rows, batches, examples
-``placement``  jit, the replica vmap, mesh shardings
+``placement``  jit, the replica axis (vmap or loop), mesh shardings
 ``memory``     the memory model, checked before anything is allocated
 ``simulator``  :class:`Simulator`: configuration, schedules, wiring
 ``loop``       :func:`simulate`: chunks, prefetch, evaluation, checkpoints
@@ -46,18 +48,20 @@ it needs of the optimizer's state by type (``dana_jax.transforms``).
 from dana_jax.engine import memory
 from dana_jax.engine.core import (
     EXECUTIONS,
+    REPLICA_EXECUTIONS,
     STATE_FORMAT,
     Hyperparams,
     Model,
     SimState,
     default_execution,
+    default_replica_execution,
 )
 from dana_jax.engine.data import HOST_CHUNK_BYTES, ArrayData, DataOrder, HostData
 from dana_jax.engine.loop import Result, evaluate, evaluate_replicas, replica, simulate
 from dana_jax.engine.simulator import Simulator
 from dana_jax.engine.workers import Gradient, LocalSteps
 
-__all__ = ["EXECUTIONS", "HOST_CHUNK_BYTES", "STATE_FORMAT", "ArrayData", "DataOrder",
-           "Gradient", "HostData", "Hyperparams", "LocalSteps", "Model", "Result", "SimState",
-           "Simulator", "default_execution", "evaluate", "evaluate_replicas", "memory",
-           "replica", "simulate"]
+__all__ = ["EXECUTIONS", "HOST_CHUNK_BYTES", "REPLICA_EXECUTIONS", "STATE_FORMAT", "ArrayData",
+           "DataOrder", "Gradient", "HostData", "Hyperparams", "LocalSteps", "Model", "Result",
+           "SimState", "Simulator", "default_execution", "default_replica_execution", "evaluate",
+           "evaluate_replicas", "memory", "replica", "simulate"]

@@ -14,6 +14,7 @@ import numpy as np
 from dana_jax._checks import require
 
 EXECUTIONS = ("auto", "steps", "blocks")
+REPLICA_EXECUTIONS = ("auto", "vmap", "loop")
 
 
 def default_execution(backend: str | None = None) -> str:
@@ -28,6 +29,28 @@ def default_execution(backend: str | None = None) -> str:
   """
   backend = backend or jax.default_backend()
   return "steps" if backend == "cpu" else "blocks"
+
+
+def default_replica_execution(backend: str | None = None) -> str:
+  """How ``"auto"`` runs R replicas in one compiled call on a backend.
+
+  ``"vmap"`` batches them: every operation runs once for all R. ``"loop"`` runs
+  them one after another inside the same call (a ``fori_loop`` over the replica
+  axis that updates the stacked state in place); each replica then computes
+  bitwise what its run alone computes.
+
+  XLA:CPU: ``"loop"``. On a few cores batching adds no parallelism, while vmap
+  multiplies every event's working set by R (out of the cache at a
+  Fashion-sized MLP) and turns the convolutions of R weight versions into
+  grouped convolutions. Measured on 2 cores, R = 4, N = 8–256, steps and blocks
+  (docs/benchmarks.md, "The loop over replicas"): a replica costs 0.96–1.12×
+  a lone run per master step with the loop against 1.05–1.83× batched (Fashion
+  MLP), 0.89–1.06× against 1.41–2.65× (Fashion CNN). GPU/TPU: ``"vmap"``,
+  which is what fills an accelerator; not yet measured on one
+  (``benchmarks/gpu.sh`` measures both).
+  """
+  backend = backend or jax.default_backend()
+  return "loop" if backend == "cpu" else "vmap"
 
 
 class Model(NamedTuple):

@@ -25,6 +25,7 @@ from dana_jax._checks import require as _require
 from dana_jax.engine import plan
 from dana_jax.engine.core import Model, SimState, take
 from dana_jax.engine.data import HostData
+from dana_jax.engine.placement import over_replicas
 
 
 def classification_metrics(logits, labels):
@@ -34,26 +35,30 @@ def classification_metrics(logits, labels):
 
 
 @functools.lru_cache(maxsize=32)
-def _evaluation_fn(model: Model, replicated: bool):
+def _evaluation_fn(model: Model, replicated: bool, replica_execution: str):
   """One compiled function per model: the metric sums of a batch (for every replica)."""
 
   def sums(params, model_state, x, y):
     values = (model.metrics or classification_metrics)(model.predict(params, model_state, x), y)
     return {k: jnp.sum(v) for k, v in values.items()}
 
-  return jax.jit(jax.vmap(sums, in_axes=(0, 0, None, None)) if replicated else sums)
+  return jax.jit(over_replicas(sums, 2, replica_execution) if replicated else sums)
 
 
 def evaluate_replicas(model: Model, params, model_state, inputs, labels=None, *,
-                      replicated: bool = True, batch_size: int = 1000) -> list[dict]:
+                      replicated: bool = True, batch_size: int = 1000,
+                      replica_execution: str = "vmap") -> list[dict]:
   """Mean of every metric of ``model`` on a data set, for each replica of stacked weights.
 
   ``inputs, labels``: arrays, or a :class:`HostData` as ``inputs`` and no labels.
-  One compiled call per batch evaluates all replicas.
+  One compiled call per batch evaluates all replicas, batched (``"vmap"``) or one
+  after another (``"loop"``; see ``Simulator(replica_execution=...)``).
   """
+  _require(replica_execution in ("vmap", "loop"), "replica_execution", replica_execution,
+          "choose 'vmap' or 'loop'")
   host = isinstance(inputs, HostData)
   num = len(inputs) if host else int(np.shape(inputs)[0])
-  fn, totals = _evaluation_fn(model, replicated), None
+  fn, totals = _evaluation_fn(model, replicated, replica_execution), None
   for start in range(0, num, batch_size):
     stop = min(start + batch_size, num)
     x, y = (inputs.load(np.arange(start, stop)) if host
@@ -104,7 +109,8 @@ class _Evaluation:
     for data, split in self.sets:
       per = evaluate_replicas(simulator.model, *weights,
                               *((data,) if isinstance(data, HostData) else data),
-                              replicated=not simulator.single)
+                              replicated=not simulator.single,
+                              replica_execution=simulator.replica_execution)
       for rep, values in zip(replicas, per, strict=True):
         rep.update({f"{split}/{k}": v for k, v in values.items()})
 

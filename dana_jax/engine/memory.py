@@ -46,7 +46,9 @@ def check_memory(sim, available: int | None = None) -> dict[str, int]:
   training set (when on the device) with ``available`` bytes per device, R
   being the replicas one device holds (all of them, or their share over the
   mesh's ``replicas`` axis; the ``workers`` axis holds full copies) (default: the
-  device's memory limit, or the host's RAM on CPU). Activations come on
+  device's memory limit, or the host's RAM on CPU). With
+  ``replica_execution="loop"`` the running replica's θ and optimizer state
+  are a working copy on top (its stacks are not copied). Activations come on
   top and are not counted, so passing is necessary, not sufficient.
 
   Returns:
@@ -59,16 +61,21 @@ def check_memory(sim, available: int | None = None) -> dict[str, int]:
   data = 0 if sim.host_data else int(sim.train_inputs.nbytes + sim.train_labels.nbytes)
   per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
   replicas_here = sim.num_replicas // sim.placement.replica_devices
-  total = per_replica * replicas_here + data
+  working = (est["params"] + est["optimizer"]
+             if not sim.single and sim.replica_execution == "loop" else 0)
+  total = per_replica * replicas_here + working + data
   available = available_memory() if available is None else int(available)
   gib = lambda b: f"{b / 2 ** 30:.2f} GiB"  # noqa: E731
+  running = f" and the running one's working copy {gib(working)}" if working else ""
   if available and total > available:
     raise MemoryError(
         f"The simulation needs at least {gib(total)} but {jax.devices()[0].device_kind} "
         f"has {gib(available)}: per replica, parameters {gib(est['params'])}, "
         f"N = {sim.num_workers} read copies "
         f"{gib(est['worker_stacks'])}, optimizer state {gib(est['optimizer'])} (DANA holds "
-        f"N momenta); {replicas_here} replicas per device; training data on the device "
+        f"N momenta); {replicas_here} replicas per device"
+        f"{running}"
+        f"; training data on the device "
         f"{gib(data)}. Reduce num_workers, the number of replicas (seeds, grid cells) or the "
         "model, split the replicas over devices (dana_jax.make_mesh), keep the training "
         "data on the host (dana_jax.HostData), or use a device with more memory.")

@@ -25,16 +25,19 @@ from dana_jax._checks import require as _require
 from dana_jax.engine import memory, plan, step
 from dana_jax.engine.core import (
   EXECUTIONS,
+  REPLICA_EXECUTIONS,
   Hyperparams,
   Model,
   SimState,
   all_finite,
   check_hyperparams,
   default_execution,
+  default_replica_execution,
   float_dtype,
 )
 from dana_jax.engine.data import DataOrder, HostData
 from dana_jax.engine.placement import Placement
+from dana_jax.engine.rows import merge_view, replica_view
 from dana_jax.engine.workers import Gradient, batches_per_job
 from dana_jax.learning_rates import InEpochs
 
@@ -79,6 +82,18 @@ def _check_mesh(placement, algorithm, execution, num_replicas, single, gradients
   elif placement.worker_devices > 1:
     _require(execution == "blocks", "mesh.workers", placement.worker_devices,
              f"shards a block's gradients: needs execution='blocks' (got {execution!r})")
+
+
+def _replica_execution(given, mesh) -> str:
+  _require(given in REPLICA_EXECUTIONS, "replica_execution", given,
+           f"choose one of {REPLICA_EXECUTIONS}")
+  split = _sharding.axis_size(mesh, "replicas") > 1
+  if given == "auto":
+    return "vmap" if split else default_replica_execution()
+  _require(given == "vmap" or not split, "replica_execution", given,
+           "'loop' runs the replicas one after another on each device: a mesh that splits "
+           "them (mesh.replicas > 1) needs 'vmap' or 'auto'")
+  return given
 
 
 def _one_rule(field, given, of_algorithm):
@@ -129,6 +144,10 @@ class Simulator:
       axis. Each seed drives the initialisation, the data order, the
       augmentation and model keys and (unless ``timing_seeds`` is given) the timing.
     timing_seeds: the timing model's seed per replica.
+    replica_execution: how the replicas share one compiled call: ``"vmap"``
+      (batched), ``"loop"`` (one after another; each equals its run alone
+      bitwise) or ``"auto"`` (:func:`default_replica_execution`: loop on CPU,
+      vmap on GPU/TPU and whenever the mesh splits the replicas).
     augment: optional ``(inputs, key) -> inputs`` applied to each batch on device.
     mesh: a ``("replicas", "workers")`` mesh (``dana_jax.make_mesh``), or None for
       one device. ``replicas`` must divide the number of replicas; ``workers`` > 1
@@ -150,7 +169,8 @@ class Simulator:
                algorithm_options: dict | None = None, timing=None,
                execution: str = "auto", block_size: int | None = None,
                seeds: int | Sequence[int] = 0, timing_seeds: Sequence[int] | None = None,
-               augment: Callable | None = None, mesh: jax.sharding.Mesh | None = None,
+               replica_execution: str = "auto", augment: Callable | None = None,
+               mesh: jax.sharding.Mesh | None = None,
                worker_program=None, restart_rule=None, round_rule=None):
     self.algorithm = (_algorithms.get_algorithm(algorithm) if isinstance(algorithm, str)
                       else algorithm)
@@ -178,7 +198,9 @@ class Simulator:
     self.round_rule = round_rule or _schedule.SynchronousRule()
     self.gradients_per_round = self.round_rule.gradients(num_workers)
     _sharding.validate_mesh(mesh)
-    self.mesh, self.placement = mesh, Placement(mesh, self.single)
+    self.replica_execution = _replica_execution(replica_execution, mesh)
+    self.mesh = mesh
+    self.placement = Placement(mesh, self.single, self.replica_execution)
     _check_mesh(self.placement, self.algorithm, self.execution, self.num_replicas, self.single,
                 self.gradients_per_round)
     self.timing = _schedule.homogeneous() if timing is None else timing
@@ -273,8 +295,9 @@ class Simulator:
   def chunk_fn(self):
     """The compiled chunk: ``(state, xs, data_key, hp, valid, data) -> (state, summary)``."""
     if "chunk" not in self._chunk_fns:
-      self._chunk_fns["chunk"] = self.placement.compile(_chunk(self), num_args=5,
-                                                        donate_argnums=(0,))
+      self._chunk_fns["chunk"] = self.placement.compile(
+          _chunk(self), num_args=5, views=(replica_view, merge_view),
+          donate_argnums=(0,))
     return self._chunk_fns["chunk"]
 
   def chunk_inputs(self, schedules, start: int, stop: int, rows: int | None = None):

@@ -19,9 +19,10 @@ import optax
 
 from dana_jax import transforms as T
 from dana_jax.engine.core import take, tree_rms
+from dana_jax.engine.rows import get_rows, set_rows
 from dana_jax.engine.workers import MaskedStats
 from dana_jax.schedule import APPLY, NOOP
-from dana_jax.transforms._common import index_after, set_row, values_after
+from dana_jax.transforms._common import index_after, values_after
 
 # Named streams of a replica's data key, each folded with the batch number.
 AUGMENT_STREAM, MODEL_STREAM = 0, 1
@@ -83,8 +84,8 @@ class Own(NamedTuple):
 
 
 def _own(state, worker) -> Own:
-  rows = None if state.worker_state is None else take(state.worker_state, worker)
-  return Own(take(state.read_params, worker), state.read_step[worker], rows)
+  rows = None if state.worker_state is None else get_rows(state.worker_state, worker)
+  return Own(get_rows(state.read_params, worker), state.read_step[worker], rows)
 
 
 def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=None):
@@ -132,12 +133,15 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
       worker_row = _where(applied, worker_row, own.worker_row)
   metrics = {"lag": lag, "gap/rms": gap_rms, "loss/train": loss,
              "learning_rate": parts.learning_rate(hp)(t), **diagnostics}
-  slot = index_after(worker, gap_rms, loss, diagnostics)  # = worker
+  # = worker; the row writes wait for every gradient leaf (one element each), so also
+  # for the backward pass's own reads of the old rows (a conv kernel, a BatchNorm scale).
+  slot = index_after(worker, gap_rms, loss, diagnostics,
+                     [jnp.ravel(g)[:1] for g in jax.tree_util.tree_leaves(grads)])
   worker_state = (state.worker_state if worker_row is None
-                  else set_row(state.worker_state, slot, worker_row))
+                  else set_rows(state.worker_state, slot, worker_row))
   state = state._replace(step=step, params=params, opt_state=opt_state,
                          model_state=model_state,
-                         read_params=set_row(state.read_params, slot, read),
+                         read_params=set_rows(state.read_params, slot, read),
                          read_step=state.read_step.at[worker].set(read_step),
                          worker_state=worker_state)
   return state, metrics

@@ -19,6 +19,12 @@ grid cells are split over ``mesh.replicas`` (padded with repeats of the last
 replica to a multiple of it; the repeats are not written); each block's
 gradients over ``mesh.workers`` (needs ``execution="blocks"``).
 
+``replica_execution``: how a point's seeds and grid cells share one compiled
+program (``dana_jax.Simulator``): ``vmap`` batches them, ``loop`` runs them one
+after another (each seed then equals its run alone, bitwise), ``auto`` is loop
+on CPU and vmap on GPU/TPU (``dana_jax.default_replica_execution``;
+docs/benchmarks.md, "Replicas").
+
 ``checkpoint_every_epochs``: a run saves its whole state (orbax) into
 ``<run>/checkpoint`` at the first chunk end after every so many epochs; the
 same command resumes an interrupted run from there, and the directory is
@@ -56,6 +62,8 @@ def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.Confi
   config.timing_shape = ml_collections.FieldReference(None, field_type=float)
   config.tensorboard = False  # also TensorBoard event files (the optional tensorboardX)
   config.block_size = ml_collections.FieldReference(None, field_type=int)  # K; None: N
+  # How a point's seeds (replicas) share its compiled program: auto, vmap or loop.
+  config.replica_execution = "auto"
   config.chunk_steps = ml_collections.FieldReference(None, field_type=int)  # None: an epoch
   config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks
   config.checkpoint_every_epochs = 1.0  # 0: no checkpoints

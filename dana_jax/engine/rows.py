@@ -1,0 +1,94 @@
+"""Rows of the per-worker stacks, and one replica's view of a stacked state.
+
+An event reads its worker's row of each [N, …] stack (θ̂_k, the worker
+program's state) and writes it back (:func:`get_rows`, :func:`set_rows`).
+With ``replica_execution="loop"`` the replicas run one after another over a
+state stacked [R, …]; a replica's view (:func:`replica_view`) slices out what
+a step reads whole (θ, the optimizer and model state: O(params)) but leaves
+the stacks where they are, as :class:`ReplicaRows`, whose rows the events
+read and write in place at (replica, worker). Slicing a replica's stacks out
+and back instead costs two copies of N × params per replica and chunk
+(measured at N = 256: 30–60 % on a Fashion-MLP master step with 600 steps per
+chunk; docs/benchmarks.md, "Replicas"), and one replica's stacks of memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dana_jax.engine.core import SimState
+from dana_jax.transforms._common import set_row
+
+
+@jax.tree_util.register_pytree_node_class
+class ReplicaRows:
+  """Replica ``index``'s [N, …] stacks inside ``stacks``, every replica's [R, N, …]."""
+
+  def __init__(self, stacks: Any, index: jax.Array):
+    self.stacks, self.index = stacks, index
+
+  def tree_flatten(self):
+    return (self.stacks, self.index), None
+
+  @classmethod
+  def tree_unflatten(cls, _, children):
+    return cls(*children)
+
+
+def get_rows(stacks, worker):
+  """Row ``worker`` (a scalar, or a vector of rows) of every leaf of ``stacks``."""
+  if not isinstance(stacks, ReplicaRows):
+    return jax.tree.map(lambda x: x[worker], stacks)
+  r = stacks.index
+  if jnp.ndim(worker) == 0:
+    def one(x):
+      start = (r, worker) + (0,) * (x.ndim - 2)
+      return jax.lax.dynamic_slice(x, start, (1, 1) + x.shape[2:])[0, 0]
+    return jax.tree.map(one, stacks.stacks)
+  return jax.tree.map(lambda x: x[r, worker], stacks.stacks)
+
+
+def set_rows(stacks, worker, values):
+  """Row ``worker`` (a scalar in range) of every leaf of ``stacks`` set to ``values``, in
+  place (a dynamic-update-slice; ``transforms._common.set_row``)."""
+  if not isinstance(stacks, ReplicaRows):
+    return set_row(stacks, worker, values)
+  r = stacks.index
+
+  def one(x, v):
+    start = (r, worker) + (0,) * (x.ndim - 2)
+    return jax.lax.dynamic_update_slice(x, v[None, None].astype(x.dtype), start)
+
+  return ReplicaRows(jax.tree.map(one, stacks.stacks, values), r)
+
+
+def _index(tree, r):
+  return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, r, keepdims=False), tree)
+
+
+def _put(tree, new, r):
+  return jax.tree.map(lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b, r, 0), tree, new)
+
+
+def _stacks(tree, r):
+  return None if tree is None else ReplicaRows(tree, r)
+
+
+def replica_view(state: SimState, r) -> SimState:
+  """Replica ``r`` of a state stacked [R, …]: its O(params) parts sliced out, its stacks
+  left in place (:class:`ReplicaRows`)."""
+  return SimState(state.step[r], _index(state.params, r), _index(state.opt_state, r),
+                  _index(state.model_state, r), _stacks(state.read_params, r),
+                  _index(state.read_step, r), _stacks(state.worker_state, r))
+
+
+def merge_view(state: SimState, view: SimState, r) -> SimState:
+  """``state`` with replica ``r`` replaced by ``view`` (its stacks already are)."""
+  unwrap = lambda rows: None if rows is None else rows.stacks  # noqa: E731
+  return SimState(state.step.at[r].set(view.step), _put(state.params, view.params, r),
+                  _put(state.opt_state, view.opt_state, r),
+                  _put(state.model_state, view.model_state, r), unwrap(view.read_params),
+                  _put(state.read_step, view.read_step, r), unwrap(view.worker_state))
