@@ -114,8 +114,9 @@ def peak_memory() -> dict:
 
 
 def engine_runner(model, x, y, args, num_workers, naive=False):
-  """``(sim, call, steps)``: a Simulator and a ``call()`` that runs ``steps`` master steps
-  (one compiled chunk; the naive loop: one chunk per step) and blocks until done."""
+  """``(sim, call, steps, rows)``: a Simulator, a ``call()`` that runs ``steps`` master
+  steps (one compiled chunk; the naive loop: one chunk per step) and blocks until done,
+  and the static scan rows per chunk it passes (None: one per step)."""
   replicas = args.replicas
   sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
                      batch_size=args.batch, execution=args.execution,
@@ -143,11 +144,10 @@ def engine_runner(model, x, y, args, num_workers, naive=False):
       holder["start"] += chunk
     jax.block_until_ready(out)
 
-  sim.blocks_in_chunk = blocks
-  return sim, call, steps
+  return sim, call, steps, blocks
 
 
-def engine_row(sim, steps, first, seconds) -> dict:
+def engine_row(sim, steps, blocks, first, seconds) -> dict:
   """The engine's row from a first (compiling) and a steady call's seconds."""
   replicas = 1 if sim.single else sim.num_replicas
   memory = sim.memory_estimate()
@@ -158,16 +158,16 @@ def engine_row(sim, steps, first, seconds) -> dict:
           "seconds_per_gradient": seconds / gradients,
           "compile_seconds": max(0.0, first - seconds), "execution": sim.execution,
           "replica_execution": None if sim.single else sim.replica_execution,
-          "block_size": sim.block_size, "blocks_per_chunk": sim.blocks_in_chunk,
+          "block_size": sim.block_size, "blocks_per_chunk": blocks,
           "memory_estimate_bytes": per_replica,
           "memory_estimate_total_bytes": per_replica * replicas, **peak_memory()}
 
 
 def measure_engine(model, x, y, args, num_workers, naive=False):
   """Seconds per master step of the engine (or of the naive per-step loop)."""
-  sim, call, steps = engine_runner(model, x, y, args, num_workers, naive)
+  sim, call, steps, blocks = engine_runner(model, x, y, args, num_workers, naive)
   first, seconds = time_calls(call, args.repeats)
-  return engine_row(sim, steps, first, seconds)
+  return engine_row(sim, steps, blocks, first, seconds)
 
 
 def measure_sync(model, x, y, batch, steps, repeats, scan, per_gradient_batch):
@@ -344,18 +344,18 @@ def replica_table(args, workers, replicas, env):
                                        "block_size": min(block_size, n)
                                        if execution == "blocks" else None})
           model, x, y, row = setting(cell, n, args.model, env)
-          sim, call, steps = engine_runner(model, x, y, cell, n)
+          sim, call, steps, blocks = engine_runner(model, x, y, cell, n)
           began = time.perf_counter()
           call()  # compiles
-          cells[r, mode] = (row, sim, call, steps, time.perf_counter() - began, [])
+          cells[r, mode] = (row, sim, call, steps, blocks, time.perf_counter() - began, [])
         for _ in range(args.repeats):  # interleaved: a slower minute slows every column
-          for _, _, call, _, _, times in cells.values():
+          for _, _, call, _, _, _, times in cells.values():
             began = time.perf_counter()
             call()
             times.append(time.perf_counter() - began)
         costs, new = {}, []
-        for (r, mode), (setup, sim, _, steps, first, times) in cells.items():
-          row = {**setup, "what": "engine", **engine_row(sim, steps, first,
+        for (r, mode), (setup, sim, _, steps, blocks, first, times) in cells.items():
+          row = {**setup, "what": "engine", **engine_row(sim, steps, blocks, first,
                                                         float(np.median(times)))}
           row["steps_per_second"] = 1.0 / row["seconds_per_step"]
           row["examples_per_second"] = args.batch / row["seconds_per_gradient"]

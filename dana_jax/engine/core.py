@@ -127,6 +127,16 @@ def take(tree, index):
   return jax.tree.map(lambda x: x[index], tree)
 
 
+def index_replica(tree, r):
+  """Replica ``r`` (traced) of every leaf of a tree stacked on a leading replica axis."""
+  return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, r, keepdims=False), tree)
+
+
+def put_replica(tree, new, r):
+  """``tree`` with replica ``r`` of every leaf set to ``new``'s (a dynamic-update-slice)."""
+  return jax.tree.map(lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b, r, 0), tree, new)
+
+
 def check_hyperparams(hp: Hyperparams, num_replicas: int) -> dict[str, np.ndarray]:
   """Each field as one value per replica (default float dtype); refuses bad values."""
   out = {}

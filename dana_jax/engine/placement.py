@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dana_jax import sharding as _sharding
+from dana_jax.engine.core import index_replica, put_replica
 
 
 class Placement:
@@ -85,15 +86,11 @@ def over_replicas(fn, num_args: int, replica_execution: str, spmd_axis_name=None
   if replica_execution == "vmap":
     return lambda *args: jax.vmap(fn, in_axes=(0,) * num_args + (None,) * (len(args) - num_args),
                                   spmd_axis_name=spmd_axis_name)(*args)
-  index = lambda tree, r: jax.tree.map(  # noqa: E731
-      lambda a: jax.lax.dynamic_index_in_dim(a, r, keepdims=False), tree)
-  put = lambda tree, new, r: jax.tree.map(  # noqa: E731
-      lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b, r, 0), tree, new)
-
   def looped(*args):
     per, shared = tuple(args[:num_args]), args[num_args:]
     count = jax.tree.leaves(per)[0].shape[0]
-    select = (lambda p, r: (views[0](p[0], r),) + index(p[1:], r)) if views else index
+    select = ((lambda p, r: (views[0](p[0], r),) + index_replica(p[1:], r)) if views
+              else index_replica)
     shapes = jax.eval_shape(lambda *a: fn(*a, *shared), *select(per, 0))
     rest = shapes[1:] if views else shapes
     out = jax.tree.map(lambda a: jnp.zeros((count,) + a.shape, a.dtype), rest)
@@ -102,8 +99,8 @@ def over_replicas(fn, num_args: int, replica_execution: str, spmd_axis_name=None
       per, out = carry
       new = fn(*select(per, r), *shared)
       if views:
-        return (views[1](per[0], new[0], r),) + per[1:], put(out, new[1:], r)
-      return per, put(out, new, r)
+        return (views[1](per[0], new[0], r),) + per[1:], put_replica(out, new[1:], r)
+      return per, put_replica(out, new, r)
 
     per, out = jax.lax.fori_loop(0, count, body, (per, out))
     return (per[0],) + tuple(out) if views else out

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dana_jax.engine.core import SimState
+from dana_jax.engine.core import SimState, index_replica, put_replica
 from dana_jax.transforms._common import set_row
 
 
@@ -65,14 +65,6 @@ def set_rows(stacks, worker, values):
   return ReplicaRows(jax.tree.map(one, stacks.stacks, values), r)
 
 
-def _index(tree, r):
-  return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, r, keepdims=False), tree)
-
-
-def _put(tree, new, r):
-  return jax.tree.map(lambda a, b: jax.lax.dynamic_update_index_in_dim(a, b, r, 0), tree, new)
-
-
 def _stacks(tree, r):
   return None if tree is None else ReplicaRows(tree, r)
 
@@ -80,15 +72,16 @@ def _stacks(tree, r):
 def replica_view(state: SimState, r) -> SimState:
   """Replica ``r`` of a state stacked [R, …]: its O(params) parts sliced out, its stacks
   left in place (:class:`ReplicaRows`)."""
-  return SimState(state.step[r], _index(state.params, r), _index(state.opt_state, r),
-                  _index(state.model_state, r), _stacks(state.read_params, r),
-                  _index(state.read_step, r), _stacks(state.worker_state, r))
+  step, params, opt_state, model_state, read_step = index_replica(
+      (state.step, state.params, state.opt_state, state.model_state, state.read_step), r)
+  return SimState(step, params, opt_state, model_state, _stacks(state.read_params, r),
+                  read_step, _stacks(state.worker_state, r))
 
 
 def merge_view(state: SimState, view: SimState, r) -> SimState:
   """``state`` with replica ``r`` replaced by ``view`` (its stacks already are)."""
+  small = lambda s: (s.step, s.params, s.opt_state, s.model_state, s.read_step)  # noqa: E731
+  step, params, opt_state, model_state, read_step = put_replica(small(state), small(view), r)
   unwrap = lambda rows: None if rows is None else rows.stacks  # noqa: E731
-  return SimState(state.step.at[r].set(view.step), _put(state.params, view.params, r),
-                  _put(state.opt_state, view.opt_state, r),
-                  _put(state.model_state, view.model_state, r), unwrap(view.read_params),
-                  _put(state.read_step, view.read_step, r), unwrap(view.worker_state))
+  return SimState(step, params, opt_state, model_state, unwrap(view.read_params), read_step,
+                  unwrap(view.worker_state))
