@@ -21,6 +21,7 @@ from dana_jax.engine import (
     replica,
     simulate,
 )
+from dana_jax.errors import ConfigError
 from dana_jax.learning_rates import InEpochs, paper_in_epochs, paper_schedule
 from dana_jax.schedule import (
     ConstantTiming,
@@ -36,7 +37,7 @@ from dana_jax.sharding import make_mesh
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConstantTiming",
+    "ALGORITHMS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConfigError", "ConstantTiming",
     "GammaTiming", "HostData", "Hyperparams", "InEpochs", "Model",
     "Result", "SimState", "Simulator", "TraceTiming", "default_replica_execution",
     "estimate_speedup", "evaluate",

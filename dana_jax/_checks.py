@@ -3,11 +3,13 @@ and what is allowed."""
 
 from __future__ import annotations
 
+from dana_jax.errors import ConfigError
+
 
 def require(condition, field: str, value, allowed: str) -> None:
   """Raises ``ValueError("field=value is not allowed: allowed.")`` unless ``condition``."""
   if not condition:
-    raise ValueError(f"{field}={value!r} is not allowed: {allowed}.")
+    raise ConfigError(f"{field}={value!r} is not allowed: {allowed}.")
 
 
 def is_int(value, minimum: int | None = None) -> bool:

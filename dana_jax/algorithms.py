@@ -37,6 +37,7 @@ import optax
 from dana_jax import schedule_rules as rules
 from dana_jax import transforms as T
 from dana_jax.engine.workers import InnerOptimizer, LocalSteps
+from dana_jax.errors import ConfigError
 from dana_jax.transforms._common import find_state
 
 BASES = ("sgd", "adam", "adamw", "muon")
@@ -103,7 +104,7 @@ class Algorithm:
     """Refuses option names this algorithm does not take (the one place that checks)."""
     unknown = sorted(set(options) - set(self.options()))
     if unknown:
-      raise ValueError(f"algorithm_options={unknown} is not allowed: {self.name!r} takes "
+      raise ConfigError(f"algorithm_options={unknown} is not allowed: {self.name!r} takes "
                        f"{list(self.options()) or 'no options'}.")
 
 
@@ -141,7 +142,7 @@ def _base(base, learning_rate, momentum, weight_decay):
   matrices; Adam with b1 = γ on the other parameters).
   """
   if base not in BASES:
-    raise ValueError(f"algorithm_options.base={base!r} is not allowed: choose one of "
+    raise ConfigError(f"algorithm_options.base={base!r} is not allowed: choose one of "
                      f"{list(BASES)}.")
   if base == "sgd":
     return True, _nesterov(learning_rate, momentum)
@@ -220,7 +221,7 @@ def _dana_ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, 
              penalty="one_plus", per_tensor=False, penalize_weight_decay=True,
              gap_against="lookahead"):
   if gap_against not in ("lookahead", "params"):
-    raise ValueError(f"gap_against={gap_against!r} is not allowed: choose 'lookahead' "
+    raise ConfigError(f"gap_against={gap_against!r} is not allowed: choose 'lookahead' "
                      "(the look-ahead difference of SPEC §2.8) or 'params' (θ_t − θ̂_k).")
   ga = _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor)
   dana_tx = T.dana(learning_rate, momentum, num_workers=num_workers)
@@ -273,7 +274,7 @@ def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation)
   if algorithm is None or algorithm.synchronous or algorithm.schedule is not None:
     allowed = list(OUTER_RULES) + sorted(a.name for a in ALGORITHMS.values()
                                          if not a.synchronous and a.schedule is None)
-    raise ValueError(f"algorithm_options.outer={outer!r} is not allowed: choose one of "
+    raise ConfigError(f"algorithm_options.outer={outer!r} is not allowed: choose one of "
                      f"{allowed}.")
   return algorithm.build(learning_rate, momentum, 0.0, num_workers)
 
@@ -282,7 +283,7 @@ def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
                      outer="nesterov", buffer_size=None, activation=0.0):
   del weight_decay  # the inner optimizer's (decoupled), not the master's
   if buffer_size is not None and outer != "delayed_nesterov":
-    raise ValueError(f"algorithm_options.buffer_size={buffer_size!r} is not allowed with "
+    raise ConfigError(f"algorithm_options.buffer_size={buffer_size!r} is not allowed with "
                      f"outer={outer!r}: it is the buffer of outer='delayed_nesterov'.")
   return _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation)
 
@@ -323,7 +324,7 @@ ALGORITHMS: dict[str, Algorithm] = {
 def get_algorithm(name: str) -> Algorithm:
   """The registry entry for ``name``; a clear error for unknown names."""
   if name not in ALGORITHMS:
-    raise ValueError(f"algorithm={name!r} is not allowed: choose one of {sorted(ALGORITHMS)}.")
+    raise ConfigError(f"algorithm={name!r} is not allowed: choose one of {sorted(ALGORITHMS)}.")
   return ALGORITHMS[name]
 
 

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from dana_jax.engine.core import STATE_FORMAT
+from dana_jax.errors import ConfigError
 
 
 def _digest(data: bytes) -> str:
@@ -95,7 +96,7 @@ class Checkpointer:
               for k, v in self.fingerprint.items() if theirs.get(k) != v]
     differ += [f"{k}: only in the checkpoint" for k in theirs if k not in self.fingerprint]
     if differ:
-      raise ValueError(
+      raise ConfigError(
           f"checkpoint_dir={str(self.directory)!r} holds a checkpoint of a different "
           f"configuration ({'; '.join(differ)}). Delete it, or use another directory, to "
           "start afresh.")

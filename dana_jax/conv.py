@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dana_jax.errors import ConfigError
+
 _NHWC = ("NHWC", "HWIO", "NHWC")
 MODES = ("auto", "explicit", "xla")
 # Which gradient formulation "auto" uses per backend (docs/benchmarks.md).
@@ -96,7 +98,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
       for the default backend), ``"explicit"`` or ``"xla"``.
   """
   if mode not in MODES:
-    raise ValueError(f"mode={mode!r} is not allowed: choose one of {MODES}.")
+    raise ConfigError(f"mode={mode!r} is not allowed: choose one of {MODES}.")
   explicit = (mode == "explicit" or
               (mode == "auto" and EXPLICIT_GRADIENTS.get(jax.default_backend(), False)))
   unit = lambda d: d is None or all(v == 1 for v in d)  # noqa: E731

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dana_jax.errors import ConfigError
+
 
 def digits(test_fraction: float = 1 / 6, seed: int = 0):
   """scikit-learn's 8×8 digits (1,797 images), scaled to [0, 1], split train/test.
@@ -40,10 +42,10 @@ def windows(tokens, length: int):
   """
   tokens = np.asarray(tokens)
   if not (isinstance(length, (int, np.integer)) and length >= 1):
-    raise ValueError(f"window={length!r} is not allowed: need an integer ≥ 1.")
+    raise ConfigError(f"window={length!r} is not allowed: need an integer ≥ 1.")
   count = (tokens.size - 1) // length
   if count < 1:
-    raise ValueError(f"window={length} is not allowed: the stream has {tokens.size} tokens, "
+    raise ConfigError(f"window={length} is not allowed: the stream has {tokens.size} tokens, "
                      "fewer than one window and its next token.")
   inputs = tokens[:count * length].reshape(count, length)
   labels = tokens[1:count * length + 1].reshape(count, length)

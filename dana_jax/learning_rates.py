@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
+from dana_jax.errors import ConfigError
+
 
 def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: int = 1,
                    warmup_epochs: float = 5.0, decay_epochs: Sequence[float] = (80, 120),
@@ -21,7 +23,7 @@ def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: i
     A function of the master step count, usable wherever optax takes a schedule.
   """
   if not steps_per_epoch > 0:  # fractional for synchronous rounds of N gradients (SPEC §2.9)
-    raise ValueError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
+    raise ConfigError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
   warmup_steps = warmup_epochs * steps_per_epoch
   dtype = jnp.result_type(float)  # float32, or float64 under jax_enable_x64
   boundaries = jnp.asarray([e * steps_per_epoch for e in decay_epochs], dtype)
@@ -56,7 +58,7 @@ class InEpochs:
   def at(self, base_learning_rate, steps_per_epoch: float):
     """The per-step schedule for ``steps_per_epoch``."""
     if not steps_per_epoch > 0:
-      raise ValueError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
+      raise ConfigError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
     dtype = jnp.result_type(float)
     return lambda count: self.fn(base_learning_rate,
                                  jnp.asarray(count, dtype) / jnp.asarray(steps_per_epoch, dtype))

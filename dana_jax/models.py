@@ -19,6 +19,7 @@ import optax
 
 from dana_jax import conv as _conv
 from dana_jax.engine import Model
+from dana_jax.errors import ConfigError
 
 
 def Conv(*args, **kwargs) -> nn.Conv:  # noqa: N802 - a module constructor
@@ -115,7 +116,7 @@ def _batch_norm_calls(module, init, input_shape, input_dtype, rngs_for):
 
   jax.eval_shape(probe, jax.random.key(0))
   if frozen:
-    raise ValueError(
+    raise ConfigError(
         f"flax_model: the BatchNorm layers {sorted(set(frozen))} use their running average "
         "in training (use_running_average=True with train=True); that is not supported: "
         "a worker's forward pass does not see the master's running statistics (SPEC §1).")
@@ -194,7 +195,7 @@ def flax_model(module: nn.Module, input_shape: Sequence[int], *,
   for path, _ in jax.tree_util.tree_flatten_with_path(stats_shape)[0]:
     names = _names(path)
     if names[:-1] not in layers:
-      raise ValueError(
+      raise ConfigError(
           f"flax_model: batch_stats/{'/'.join(names)} is not a running statistic of an "
           "nn.BatchNorm called directly in the module (a custom statistic, or a BatchNorm "
           "inside a lifted transform); its fold is unknown.")
@@ -214,7 +215,7 @@ def flax_model(module: nn.Module, input_shape: Sequence[int], *,
                                            rngs=rngs), {}
     per_example = loss_fn(outputs, labels)
     if per_example.shape != (inputs.shape[0],):
-      raise ValueError(f"flax_model: loss(outputs, labels) has shape {per_example.shape}; "
+      raise ConfigError(f"flax_model: loss(outputs, labels) has shape {per_example.shape}; "
                        f"it must be the per-example loss, shape ({inputs.shape[0]},).")
     return per_example.mean(), contribution
 
@@ -300,7 +301,7 @@ class CifarResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if (self.depth - 2) % 6:
-      raise ValueError(f"depth={self.depth} is not allowed: a CIFAR ResNet has depth 6n + 2.")
+      raise ConfigError(f"depth={self.depth} is not allowed: a CIFAR ResNet has depth 6n + 2.")
     n = (self.depth - 2) // 6
     x = Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
     x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
@@ -346,7 +347,7 @@ class WideResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if (self.depth - 4) % 6:
-      raise ValueError(f"depth={self.depth} is not allowed: a WideResNet has depth 6n + 4.")
+      raise ConfigError(f"depth={self.depth} is not allowed: a WideResNet has depth 6n + 4.")
     n = (self.depth - 4) // 6
     x = Conv(16, (3, 3), padding="SAME", use_bias=False, kernel_init=_he_normal)(x)
     widths = tuple(w * self.widen_factor for w in (16, 32, 64))

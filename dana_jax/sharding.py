@@ -22,6 +22,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dana_jax.errors import ConfigError
+
 AXES = ("replicas", "workers")
 
 
@@ -33,11 +35,11 @@ def make_mesh(replicas: int = 1, workers: int = 1, devices=None) -> Mesh:
   """
   for name, value in (("replicas", replicas), ("workers", workers)):
     if not (isinstance(value, (int, np.integer)) and value >= 1):
-      raise ValueError(f"mesh.{name}={value!r} is not allowed: need an integer ≥ 1.")
+      raise ConfigError(f"mesh.{name}={value!r} is not allowed: need an integer ≥ 1.")
   devices = list(jax.devices() if devices is None else devices)
   need = replicas * workers
   if need > len(devices):
-    raise ValueError(
+    raise ConfigError(
         f"mesh.replicas × mesh.workers = {replicas} × {workers} = {need} devices, but "
         f"{len(devices)} are available ({devices[0].platform}). Use fewer, or on CPU set "
         f"XLA_FLAGS=--xla_force_host_platform_device_count={need} before importing jax.")
@@ -54,11 +56,11 @@ def validate_mesh(mesh) -> None:
   if mesh is None:
     return
   if not isinstance(mesh, Mesh):
-    raise ValueError(f"mesh={mesh!r} is not allowed: need a jax.sharding.Mesh "
+    raise ConfigError(f"mesh={mesh!r} is not allowed: need a jax.sharding.Mesh "
                      "(dana_jax.make_mesh) or None.")
   unknown = sorted(set(mesh.axis_names) - set(AXES))
   if unknown:
-    raise ValueError(f"mesh axis names {list(mesh.axis_names)} are not allowed: use "
+    raise ConfigError(f"mesh axis names {list(mesh.axis_names)} are not allowed: use "
                      f"{list(AXES)} (dana_jax.make_mesh).")
 
 

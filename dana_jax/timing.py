@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from dana_jax._checks import require as _require
+from dana_jax.errors import ConfigError
 
 MEAN_BATCH_TIME = 128.0
 
@@ -152,7 +153,7 @@ class TraceTiming(TimingModel):
   def draw(self, streams, first_job, count):
     times = np.asarray(self.batch_times, dtype=np.float64)
     if first_job + count > times.shape[1]:
-      raise ValueError(
+      raise ConfigError(
           f"timing.batch_times has {times.shape[1]} jobs per worker, which does not cover "
           f"the requested schedule (at least {first_job + count} jobs per worker would be "
           "needed): supply a longer trace or simulate fewer steps.")
@@ -166,13 +167,13 @@ TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
 def make_timing(name: str, **kwargs) -> TimingModel:
   """Builds a timing model by name: one of ``TIMING_MODELS``."""
   if name not in TIMING_MODELS:
-    raise ValueError(f"timing.name={name!r} is not allowed: choose one of "
+    raise ConfigError(f"timing.name={name!r} is not allowed: choose one of "
                      f"{sorted(TIMING_MODELS)}.")
   import inspect
   takes = inspect.signature(TIMING_MODELS[name]).parameters
   for key in kwargs:
     if key not in takes:
-      raise ValueError(f"timing.{key} is not allowed with timing {name!r}: it takes "
+      raise ConfigError(f"timing.{key} is not allowed with timing {name!r}: it takes "
                        f"{sorted(takes)}.")
   return TIMING_MODELS[name](**kwargs)
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from dana_jax import models
+from dana_jax.errors import ConfigError
 
 
 def rotary(x: jax.Array) -> jax.Array:
@@ -51,7 +52,7 @@ class CausalSelfAttention(nn.Module):
   def __call__(self, x, train: bool = False):
     b, t, width = x.shape
     if width % self.heads:
-      raise ValueError(f"width={width} is not allowed: need a multiple of heads={self.heads}.")
+      raise ConfigError(f"width={width} is not allowed: need a multiple of heads={self.heads}.")
     dh = width // self.heads
     qkv = nn.Dense(3 * width, use_bias=False, name="qkv")(x).reshape(b, t, 3, self.heads, dh)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
@@ -101,10 +102,10 @@ class DecoderLM(nn.Module):
   @nn.compact
   def __call__(self, tokens, train: bool = False):
     if self.positions not in ("learned", "rotary"):
-      raise ValueError(f"positions={self.positions!r} is not allowed: choose 'learned' or "
+      raise ConfigError(f"positions={self.positions!r} is not allowed: choose 'learned' or "
                        "'rotary'.")
     if tokens.shape[-1] > self.max_len:
-      raise ValueError(f"window={tokens.shape[-1]} is not allowed: the model's max_len is "
+      raise ConfigError(f"window={tokens.shape[-1]} is not allowed: the model's max_len is "
                        f"{self.max_len}.")
     x = nn.Embed(self.vocab_size, self.width, name="tokens")(tokens)
     if self.positions == "learned":

@@ -16,11 +16,12 @@ import pathlib
 
 import numpy as np
 
+from dana_jax import errors
 from experiments import registry
 
 
-class ConfigError(ValueError):
-  """A config field that is not allowed."""
+class ConfigError(errors.ConfigError):
+  """A config field that is not allowed (the library's one exception type)."""
 
 
 def _fail(field, value, allowed):

@@ -13,22 +13,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dana_jax.errors import ConfigError
 from dana_jax.transforms._common import find_states
 from dana_jax.transforms.dana import (
-    DanaState,
-    dana,
-    dana_gap_reference,
-    dana_lookahead,
-    dana_previous_buffer,
-    dana_where,
+  DanaState,
+  dana,
+  dana_gap_reference,
+  dana_lookahead,
+  dana_previous_buffer,
+  dana_where,
 )
 from dana_jax.transforms.delay_adaptive import ScaleByDelayState, scale_by_delay
 from dana_jax.transforms.delay_compensation import DelayCompensationState, delay_compensation
 from dana_jax.transforms.delayed_nesterov import (
-    DelayedNesterovState,
-    TrackUpdateState,
-    delayed_nesterov,
-    track_update,
+  DelayedNesterovState,
+  TrackUpdateState,
+  delayed_nesterov,
+  track_update,
 )
 from dana_jax.transforms.feedback import GapFeedbackState, gap_feedback
 from dana_jax.transforms.gap_aware import GapAwareState, scale_by_gap_aware
@@ -43,7 +44,7 @@ def read_params(opt_state: Any, params: optax.Params) -> optax.Params:
   """
   states = find_states(opt_state, DanaState)
   if len(states) > 1:
-    raise ValueError("read_params: the optimizer state holds more than one DanaState.")
+    raise ConfigError("read_params: the optimizer state holds more than one DanaState.")
   return dana_lookahead(states[0], params) if states else params
 
 

@@ -7,11 +7,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dana_jax.errors import ConfigError
+
 
 def require_extra_arg(transform: str, name: str, value: Any, meaning: str) -> Any:
   """Returns ``value``; fails with a message naming the missing extra arg."""
   if value is None:
-    raise ValueError(
+    raise ConfigError(
         f"{transform} needs the keyword-only extra argument `{name}` ({meaning}); pass it "
         f"as optimizer.update(grads, state, params, {name}=...).")
   return value
@@ -36,7 +38,7 @@ def find_state(tree: Any, state_type: type, owner: str = "") -> Any:
   """
   states = find_states(tree, state_type)
   if len(states) != 1:
-    raise ValueError(f"{owner or 'find_state'}: the optimizer state holds {len(states)} "
+    raise ConfigError(f"{owner or 'find_state'}: the optimizer state holds {len(states)} "
                      f"{state_type.__name__} nodes; exactly one is needed.")
   return states[0]
 

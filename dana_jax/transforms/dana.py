@@ -32,12 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dana_jax.errors import ConfigError
 from dana_jax.transforms._common import (
-    float_dtype,
-    index_after,
-    learning_rate_at,
-    require_extra_arg,
-    set_row,
+  float_dtype,
+  index_after,
+  learning_rate_at,
+  require_extra_arg,
+  set_row,
 )
 
 
@@ -96,7 +97,7 @@ def dana(
     Array([-0.19, -0.19], dtype=float32)
   """
   if not isinstance(num_workers, int) or num_workers < 1:
-    raise ValueError(f"num_workers={num_workers!r} is not allowed: need an integer ≥ 1.")
+    raise ConfigError(f"num_workers={num_workers!r} is not allowed: need an integer ≥ 1.")
 
   def init_fn(params):
     dtype = float_dtype(params)  # float32, or float64 for float64 parameters
@@ -114,7 +115,7 @@ def dana(
     del params, extra_args
     worker = require_extra_arg("dana", "worker", worker, "the id of the arriving worker")
     if isinstance(worker, (int, np.integer)) and not 0 <= worker < num_workers:
-      raise ValueError(f"dana: worker={worker} is not allowed: need 0 <= worker < "
+      raise ConfigError(f"dana: worker={worker} is not allowed: need 0 <= worker < "
                        f"num_workers={num_workers}.")
     worker = jnp.asarray(worker, jnp.int32)
     dtype = state.read_scale.dtype

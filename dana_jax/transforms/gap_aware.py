@@ -32,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dana_jax.errors import ConfigError
 from dana_jax.transforms._common import (
-    float_dtype,
-    learning_rate_at,
-    require_extra_arg,
-    tree_size,
+  float_dtype,
+  learning_rate_at,
+  require_extra_arg,
+  tree_size,
 )
 
 PENALTIES = ("one_plus", "max")
@@ -102,7 +103,7 @@ def scale_by_gap_aware(
     Array([1. , 0.5], dtype=float32)
   """
   if penalty not in PENALTIES:
-    raise ValueError(f"penalty={penalty!r} is not allowed: choose one of {PENALTIES}.")
+    raise ConfigError(f"penalty={penalty!r} is not allowed: choose one of {PENALTIES}.")
 
   def init_fn(params):
     dtype = float_dtype(params)  # float32, or float64 for float64 parameters
