@@ -193,7 +193,7 @@ OUTCOME_MARKS = {  # a point's marker by the worst outcome among its seeds
     "finite": dict(marker="o", ms=5),
     "diverged": dict(marker="^", ms=8, mec="k", mew=0.8),
     "failed": dict(marker="x", ms=9, mew=2)}
-OUTCOME_LABELS = {"diverged": "a seed diverged (non-finite; its error: all one class)",
+OUTCOME_LABELS = {"diverged": "a seed diverged (non-finite)",
                   "failed": "a seed failed (train error at chance)"}
 
 

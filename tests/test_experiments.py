@@ -111,7 +111,7 @@ def test_failed_seeds_are_marked_in_the_tables_and_the_figure(tmp_path):
   np.testing.assert_allclose(marks[0].get_ydata(), [55.0])
   # The marks last: N = 4's diverged seed has its own mark too, apart from finite points.
   assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-      "nag", "sgd (N = 1)", "a seed diverged (non-finite; its error: all one class)",
+      "nag", "sgd (N = 1)", "a seed diverged (non-finite)",
       "a seed failed (train error at chance)"]
 
 
