@@ -210,7 +210,9 @@ def plot_error_vs_workers(summaries, out_path, key="final_test_error", scale=100
   """Final error against N per algorithm, mean ± std over seeds (the band clipped to the
   metric's range), the N = 1 baseline dashed; a point with a diverged seed marked ▲, one
   with a failed seed ×, apart from the finite points' ●, each kind in the legend (outside
-  the axes). Returns the (closed) figure."""
+  the axes); a point with no finite value at all (a language model's diverged seeds
+  have no bits to show) gets its ▲ at the top of the axis. Returns the (closed)
+  figure."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(8, 4))
   handles = _error_vs_workers(ax, summaries, key, scale, ylabel)
@@ -243,11 +245,17 @@ def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None) -> list:
     ax.plot(n, mean, "-", color=c)
     _band(ax, n, mean - std, mean + std, c, 0.2, bounds)
     kind = np.array([outcome(s) for s in runs])
+    finite = np.isfinite(mean)
     for k, style in OUTCOME_MARKS.items():
-      if np.any(kind == k):
-        ax.plot(n[kind == k], mean[kind == k], ls="none", color=c, label=f"_{a} {k}",
-                **style)
+      if np.any((kind == k) & finite):
+        at = (kind == k) & finite
+        ax.plot(n[at], mean[at], ls="none", color=c, label=f"_{a} {k}", **style)
         kinds.add(k)
+    if not np.all(finite):  # no value to draw (every seed diverged): ▲ at the axis' top
+      ax.plot(n[~finite], np.full((~finite).sum(), 0.97), ls="none", color=c,
+              transform=ax.get_xaxis_transform(), clip_on=False, label=f"_{a} no value",
+              **OUTCOME_MARKS["diverged"])
+      kinds.add("diverged")
     handles.append(Line2D([], [], color=c, label=a, **OUTCOME_MARKS["finite"]))
   for s in summaries:
     if s["num_workers"] == 1:

@@ -239,3 +239,21 @@ def _renderer(fig):
   canvas = FigureCanvasAgg(fig)
   canvas.draw()
   return canvas.get_renderer()
+
+
+def test_a_point_without_a_finite_value_is_still_marked_diverged(tmp_path):
+  """A language model's diverged seeds have no bits per byte (NaN): nothing to draw at
+  a height, so the ▲ sits at the top of the axis, not nowhere."""
+  summaries = [{"algorithm": "nag", "num_workers": n, "final_bits_per_byte": [np.nan] * 2,
+                "diverged": [True, True]} for n in (4, 8)]
+  summaries += [{"algorithm": "ga", "num_workers": n, "final_bits_per_byte": [4.0, 4.2],
+                 "diverged": [False, False]} for n in (4, 8)]
+  fig = plot.plot_error_vs_workers(summaries, tmp_path / "b", key="final_bits_per_byte",
+                                   scale=1.0, ylabel="bits")
+  ax = fig.axes[0]
+  top = [line for line in ax.get_lines() if line.get_marker() == "^"]
+  assert len(top) == 1 and list(top[0].get_xdata()) == [4, 8]
+  assert top[0].get_transform() == ax.get_xaxis_transform()  # y in axes units
+  assert all(0.9 <= y <= 1.0 for y in top[0].get_ydata())
+  assert figures.OUTCOME_LABELS["diverged"] in [t.get_text()
+                                                for t in ax.get_legend().get_texts()]
