@@ -257,3 +257,24 @@ def test_a_point_without_a_finite_value_is_still_marked_diverged(tmp_path):
   assert all(0.9 <= y <= 1.0 for y in top[0].get_ydata())
   assert figures.OUTCOME_LABELS["diverged"] in [t.get_text()
                                                 for t in ax.get_legend().get_texts()]
+
+
+def test_each_committed_report_has_the_tables_its_run_files_give():
+  """``results/*/results.md`` is current: the error and time-to-target tables the shipped
+  code draws from the committed run files are in it, as committed (so the README, which
+  is checked against the same files, and the reports agree)."""
+  checked = 0
+  for results_dir in sorted(p for p in (ROOT / "results").iterdir() if p.is_dir()):
+    summaries = plot.load_summaries(results_dir)
+    if not summaries or not (results_dir / "results.md").exists():
+      continue
+    report = (results_dir / "results.md").read_text()
+    if len({(s["algorithm"], s["num_workers"]) for s in summaries}) < len(summaries):
+      assert plot.grid_table(summaries) in report, results_dir.name
+      continue
+    assert plot.error_table(summaries) in report, results_dir.name
+    assert plot.error_table(summaries, "final_train_error") in report, results_dir.name
+    if any((d / "metrics.jsonl").exists() for d in results_dir.iterdir() if d.is_dir()):
+      assert plot.time_to_target_table(results_dir, summaries) in report, results_dir.name
+    checked += 1
+  assert checked >= 12
