@@ -84,19 +84,23 @@ def _compact(value) -> str:
 
 
 def _readable_log_ticks(ax, most=4):
-  """Labels a log x axis at 1-2-5 × 10^k (decades only where two or more are in range),
-  at most ``most`` labels in compact text (20k, 100k), minor ticks unlabelled: the
-  default labels every minor tick of an axis spanning about a decade, and at a panel
-  width of 3 inches those run into each other."""
+  """Labels a log x axis at 10^k where two or more are in range, else at 1-2-5 × 10^k
+  (else 1…9 × 10^k, else the range's ends), at most ``most`` labels in compact text
+  (20k, 100k), minor ticks unlabelled: the default labels every minor tick of an axis
+  spanning about a decade, and at a panel width of 3 inches those run into each other."""
   from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
   low, high = sorted(ax.get_xlim())
   if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
     return
   k = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
   inside = lambda values: [v for v in values if low <= v <= high]
-  decades = inside(10.0 ** k)
-  ticks = decades if len(decades) >= 2 else inside(
-      sorted(m * 10.0 ** e for e in k for m in (1, 2, 5)))
+  ticks = []
+  for subs in ((1,), (1, 2, 5), range(1, 10)):  # the fewest that give two labels
+    ticks = inside(sorted(m * 10.0 ** e for e in k for m in subs))
+    if len(ticks) >= 2:
+      break
+  if len(ticks) < 2:  # a range inside one step of 10^k: its ends, to two digits
+    ticks = sorted({float(f"{v:.2g}") for v in (low * 1.05, high / 1.05)})
   if len(ticks) > most:  # keep every j-th, the first included
     ticks = ticks[::-(-len(ticks) // most)]
   ax.xaxis.set_major_locator(FixedLocator(ticks))

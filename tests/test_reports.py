@@ -278,3 +278,22 @@ def test_each_committed_report_has_the_tables_its_run_files_give():
       assert plot.time_to_target_table(results_dir, summaries) in report, results_dir.name
     checked += 1
   assert checked >= 12
+
+
+@pytest.mark.parametrize("span", [(1.5e4, 5e5), (1.6e4, 1.9e4), (2e3, 5e5), (300, 1.2e6),
+                                  (5e3, 4e4), (40, 90)])
+def test_a_time_axis_of_any_span_has_two_or_more_labels_that_do_not_touch(span):
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(3.2, 2.8))  # one report panel
+  ax.plot(span, (1, 2))
+  ax.set_xscale("log")
+  ax.set_xlim(*span)
+  figures._readable_log_ticks(ax)
+  renderer = _renderer(fig)
+  labels = [t for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+            if t.get_visible() and t.get_text() and span[0] <= t.get_position()[0] <= span[1]]
+  assert 2 <= len(labels) <= 4, [t.get_text() for t in labels]
+  boxes = [t.get_window_extent(renderer) for t in labels]
+  assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+  assert all(len(t.get_text()) <= 5 for t in labels)  # compact: 20k, 1.5M
+  plt.close(fig)
