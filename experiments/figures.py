@@ -16,6 +16,7 @@ import pathlib
 import numpy as np
 
 from experiments.runfiles import (
+  ALGORITHM_ORDER,
   error_against_time,
   load_config,
   load_metrics,
@@ -34,11 +35,77 @@ def _pyplot():
 
 
 def _save(fig, out_path):
+  """Clips the bands to their axes' range, lays out, saves PNG and PDF and closes."""
+  _clip_bands(fig)
   out_path = pathlib.Path(out_path)
   fig.tight_layout()
   fig.savefig(out_path.with_suffix(".png"), dpi=120)
   fig.savefig(out_path.with_suffix(".pdf"), metadata={"CreationDate": None})  # reproducible bytes
   _pyplot().close(fig)
+
+
+def _band(ax, x, low, high, color, alpha, bounds=(None, None)):
+  """A mean ± std band, its edges clipped to the metric's range ``bounds`` (an error
+  in percent lies in [0, 100]: a std band must not suggest 110%)."""
+  lo, hi = bounds
+  low, high = np.asarray(low, float), np.asarray(high, float)
+  if lo is not None or hi is not None:
+    low, high = np.clip(low, lo, hi), np.clip(high, lo, hi)
+  return ax.fill_between(x, low, high, alpha=alpha, color=color, linewidth=0)
+
+
+def _clip_bands(fig):
+  """Clips every band (a ``fill_between`` polygon) to its axes' final y range, so a
+  band never reaches past the axis (on a log axis its lower edge mean − std may be
+  ≤ 0, which is off the axis)."""
+  for ax in fig.axes:
+    if not ax.get_visible():
+      continue
+    low, high = sorted(ax.get_ylim())
+    for band in ax.collections:
+      if not type(band).__name__.startswith(("PolyCollection", "FillBetween")):
+        continue
+      for path in band.get_paths():
+        path.vertices[:, 1] = np.clip(path.vertices[:, 1], low, high)
+
+
+def _bounds(key, scale):
+  """The range of a metric as drawn: an error (a fraction) times ``scale`` lies in
+  [0, scale]; every other metric of the report (bits, gaps, lags, times) is ≥ 0."""
+  return (0.0, float(scale)) if "error" in key else (0.0, None)
+
+
+def _compact(value) -> str:
+  """A tick label of a time axis in few characters: 500, 5k, 20k, 1.5M."""
+  for size, suffix in ((1e6, "M"), (1e3, "k")):
+    if abs(value) >= size:
+      return f"{value / size:g}{suffix}"
+  return f"{value:g}"
+
+
+def _readable_log_ticks(ax, most=4):
+  """Labels a log x axis at 10^k where two or more are in range, else at 1-2-5 × 10^k
+  (else 1…9 × 10^k, else the range's ends), at most ``most`` labels in compact text
+  (20k, 100k), minor ticks unlabelled: the default labels every minor tick of an axis
+  spanning about a decade, and at a panel width of 3 inches those run into each other."""
+  from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+  low, high = sorted(ax.get_xlim())
+  if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+    return
+  k = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+  inside = lambda values: [v for v in values if low <= v <= high]
+  ticks = []
+  for subs in ((1,), (1, 2, 5), range(1, 10)):  # the fewest that give two labels
+    ticks = inside(sorted(m * 10.0 ** e for e in k for m in subs))
+    if len(ticks) >= 2:
+      break
+  if len(ticks) < 2:  # a range inside one step of 10^k: its ends, to two digits
+    ticks = sorted({float(f"{v:.2g}") for v in (low * 1.05, high / 1.05)})
+  if len(ticks) > most:  # keep every j-th, the first included
+    ticks = ticks[::-(-len(ticks) // most)]
+  ax.xaxis.set_major_locator(FixedLocator(ticks))
+  ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+  ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 # A fixed colour per algorithm: a method and its DANA variant share a hue, the DANA
@@ -117,6 +184,7 @@ def _finish(fig, axes, used, out_path, legend=True):
                ncol=min(len(labels), 5), fontsize=8, frameon=False)
   # Room for the legend below the panels: about 0.22 in per legend row.
   legend_inches = 0.1 + 0.22 * rows_of_legend if rows_of_legend else 0.0
+  _clip_bands(fig)
   fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
   out_path = pathlib.Path(out_path)
   fig.savefig(out_path.with_suffix(".png"), dpi=120)
@@ -125,39 +193,81 @@ def _finish(fig, axes, used, out_path, legend=True):
   return fig
 
 
+OUTCOME_MARKS = {  # a point's marker by the worst outcome among its seeds
+    "finite": dict(marker="o", ms=5),
+    "diverged": dict(marker="^", ms=8, mec="k", mew=0.8),
+    "failed": dict(marker="x", ms=9, mew=2)}
+OUTCOME_LABELS = {"diverged": "a seed diverged (non-finite)",
+                  "failed": "a seed failed (train error at chance)"}
+
+
+def outcome(summary) -> str:
+  """"diverged" if a seed of the run became non-finite, else "failed" if a seed ended at
+  chance (finite), else "finite"."""
+  if any(summary.get("diverged") or []):
+    return "diverged"
+  return "failed" if any(summary.get("failed") or []) else "finite"
+
+
 def plot_error_vs_workers(summaries, out_path, key="final_test_error", scale=100.0,
                           ylabel=None):
-  """Final error against N per algorithm, mean ± std over seeds, the N = 1 baseline
-  dashed; runs with a failed seed marked ×. Returns the (closed) figure."""
+  """Final error against N per algorithm, mean ± std over seeds (the band clipped to the
+  metric's range), the N = 1 baseline dashed; a point with a diverged seed marked ▲, one
+  with a failed seed ×, apart from the finite points' ●, each kind in the legend (outside
+  the axes); a point with no finite value at all (a language model's diverged seeds
+  have no bits to show) gets its ▲ at the top of the axis. Returns the (closed)
+  figure."""
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(6, 4))
-  _error_vs_workers(ax, summaries, key, scale, ylabel)
-  ax.legend(fontsize=7, ncol=2)
+  fig, ax = plt.subplots(figsize=(8, 4))
+  handles = _error_vs_workers(ax, summaries, key, scale, ylabel)
+  _outside_legend(ax, handles)
   _save(fig, out_path)
   return fig
 
 
-def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None):
-  failed = []
-  cell = {(s["algorithm"], s["num_workers"]): s for s in summaries}
+def _outside_legend(ax, handles):
+  """The legend to the right of the axes, where it covers no data."""
+  ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0, frameon=False)
+
+
+def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None) -> list:
+  """Draws the error against N into ``ax``; returns the legend's handles: the
+  algorithms, the baselines, then one per kind of marked point drawn."""
+  from matplotlib.lines import Line2D
+  bounds = _bounds(key, scale)
   names = ordered(s["algorithm"] for s in summaries if s["num_workers"] > 1)
+  handles, kinds = [], set()
   for a in names:
-    pts = sorted((s["num_workers"], scale * np.asarray(s[key], float)) for s in summaries
-                 if s["algorithm"] == a and s["num_workers"] > 1)
-    n = np.array([p[0] for p in pts])
-    mean = np.array([p[1].mean() for p in pts])
-    std = np.array([p[1].std() for p in pts])
-    ax.plot(n, mean, marker="o", label=a, color=color(a, names))
-    ax.fill_between(n, mean - std, mean + std, alpha=0.2, color=color(a, names))
-    failed += [(n[i], mean[i]) for i, (m, _) in enumerate(pts)
-               if any(cell[(a, m)].get("failed") or [])]  # a seed stopped learning
+    runs = sorted((s for s in summaries if s["algorithm"] == a and s["num_workers"] > 1),
+                  key=lambda s: s["num_workers"])
+    n = np.array([s["num_workers"] for s in runs])
+    values = [scale * np.asarray(s[key], float) for s in runs]
+    mean = np.array([v.mean() for v in values])
+    std = np.array([v.std() for v in values])
+    c = color(a, names)
+    ax.plot(n, mean, "-", color=c)
+    _band(ax, n, mean - std, mean + std, c, 0.2, bounds)
+    kind = np.array([outcome(s) for s in runs])
+    finite = np.isfinite(mean)
+    for k, style in OUTCOME_MARKS.items():
+      if np.any((kind == k) & finite):
+        at = (kind == k) & finite
+        ax.plot(n[at], mean[at], ls="none", color=c, label=f"_{a} {k}", **style)
+        kinds.add(k)
+    if not np.all(finite):  # no value to draw (every seed diverged): ▲ at the axis' top
+      ax.plot(n[~finite], np.full((~finite).sum(), 0.97), ls="none", color=c,
+              transform=ax.get_xaxis_transform(), clip_on=False, label=f"_{a} no value",
+              **OUTCOME_MARKS["diverged"])
+      kinds.add("diverged")
+    handles.append(Line2D([], [], color=c, label=a, **OUTCOME_MARKS["finite"]))
   for s in summaries:
     if s["num_workers"] == 1:
-      ax.axhline(scale * np.mean(s[key]), color="k", ls="--",
-                 label=f"{s['algorithm']} (N = 1)")
-  if failed:  # one mark for all, last in the legend (the algorithms keep their order)
-    ax.plot(*np.array(failed).T, "x", color="k", ms=9, mew=2, ls="none",
-            label="a seed failed (train error at chance)")
+      line = ax.axhline(scale * np.mean(s[key]), color="k", ls="--",
+                        label=f"{s['algorithm']} (N = 1)")
+      handles.append(line)
+  handles += [Line2D([], [], ls="none", color="k", label=OUTCOME_LABELS[k],
+                     **OUTCOME_MARKS[k]) for k in ("diverged", "failed") if k in kinds]
   ax.set_xlabel("number of workers N")
   ax.set_ylabel(ylabel or key.replace("_", " ") + " (%)")
   ax.set_xscale("log", base=2)
@@ -165,6 +275,7 @@ def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None):
   ax.set_xticks(measured, [str(n) for n in measured])  # ticks only at the measured N
   ax.minorticks_off()
   ax.grid(alpha=0.3)
+  return handles
 
 
 def environment_label(results_dir) -> str:
@@ -182,12 +293,19 @@ def plot_environments(results_dirs, out_path, key="final_test_error"):
   (e.g. the homogeneous and the heterogeneous environment: the GA paper's Figure 13
   beside its homogeneous figure). Returns the figure."""
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(results_dirs), figsize=(4.6 * len(results_dirs), 4),
+  fig, axes = plt.subplots(1, len(results_dirs), figsize=(4.6 * len(results_dirs) + 2.2, 4),
                            sharey=True, squeeze=False)
+  handles = {}
   for ax, results_dir in zip(axes[0], results_dirs, strict=True):
-    _error_vs_workers(ax, load_summaries(results_dir), key)
+    for h in _error_vs_workers(ax, load_summaries(results_dir), key):
+      handles.setdefault(h.get_label(), h)
     ax.set_title(environment_label(results_dir), fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+  # The algorithms in their fixed order, then the baselines, the marks' kinds last.
+  marks = [OUTCOME_LABELS[k] for k in ("diverged", "failed")]
+  names = ordered(label for label in handles if label in set(ALGORITHM_ORDER))
+  rest = [label for label in handles if label not in names and label not in marks]
+  _outside_legend(axes[0, -1], [handles[label] for label in names + rest] +
+                  [handles[label] for label in marks if label in handles])
   _save(fig, out_path)
   return fig
 
@@ -204,6 +322,7 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
   workers = sorted({n for (a, n) in runs if n > 1 and a in names}) or [1]
   fig, axes = _panels(workers)
   used, top = [], -np.inf
+  bounds = _bounds(key, scale)
   for ax, n in zip(axes.ravel(), workers, strict=False):
     curves = [(a, n, False) for a in names] + [
         (a, 1, True) for a in ordered(a for (a, m) in runs if m == 1) if baseline]
@@ -216,8 +335,8 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
         ax.plot(epochs, mean, "--", color="k", label=f"{a} (N = 1)")
       else:
         ax.plot(epochs, mean, "-", color=color(a, names), label=a)
-        ax.fill_between(epochs, mean - std, mean + std, alpha=0.15, color=color(a, names))
-      top = max(top, float(np.max(mean + std)))
+        _band(ax, epochs, mean - std, mean + std, color(a, names), 0.15, bounds)
+      top = max(top, float(np.max(np.clip(mean + std, None, bounds[1]))))
     ax.set_title(f"N = {n}")
     ax.set_xlabel("epoch")
     if log:
@@ -229,8 +348,10 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
   if used and np.isfinite(top):  # one scale for every panel
     lows = [ax.get_ylim()[0] for ax in used]
     low = min((v for v in lows if v > 0), default=top / 10) if log else min(lows)
+    high = top * 1.5 if log else (
+        top + 0.05 * (top - low) if bounds[1] is None else min(top * 1.05, bounds[1] * 1.02))
     for ax in used:
-      ax.set_ylim(low, top * (1.5 if log else 1.05))
+      ax.set_ylim(low, high)
   return _finish(fig, axes, used, out_path)
 
 
@@ -266,7 +387,7 @@ def plot_lag(results_dir, out_path, algorithms=None):
           f"{group[0]} and {len(group) - 1} more (one schedule)")
       c = color(group[0], names)
       top.plot(epochs, mean, "-", color=c, label=label)
-      top.fill_between(epochs, np.maximum(mean - std, 0), mean + std, alpha=0.2, color=c)
+      _band(top, epochs, mean - std, mean + std, c, 0.2, (0.0, None))
       fraction = total / max(total.sum(), 1)
       bins = np.arange(total.size)
       bottom.step(bins, fraction, where="mid", color=c)
@@ -309,8 +430,8 @@ def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
       if (a, n) in runs:
         t, mean, std = runs[(a, n)]
         ax.plot(t, scale * mean, "-", marker=".", color=color(a, names), label=a)
-        ax.fill_between(t, scale * (mean - std), scale * (mean + std), alpha=0.15,
-                        color=color(a, names))
+        _band(ax, t, scale * (mean - std), scale * (mean + std), color(a, names), 0.15,
+              _bounds(key, scale))
     for a in baselines:
       t, mean, _ = runs[(a, 1)]
       ax.plot(t, scale * mean, "k--", label=f"{a} (N = 1)")
@@ -326,11 +447,13 @@ def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
     low, high = max(low, 0.0), min(high, ymax)
   for ax in used:
     ax.set_ylim(low, high)
+    _readable_log_ticks(ax)
   return _finish(fig, axes, used, out_path)
 
 
 def plot_gamma_densities(path_json, out_path):
-  """The timing models' densities with P(X > 1.25·mean) shaded (GA paper, Figure 3)."""
+  """The timing models' densities with P(X > 1.25·mean) shaded (GA paper, Figure 3).
+  Returns the figure."""
   plt = _pyplot()
   spec = json.loads(pathlib.Path(path_json).read_text())
   fig, ax = plt.subplots(figsize=(6, 4))
@@ -342,12 +465,20 @@ def plot_gamma_densities(path_json, out_path):
     ax.fill_between(x[tail], y[tail], alpha=0.3, color=line.get_color())
   ax.set_xlabel("batch time")
   ax.set_ylabel("density")
-  ax.legend(fontsize=7)
+  _legend_below(ax)
   _save(fig, out_path)
+  return fig
+
+
+def _legend_below(ax, ncol=1):
+  """The legend under the axes (below the x label), where it covers no data."""
+  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol,
+            frameon=False)
 
 
 def plot_speedup(path_json, out_path):
-  """Theoretical speedup of ASGD and SSGD vs N (GA paper, Figure 12)."""
+  """Theoretical speedup of ASGD and SSGD vs N (GA paper, Figure 12). Returns the
+  figure."""
   plt = _pyplot()
   spec = json.loads(pathlib.Path(path_json).read_text())
   fig, ax = plt.subplots(figsize=(5, 4))
@@ -359,9 +490,10 @@ def plot_speedup(path_json, out_path):
   ax.set_yscale("log", base=2)
   ax.set_xlabel("number of workers N")
   ax.set_ylabel("speedup over one worker")
-  ax.legend()
+  _legend_below(ax, ncol=3)
   ax.grid(alpha=0.3)
   _save(fig, out_path)
+  return fig
 
 
 def plot_grid_heatmap(summaries, out_path, key="final_test_error"):

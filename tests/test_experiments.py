@@ -109,8 +109,10 @@ def test_failed_seeds_are_marked_in_the_tables_and_the_figure(tmp_path):
   marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
   assert len(marks) == 1 and list(marks[0].get_xdata()) == [8]
   np.testing.assert_allclose(marks[0].get_ydata(), [55.0])
-  assert [t.get_text() for t in ax.get_legend().get_texts()] == [  # the mark last
-      "nag", "sgd (N = 1)", "a seed failed (train error at chance)"]
+  # The marks last: N = 4's diverged seed has its own mark too, apart from finite points.
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+      "nag", "sgd (N = 1)", "a seed diverged (non-finite)",
+      "a seed failed (train error at chance)"]
 
 
 def test_grid_sweep_draws_a_heatmap(tmp_path):
