@@ -128,6 +128,8 @@ def validate_config(config) -> None:
   _ints(config, "seeds", 0)
   if len(set(config.seeds)) != len(config.seeds):
     _fail("seeds", config.seeds, "seeds must be distinct")
+  if max(config.seeds) >= 2**63:  # a seed is an int64 (numpy's and jax's keys)
+    _fail("seeds", config.seeds, "need integers < 2^63")
   _int(config, "epochs", 1)
   _number(config, "warmup_epochs", lambda x: x >= 0, "need a number ≥ 0")
   decays = config.get("decay_epochs")
