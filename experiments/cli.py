@@ -184,7 +184,10 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
     value = literal(text) if text.strip() else ()
     if isinstance(value, str):
       value = tuple(literal(v.strip()) for v in text.split(",") if v.strip())
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not all(isinstance(v, (bool, int, float, str, type(None))) for v in value):
+      raise bad("a tuple of numbers or names, e.g. 4,8 or ga,dana_ga")
+    return value
   if kind is str:
     if optional and text.strip() in ("None", "none"):
       return None
@@ -217,9 +220,15 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
 def option_value(path: str, text: str):
   """An algorithm option's value: a number, true/false, None, a string ("max", "0.9*N") or a
   tuple of those; what each option allows is the algorithm's to check."""
+  value = literal(text)
+  if path.startswith("options_by_algorithm.") and path.endswith((".learning_rate",
+                                                                 ".momentum")):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+      raise UsageError(f"config.{path}={text!r} is not allowed: need a number (this "
+                       "algorithm's own η or γ)")
+    return float(value)
   if text.strip().lower() in ("true", "false"):
     return text.strip().lower() == "true"
-  value = literal(text)
   scalar = (bool, int, float, str, type(None))
   if isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value):
     return tuple(value)

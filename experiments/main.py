@@ -39,11 +39,20 @@ def _fail(message) -> None:
   sys.exit(f"error: {one_line(message)}")
 
 
+# XLA:CPU makes this many host devices in seconds; 100,000 take minutes before a line.
+MAX_HOST_DEVICES = 4096
+
+
 def _host_devices(config) -> int:
-  """``config.host_devices`` if it is set and usable; a bad value is left for the
-  validator's error line (XLA_FLAGS only ever gets a positive integer)."""
+  """``config.host_devices`` if it is set and usable; a value that is not an integer ≥ 0
+  is left for the validator's error line (XLA_FLAGS only ever gets a positive integer)."""
   host = config.get("host_devices", 0)
-  return host if isinstance(host, int) and not isinstance(host, bool) and host > 0 else 0
+  if not isinstance(host, int) or isinstance(host, bool) or host <= 0:
+    return 0
+  if host > MAX_HOST_DEVICES:
+    _fail(f"config.host_devices={host} is not allowed: need at most {MAX_HOST_DEVICES} "
+          "(XLA:CPU host devices)")
+  return host
 
 
 def run(name: str, argv: list[str] | None = None) -> None:

@@ -291,12 +291,21 @@ def cli(argv=None):
     args.results_dir = args.workdir
   for name, path in [("RESULTS_DIR", args.results_dir)] + [("--beside", b) for b in args.beside]:
     _require_results(name, path)
-  main(args.results_dir, target_points=args.target_points,
-       target_error=None if args.target_error is None else args.target_error / 100)
-  if args.beside:
-    out = pathlib.Path(args.results_dir) / "test_error_vs_workers_beside"
-    plot_environments([args.results_dir, *args.beside], out)
-    print(f"wrote {out.with_suffix('.png')}")
+  try:
+    main(args.results_dir, target_points=args.target_points,
+         target_error=None if args.target_error is None else args.target_error / 100)
+    if args.beside:
+      out = pathlib.Path(args.results_dir) / "test_error_vs_workers_beside"
+      plot_environments([args.results_dir, *args.beside], out)
+      print(f"wrote {out.with_suffix('.png')}")
+  except OSError as e:  # the user's file system (read-only, full); anything else is a bug
+    import errno
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                       getattr(errno, "EDQUOT", errno.ENOSPC)):
+      raise
+    sys.exit(f"error: RESULTS_DIR={args.results_dir!r}: cannot write "
+             f"{str(e.filename or args.results_dir)!r} ({e.strerror}); the report is drawn "
+             "into RESULTS_DIR, which must be writable and have room")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,11 @@ EXPERIMENT_MISTAKES = [
                                                          "0 for no checkpoints"]),
     ("digits", ["--config.host_devices=-1"], ["config.host_devices=-1", "≥ 0"]),
     ("digits", ["--config.host_devices=abc"], ["config.host_devices='abc'", "an integer"]),
+    ("digits", ["--config.host_devices=100000"], ["config.host_devices=100000", "at most"]),
+    ("digits", ["--config.algorithms=ga,ga"], ["config.algorithms=('ga', 'ga')", "once"]),
+    ("digits", ["--config.num_workers=2,2"], ["config.num_workers=(2, 2)", "once"]),
+    ("digits", ["--config.algorithms=(1,[2])"], ["config.algorithms='(1,[2])'",
+                                                 "a tuple of numbers or names"]),
     ("digits", ["--config.mesh.replicas=0"], ["config.mesh.replicas=0", "≥ 1"]),
     ("digits", ["--config.mesh.workers=3"], ["config.mesh.workers=3", "execution='blocks'"]),
     ("digits", ["--config.execution=blocks", "--config.mesh.workers=64"],
@@ -122,6 +127,10 @@ EXPERIMENT_MISTAKES = [
      ["config.options_by_algorithm.ga", "'penalty'"]),
     ("digits", ["--config.options_by_algorithm.ga.penalty={{}}"],
      ["config.options_by_algorithm.ga.penalty='{{}}'", "a number, true or false"]),
+    ("digits", ["--config.options_by_algorithm.ga.learning_rate=abc"],
+     ["config.options_by_algorithm.ga.learning_rate='abc'", "need a number"]),
+    ("digits", ["--config.options_by_algorithm.ga.learning_rate=true"],
+     ["config.options_by_algorithm.ga.learning_rate='true'", "need a number"]),
     ("digits", ["--config.options_by_algorithm.ga.momentum=5"],
      ["config.options_by_algorithm.ga", "(−1, 1)"]),
     ("digits", ["--config.algorithms=msync", "--config.options_by_algorithm.msync."
@@ -419,6 +428,23 @@ def test_a_bug_inside_a_run_keeps_its_traceback(error, monkeypatch, tmp_path):
   with pytest.raises(type(error)) as raised:
     main.run("digits", TINY + [f"--workdir={tmp_path / 'w'}"])
   assert raised.value is error
+
+
+@pytest.mark.parametrize("error,must", [
+    (PermissionError(errno.EACCES, "Permission denied", "/r/results.md"),
+     ["cannot write '/r/results.md'", "writable"]),
+    (OSError(errno.EROFS, "Read-only file system", "/r/results.md"), ["Read-only"]),
+])
+def test_plot_into_a_directory_it_cannot_write_is_one_line(error, must, files, monkeypatch):
+  def draw(*args, **kwargs):
+    raise error
+  monkeypatch.setattr(plot, "main", draw)
+  with pytest.raises(SystemExit) as exit_:
+    plot.cli([str(files / "sweep")])
+  _one_error_line(exit_.value.code, must)
+  monkeypatch.setattr(plot, "main", lambda *a, **k: [][0])  # a bug: its traceback
+  with pytest.raises(IndexError):
+    plot.cli([str(files / "sweep")])
 
 
 def test_a_bug_inside_the_speedup_model_keeps_its_traceback(monkeypatch, tmp_path):
