@@ -9,8 +9,9 @@ A user's mistake ends in one ``error:`` line and exit status 1, with nothing
 written: a command-line mistake (:class:`experiments.cli.UsageError`), a value
 the experiment or dana_jax refuses (``dana_jax.ConfigError``, which the
 experiments' own :class:`experiments.validate.ConfigError` extends), missing or
-malformed data (:class:`experiments.input_pipeline.DataError`), a full disk or
-a file the user may not write. Anything else is a bug and keeps its traceback.
+malformed data (:class:`experiments.input_pipeline.DataError`), a full disk, a
+file the user may not write or one in the way of a run's directory. Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ RUNNERS = {"speedup": "experiments.speedup"}
 # OSErrors that are the user's environment, not a bug: one line naming the file.
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+_IN_THE_WAY = {errno.EEXIST, errno.EISDIR, errno.ENOTDIR}  # a file where a run's directory goes
 
 
 def one_line(message) -> str:
@@ -90,6 +92,9 @@ def run(name: str, argv: list[str] | None = None) -> None:
     if e.errno in _NOT_WRITABLE:
       _fail(f"--workdir={str(args.workdir)!r}: cannot write {where} ({e.strerror}); give a "
             "work directory you may write to")
+    if e.errno in _IN_THE_WAY:
+      _fail(f"--workdir={str(args.workdir)!r}: {where} is in the way ({e.strerror}); move it "
+            "aside, or give another --workdir")
     raise
   except KeyboardInterrupt:
     _fail(f"interrupted; finished runs are kept in {args.workdir} and the same command "

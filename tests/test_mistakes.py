@@ -410,6 +410,10 @@ def _sweep_raising(monkeypatch, error):
     (OSError(errno.ENOSPC, "No space left on device", "/w/x"), ["the disk is full"]),
     (PermissionError(errno.EACCES, "Permission denied", "/w/ga_N2/summary.json"),
      ["cannot write '/w/ga_N2/summary.json'", "Permission denied"]),
+    (FileExistsError(errno.EEXIST, "File exists", "/w/ga_N2"),
+     ["'/w/ga_N2' is in the way", "another --workdir"]),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "/w/ga_N2/summary.json"),
+     ["'/w/ga_N2/summary.json' is in the way"]),
     (KeyboardInterrupt(), ["interrupted", "resumes"]),
 ])
 def test_a_mistake_raised_inside_a_run_is_one_line(error, must, monkeypatch, tmp_path):
