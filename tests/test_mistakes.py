@@ -292,6 +292,19 @@ API_MISTAKES = [
     ("speedup of 0 iterations", lambda: S.estimate_speedup(S.homogeneous(), [1],
                                                            num_iterations=0),
      "num_iterations=0"),
+    ("speedup at N = 0", lambda: S.estimate_speedup(S.homogeneous(), [1, 0], num_runs=1,
+                                                    num_iterations=10), "num_workers=[1, 0]"),
+    ("speedup at N named", lambda: S.estimate_speedup(S.homogeneous(), ["a"], num_runs=1,
+                                                      num_iterations=10), "num_workers=['a']"),
+    ("N given as text", lambda: _simulator(num_workers="4"), "num_workers='4'"),
+    ("labels of another length", lambda: dj.Simulator(MODEL, "nag", X, Y[:10], num_workers=2,
+                                                      batch_size=8), "train_labels=(10,)"),
+    ("unknown base", lambda: dj.optimizer("ga", base="nosuch"), "algorithm_options.base"),
+    ("timing by a name", lambda: _simulator(timing="poisson"), "timing="),
+    ("mesh of no devices", lambda: dj.make_mesh(replicas=0), "mesh.replicas=0"),
+    ("mesh not a mesh", lambda: _simulator(mesh="x"), "mesh='x'"),
+    ("a 1-D trace", lambda: _simulator(timing=S.TraceTiming(np.ones(10))),
+     "timing.batch_times.ndim=1"),
 ]
 
 
