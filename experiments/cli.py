@@ -163,7 +163,7 @@ def literal(text: str):
   """A value as Python reads it (1, 0.5, True, None, (4, 8), 'max'); anything else a string."""
   try:
     return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
+  except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):  # ((((… too deep
     return text
 
 

@@ -241,11 +241,10 @@ def _require_results(name: str, path: str) -> None:
   except (UnicodeEncodeError, ValueError):
     sys.exit(f"error: {name}={ascii(path)} is not allowed: not a path (valid UTF-8 text "
              "without NUL characters)")
-  if not exists:
-    what = ("is a symbolic link loop or a link to nothing" if where.is_symlink() else
-            "does not exist")
-    sys.exit(f"error: {field} {what}: give the --workdir of a finished sweep.")
-  if not is_dir:
+  if not exists and where.is_symlink():
+    sys.exit(f"error: {field} is a symbolic link loop or a link to nothing: give the "
+             "--workdir of a finished sweep.")
+  if exists and not is_dir:
     sys.exit(f"error: {field} is a file, not a directory: give the --workdir of a finished "
              "sweep.")
   if not load_summaries(path):
