@@ -401,6 +401,8 @@ def estimate_speedup(timing: TimingModel, num_workers: Sequence[int], *,
   """
   _require(num_runs >= 1, "num_runs", num_runs, "need ≥ 1")
   _require(num_iterations >= 1, "num_iterations", num_iterations, "need ≥ 1")
+  _require(len(num_workers) >= 1 and all(is_int(n, 1) for n in num_workers), "num_workers",
+           num_workers, "need integers ≥ 1")
   mean = timing.mean()
   asgd, ssgd = [], []
   for n in num_workers:

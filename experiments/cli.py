@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import importlib
 import importlib.util
+import os
 import pathlib
 
 import ml_collections
@@ -52,9 +53,28 @@ def _nearest(word, candidates) -> str:
   return f"did you mean {close[0]}?" if close else ""
 
 
+def _text(arg) -> str:
+  """An argument as text: valid UTF-8 (bytes a non-UTF-8 locale left undecoded are decoded
+  as UTF-8 where they are), without NUL characters."""
+  if not isinstance(arg, str):
+    raise UsageError(f"{arg!r} is not allowed: every argument is text, --FLAG=VALUE")
+  try:
+    arg.encode("utf-8")
+  except UnicodeEncodeError:  # surrogate escapes: bytes the locale could not decode
+    try:
+      arg = os.fsencode(arg).decode("utf-8")
+    except UnicodeError:
+      raise UsageError(f"{ascii(arg)} is not allowed: an argument must be valid UTF-8 "
+                       "text") from None
+  if "\0" in arg:
+    raise UsageError(f"{arg!r} is not allowed: an argument cannot hold a NUL character")
+  return arg
+
+
 def split(argv: list[str]) -> list[tuple[str, str | None]]:
   """``[(flag name, value)]`` of ``--name=value`` / ``--name value``; help flags get None."""
   out, i = [], 0
+  argv = [_text(arg) for arg in argv]
   while i < len(argv):
     arg = argv[i]
     if not arg.startswith("-") or arg in ("-", "--"):
@@ -64,6 +84,8 @@ def split(argv: list[str]) -> list[tuple[str, str | None]]:
     if name in HELP:
       out.append(("help", None))
       continue
+    if not arg.startswith("--") or not name:
+      raise UsageError(f"{arg!r} is not a flag: every argument is --FLAG=VALUE (two dashes)")
     if not eq:
       if i >= len(argv) or argv[i].startswith("--"):
         raise UsageError(f"--{name} needs a value: --{name}=VALUE")
@@ -97,7 +119,7 @@ def load_config(name: str, spec: str | None):
   """(config, preset) of ``--config=PATH[:PRESET]``."""
   path_text, _, preset = (spec or "").partition(":")
   module = config_module(name, path_text or None)
-  presets = getattr(module, "PRESETS", {})
+  presets = _presets(module, spec)
   if preset and not presets:
     raise UsageError(f"--config={spec!r} is not allowed: this config has no presets; drop "
                      f"':{preset}'")
@@ -110,7 +132,19 @@ def load_config(name: str, spec: str | None):
   except Exception as e:  # noqa: BLE001 - a user's get_config: one line, not a traceback
     raise UsageError(f"--config={spec!r} is not allowed: its get_config() failed "
                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UsageError(f"--config={spec!r} is not allowed: its get_config() returned a "
+                     f"{type(config).__name__}, not an ml_collections.ConfigDict")
   return config, preset or None
+
+
+def _presets(module, spec) -> dict:
+  """The config file's ``PRESETS`` (``{name: what}``; none: ``{}``)."""
+  presets = getattr(module, "PRESETS", {})
+  if not isinstance(presets, dict) or not all(isinstance(k, str) for k in presets):
+    raise UsageError(f"--config={spec!r} is not allowed: its PRESETS is a "
+                     f"{type(presets).__name__}, not a dict of preset name to description")
+  return presets
 
 
 def field_paths(config, prefix="") -> list[str]:
@@ -129,7 +163,7 @@ def literal(text: str):
   """A value as Python reads it (1, 0.5, True, None, (4, 8), 'max'); anything else a string."""
   try:
     return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
+  except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):  # ((((… too deep
     return text
 
 
@@ -150,7 +184,10 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
     value = literal(text) if text.strip() else ()
     if isinstance(value, str):
       value = tuple(literal(v.strip()) for v in text.split(",") if v.strip())
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not all(isinstance(v, (bool, int, float, str, type(None))) for v in value):
+      raise bad("a tuple of numbers or names, e.g. 4,8 or ga,dana_ga")
+    return value
   if kind is str:
     if optional and text.strip() in ("None", "none"):
       return None
@@ -180,6 +217,27 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
   return literal(text)
 
 
+def option_value(path: str, text: str):
+  """An algorithm option's value: a number, true/false, None, a string ("max", "0.9*N") or a
+  tuple of those; what each option allows is the algorithm's to check."""
+  value = literal(text)
+  if path.startswith("options_by_algorithm.") and path.endswith((".learning_rate",
+                                                                 ".momentum")):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+      raise UsageError(f"config.{path}={text!r} is not allowed: need a number (this "
+                       "algorithm's own η or γ)")
+    return float(value)
+  if text.strip().lower() in ("true", "false"):
+    return text.strip().lower() == "true"
+  scalar = (bool, int, float, str, type(None))
+  if isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value):
+    return tuple(value)
+  if not isinstance(value, scalar):
+    raise UsageError(f"config.{path}={text!r} is not allowed: an option's value is a number, "
+                     "true or false, a name or a tuple of those")
+  return value
+
+
 def override(config, path: str, text: str) -> None:
   """Sets ``config.<path>`` from ``--config.<path>=text``."""
   parts = path.split(".")
@@ -196,7 +254,7 @@ def override(config, path: str, text: str) -> None:
       node = node[key]
     if parts[-1] in node:  # an option's value may change type (a preset's "1*N" for 8)
       del node[parts[-1]]
-    node[parts[-1]] = literal(text)
+    node[parts[-1]] = option_value(path, text)
     return
   node = config
   for i, key in enumerate(parts):
@@ -230,32 +288,52 @@ def parse(name: str, argv: list[str]) -> Args | None:
   for flag, value in pairs:
     if flag == "config":
       spec = value
-    elif not flag.startswith("config.") and flag not in FLAGS:
-      hint = _nearest(flag, FLAGS + ("config.FIELD",))
+  config, preset = load_config(name, spec)
+  for flag, _ in pairs:  # after the config: an unknown flag may be a field without config.
+    if not flag.startswith("config.") and flag not in FLAGS:
+      hint = _flag_hint(flag, config)
       raise UsageError(f"--{flag} is not a flag of experiments.{name}: the flags are --config, "
                        "--config.FIELD, --workdir and --verbosity" + (f" ({hint})" if hint
                                                                        else ""))
-  config, preset = load_config(name, spec)
   workdir, verbosity = f"runs/{name}", 0
   for flag, value in pairs:
     if flag.startswith("config."):
       override(config, flag[len("config."):], value)
     elif flag == "workdir":
-      if not value:
-        raise UsageError("--workdir='' is not allowed: give a directory")
+      if not value.strip():
+        raise UsageError(f"--workdir={value!r} is not allowed: give a directory")
       workdir = value
     elif flag == "verbosity":
       if value not in ("0", "1", "2"):
         raise UsageError(f"--verbosity={value!r} is not allowed: 0 (warnings, the default), "
                          "1 (info) or 2 (debug)")
       verbosity = int(value)
-  return Args(config, preset, pathlib.Path(workdir).expanduser(), verbosity)
+  try:
+    workdir = pathlib.Path(workdir).expanduser()
+  except RuntimeError as e:  # ~user that does not exist, or no home directory
+    raise UsageError(f"--workdir={workdir!r} is not allowed: cannot expand '~' ({e})") from None
+  return Args(config, preset, workdir, verbosity)
 
 
-def _runs(config) -> str:
-  """"S simulations, D runs × K seeds" of a config (its sweep points, counted)."""
+def _flag_hint(flag: str, config) -> str:
+  """"did you mean …?" for an unknown flag: the field it names without ``config.``
+  (--epochs: --config.epochs; --workers: --config.num_workers), else the nearest flag."""
+  paths = field_paths(config)
+  if flag in paths:
+    return f"did you mean --config.{flag}?"
+  ends = [p for p in paths if p.endswith(("_" + flag, "." + flag))]
+  if len(ends) == 1:
+    return f"did you mean --config.{ends[0]}?"
+  close = difflib.get_close_matches(flag, list(FLAGS) + [f"config.{p}" for p in paths], n=1,
+                                    cutoff=0.6)
+  return f"did you mean --{close[0]}?" if close else ""
+
+
+def _runs(module, preset) -> str:
+  """"S simulations, D runs × K seeds" of a preset (its sweep points, counted)."""
   from experiments import train
   try:
+    config = module.get_config(preset)
     points = train.sweep_points(config)
   except Exception:  # noqa: BLE001 - a preset the user has still to complete
     return "runs not counted"
@@ -270,7 +348,7 @@ def help_text(name: str, spec: str | None = None) -> str:
   path_text, _, preset = (spec or "").partition(":")
   module = config_module(name, path_text or None)
   doc = (module.__doc__ or "").strip().split("\n\n")[0]
-  presets = getattr(module, "PRESETS", {})
+  presets = _presets(module, spec)
   config, preset = load_config(name, spec)  # a preset that does not exist: the error line
   lines = ["usage: " + usage(name), "", doc, ""]
   if presets:
@@ -278,30 +356,34 @@ def help_text(name: str, spec: str | None = None) -> str:
     lines.append(f"Presets (--config=experiments/configs/{name}.py:PRESET):")
     for key, what in presets.items():
       mark = " (default)" if key == default else ""
-      lines.append(f"  {key}{mark}: {what}; {_runs(module.get_config(key))}")
+      lines.append(f"  {key}{mark}: {what}; {_runs(module, key)}")
     lines.append("")
   lines += [
       "Flags:",
-      f"  --workdir=DIR       where results go (default runs/{name}); finished runs there "
-      "are skipped, an interrupted one resumes",
+      f"  --workdir=DIR       where results go (default runs/{name}); " + getattr(
+          module, "WORKDIR_HELP", "finished runs there are skipped, an interrupted one "
+          "resumes"),
       "  --verbosity=LEVEL   library logging: 0 warnings (default), 1 info, 2 debug",
       "  --config.FIELD=VALUE  set a field below: tuples as 4,8 or (4, 8), empty for none",
       "  --help              this text", "",
       "Config fields (" + (f"preset {preset}" if preset else "defaults") + "; allowed values):"]
   allowed = fields.choices()
+  described = {**fields.FIELDS, **getattr(module, "FIELDS", {})}  # a config's own fields
   for path in field_paths(config):
     node, key = config, path
     for part in path.split(".")[:-1]:
       node, key = node[part], path.split(".")[-1]
     value = node[key]
     value = dict(value) if isinstance(value, ml_collections.ConfigDict) else value
-    what = fields.FIELDS.get(path, "")
+    what = described.get(path, "")
     choice = allowed.get(path)
     lines.append(f"  {path} = {value!r}" + (f"  — {what}" if what else "") +
                  (f" [{', '.join(choice)}]" if choice else ""))
   import dana_jax as dj
-  names = [a for a in dict.fromkeys([*config.algorithms, config.get("baseline") or ""])
-           if a in dj.ALGORITHMS]
+  names = [a for a in dict.fromkeys([*config.get("algorithms", ()),
+                                     config.get("baseline") or ""]) if a in dj.ALGORITHMS]
+  if not names:  # an experiment without algorithms (the speedup model)
+    return "\n".join(lines)
   lines += ["", "Algorithm options (--config.algorithm_options.NAME=VALUE for all, "
             "--config.options_by_algorithm.ALG.NAME=VALUE for one; semantics: SPEC.md):"]
   lines += [f"  {a}: {', '.join(dj.get_algorithm(a).options()) or '(none)'}" for a in names]

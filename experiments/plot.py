@@ -114,7 +114,8 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
   results_dir = pathlib.Path(results_dir)
   summaries = load_summaries(results_dir)
   if not summaries:
-    raise SystemExit(f"no */summary.json under {results_dir}")
+    raise SystemExit(f"error: {str(results_dir)!r} holds no finished runs (*/summary.json): "
+                     "give the --workdir of a finished sweep.")
   # A grid sweep has several (η, γ) cells per (algorithm, N); a main sweep one (its η
   # and γ may still differ between algorithms: options_by_algorithm).
   is_grid = len({(s["algorithm"], s["num_workers"]) for s in summaries}) < len(summaries)
@@ -226,6 +227,31 @@ def _percent(low, high):
   return parse
 
 
+def _require_results(name: str, path: str) -> None:
+  """A directory of finished runs, or one ``error:`` line (exit status 1) saying what it is."""
+  field = f"{name}={path!r}"
+  if not path.strip():
+    sys.exit(f"error: {field} is not allowed: give the --workdir of a finished sweep.")
+  try:
+    if "\0" in path:
+      raise ValueError(path)
+    path.encode("utf-8")
+    where = pathlib.Path(path)
+    is_dir, exists = where.is_dir(), where.exists()
+  except (UnicodeEncodeError, ValueError):
+    sys.exit(f"error: {name}={ascii(path)} is not allowed: not a path (valid UTF-8 text "
+             "without NUL characters)")
+  if not exists and where.is_symlink():
+    sys.exit(f"error: {field} is a symbolic link loop or a link to nothing: give the "
+             "--workdir of a finished sweep.")
+  if exists and not is_dir:
+    sys.exit(f"error: {field} is a file, not a directory: give the --workdir of a finished "
+             "sweep.")
+  if not load_summaries(path):
+    sys.exit(f"error: {field} holds no finished runs (*/summary.json): give the --workdir "
+             "of a finished sweep.")
+
+
 def cli(argv=None):
   """``python -m experiments.plot RESULTS_DIR``: redraws a sweep's report from its files."""
   import argparse
@@ -242,8 +268,10 @@ def cli(argv=None):
       "against N, against epoch and against simulated time, lag and gap) from the run "
       "files alone: each run directory's config.json, metrics.jsonl and summary.json. "
       "Nothing is re-simulated.")
-  parser.add_argument("results_dir", metavar="RESULTS_DIR",
+  parser.add_argument("results_dir", metavar="RESULTS_DIR", nargs="?",
                       help="the sweep's --workdir, holding one directory per run")
+  parser.add_argument("--workdir", metavar="RESULTS_DIR", dest="workdir",
+                      help="the same as RESULTS_DIR, as the experiments spell it")
   parser.add_argument("--beside", metavar="OTHER_DIR", action="append", default=[],
                       help="another sweep (e.g. the heterogeneous environment): also draw "
                       "RESULTS_DIR/test_error_vs_workers_beside.png, the final error against "
@@ -256,16 +284,27 @@ def cli(argv=None):
                       help="the target as a test error in percent instead (e.g. 15), also "
                       "for a sweep without a single-worker baseline")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+  if (args.results_dir is None) == (args.workdir is None):
+    parser.error("give the sweep's directory once: RESULTS_DIR or --workdir=RESULTS_DIR")
+  if args.workdir is not None:
+    args.results_dir = args.workdir
   for name, path in [("RESULTS_DIR", args.results_dir)] + [("--beside", b) for b in args.beside]:
-    if not pathlib.Path(path).is_dir() or not load_summaries(path):
-      raise SystemExit(f"error: {name}={path!r} holds no finished runs (*/summary.json): "
-                       "give the --workdir of a finished sweep.")
-  main(args.results_dir, target_points=args.target_points,
-       target_error=None if args.target_error is None else args.target_error / 100)
-  if args.beside:
-    out = pathlib.Path(args.results_dir) / "test_error_vs_workers_beside"
-    plot_environments([args.results_dir, *args.beside], out)
-    print(f"wrote {out.with_suffix('.png')}")
+    _require_results(name, path)
+  try:
+    main(args.results_dir, target_points=args.target_points,
+         target_error=None if args.target_error is None else args.target_error / 100)
+    if args.beside:
+      out = pathlib.Path(args.results_dir) / "test_error_vs_workers_beside"
+      plot_environments([args.results_dir, *args.beside], out)
+      print(f"wrote {out.with_suffix('.png')}")
+  except OSError as e:  # the user's file system (read-only, full); anything else is a bug
+    import errno
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                       getattr(errno, "EDQUOT", errno.ENOSPC)):
+      raise
+    sys.exit(f"error: RESULTS_DIR={args.results_dir!r}: cannot write "
+             f"{str(e.filename or args.results_dir)!r} ({e.strerror}); the report is drawn "
+             "into RESULTS_DIR, which must be writable and have room")
 
 
 if __name__ == "__main__":

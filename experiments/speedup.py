@@ -1,31 +1,30 @@
 """The speedup model and the timing densities (GA paper, Figures 12 and 3).
 
-    python -m experiments.speedup [--workdir runs/speedup] [--runs 20] [--iterations 100000]
+    python -m experiments.speedup [--workdir=runs/speedup] [--config.runs=20]
+        [--config.iterations=100000] [--config.num_workers=1,2,4,8,16,32,64,128]
 
-Monte Carlo over the timing model (communication not modelled): the speedup
-of N workers over one for ASGD and SSGD, N ∈ {1, 2, 4, …, 128}; and the
-homogeneous (shape 100) and heterogeneous (shape 4) gamma densities with
-P(X > 1.25·mean) shaded. Writes ``speedup.json``, ``densities.json``,
-``speedup.md`` and the two figures. Runtime: see results/speedup/README.md.
+The command line of every experiment (:mod:`experiments.cli`, ``--help``; config
+``experiments/configs/speedup.py``). Monte Carlo over the timing model
+(communication not modelled): the speedup of N workers over one for ASGD and
+SSGD; and the homogeneous (shape 100) and heterogeneous (shape 4) gamma
+densities with P(X > 1.25·mean) shaded. Writes ``speedup.json``,
+``densities.json``, ``speedup.md`` and the two figures. Every field and the
+work directory are checked before anything is written. Runtime: see
+results/README.md (speedup/).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import time
 
 import numpy as np
-from absl import app, flags
 
 from dana_jax import schedule as S
-
-_WORKDIR = flags.DEFINE_string("workdir", "runs/speedup", "where results are written")
-_RUNS = flags.DEFINE_integer("runs", 20, "Monte-Carlo runs per N")
-_ITERATIONS = flags.DEFINE_integer("iterations", 100_000, "iterations per run")
-_WORKERS = flags.DEFINE_list("workers", ["1", "2", "4", "8", "16", "32", "64", "128"],
-                             "numbers of workers")
+from experiments import validate
 
 
 def gamma_density(x, shape, scale):
@@ -48,20 +47,61 @@ def densities(models: dict[str, S.GammaTiming]) -> dict:
   return {"models": out}
 
 
-def main(argv):
-  del argv
-  from experiments import plot
+def _require(ok: bool, field: str, value, allowed: str) -> None:
+  if not ok:
+    raise validate.ConfigError(f"config.{field}={value!r} is not allowed: {allowed}.")
 
-  workdir = pathlib.Path(_WORKDIR.value)
-  workdir.mkdir(parents=True, exist_ok=True)
-  workers = [int(n) for n in _WORKERS.value]
+
+def _is_int(x) -> bool:
+  return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def peak_bytes(config) -> int:
+  """The Monte Carlo's peak host memory: one run at the largest N holds its SSGD rounds'
+  N × iterations batch times and a few arrays of the ASGD completions (about
+  8 · iterations · (2 N + 8) bytes, as measured with tracemalloc)."""
+  return 8 * config.iterations * (2 * max(config.num_workers) + 8)
+
+
+def validate_config(config) -> None:
+  """Raises :class:`experiments.validate.ConfigError` for the first field not allowed."""
+  for field in ("runs", "iterations"):
+    value = config.get(field)
+    _require(_is_int(value) and value >= 1, field, value, "need an integer ≥ 1")
+  workers = config.get("num_workers")
+  _require(isinstance(workers, (tuple, list)) and bool(workers) and
+           all(_is_int(n) and n >= 1 for n in workers), "num_workers", workers,
+           "need a non-empty tuple of integers ≥ 1, e.g. 1,4,16")
+  _require(len(set(workers)) == len(workers), "num_workers", workers,
+           "each N once")
+  need = peak_bytes(config)
+  try:
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    have = None
+  if have is not None and need > have // 2:
+    raise validate.ConfigError(
+        f"config.iterations={config.iterations} with config.num_workers={tuple(workers)} is "
+        f"not allowed: at N = {max(workers)} the Monte Carlo needs about "
+        f"{need / 2**30:.1f} GiB, more than half of this machine's {have / 2**30:.1f} GiB; "
+        "use fewer iterations or a smaller N.")
+
+
+def run(config, workdir) -> None:
+  """Checks ``config`` and ``workdir``, then writes the speedup table and both figures."""
+  from experiments import plot, train
+  validate_config(config)
+  workdir = pathlib.Path(workdir)
+  train.check_workdir(workdir)
+  workers = [int(n) for n in config.num_workers]
   began = time.perf_counter()
-  est = S.estimate_speedup(S.homogeneous(), workers, num_runs=_RUNS.value,
-                           num_iterations=_ITERATIONS.value)
+  est = S.estimate_speedup(S.homogeneous(), workers, num_runs=config.runs,
+                           num_iterations=config.iterations)
   seconds = time.perf_counter() - began
   result = {k: np.asarray(v).tolist() for k, v in est.items()}
-  result.update(timing="homogeneous Gamma(100, 1.28)", runs=_RUNS.value,
-                iterations=_ITERATIONS.value, seconds=seconds)
+  result.update(timing="homogeneous Gamma(100, 1.28)", runs=config.runs,
+                iterations=config.iterations, seconds=seconds)
+  workdir.mkdir(parents=True, exist_ok=True)  # only once the numbers exist
   (workdir / "speedup.json").write_text(json.dumps(result, indent=2))
   (workdir / "densities.json").write_text(json.dumps(densities(
       {"homogeneous": S.homogeneous(), "heterogeneous": S.heterogeneous()})))
@@ -77,4 +117,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from experiments import main
+  main.run("speedup")

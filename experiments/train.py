@@ -247,18 +247,17 @@ def agreed(value: bool) -> bool:
 def setup_devices(config):
   """Starts ``jax.distributed`` if configured; returns the sweep's mesh (None: one device)."""
   dist = config.get("distributed")
-  if dist is not None and dist.initialize:
+  if dist is not None and dist.initialize and not jax.distributed.is_initialized():
+    kwargs = distributed_arguments(dist)
     # CPU processes talk through gloo; GPU and TPU ignore this setting.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    kwargs = {}
-    if dist.coordinator_address:
-      kwargs["coordinator_address"] = dist.coordinator_address
-    if dist.num_processes:
-      kwargs["num_processes"] = dist.num_processes
-    if dist.process_id >= 0:
-      kwargs["process_id"] = dist.process_id
-    if not jax.distributed.is_initialized():
+    try:
       jax.distributed.initialize(**kwargs)
+    except (ValueError, RuntimeError) as e:  # jax's refusals: what is missing, or too late
+      raise validate.ConfigError(
+          f"config.distributed.initialize=True failed: {str(e).splitlines()[0]} (set "
+          "config.distributed.coordinator_address, num_processes and process_id, or run "
+          "without config.distributed.initialize)") from None
   mesh = config.get("mesh")
   host = config.get("host_devices", 0)
   if host and jax.default_backend() == "cpu" and jax.local_device_count() != host:
@@ -272,6 +271,94 @@ def setup_devices(config):
   with validate.library_check("mesh"):
     mesh = dj.make_mesh(replicas=mesh.replicas, workers=mesh.workers)
   return None if mesh.size == 1 else mesh
+
+
+# How long a process other than 0 waits for the coordinator (process 0) to listen; jax
+# itself would wait 300 s and then abort the process.
+COORDINATOR_WAIT_S = 60.0
+
+
+def distributed_arguments(dist) -> dict:
+  """``jax.distributed.initialize``'s arguments from ``config.distributed``, checked first
+  where jax would hang or abort the process: without a coordinator address there must be a
+  cluster jax detects (SLURM, Open MPI, a TPU slice, …); with one, its host must resolve,
+  its port be a port, and a process other than 0 must reach it within
+  ``COORDINATOR_WAIT_S``. Every refusal is one ConfigError line."""
+  import socket
+  kwargs = {}
+  if dist.num_processes:
+    kwargs["num_processes"] = dist.num_processes
+  if dist.process_id >= 0:
+    kwargs["process_id"] = dist.process_id
+  field = f"config.distributed.coordinator_address={dist.coordinator_address!r}"
+  if not dist.coordinator_address:
+    if not _cluster_detected():
+      raise validate.ConfigError(
+          "config.distributed.initialize=True is not allowed here: no cluster was detected "
+          "(SLURM, Open MPI, a TPU slice or Kubernetes); give "
+          "config.distributed.coordinator_address=HOST:PORT, num_processes and process_id, "
+          "or leave initialize=False for one process")
+    _require_jax_not_started()
+    return kwargs
+  host, _, port = dist.coordinator_address.rpartition(":")
+  if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    raise validate.ConfigError(f"{field} is not allowed: need HOST:PORT with a port in "
+                               "1 … 65535")
+  if not dist.num_processes or dist.process_id < 0:
+    raise validate.ConfigError(
+        f"config.distributed.num_processes={dist.num_processes} and process_id="
+        f"{dist.process_id} are not allowed with a coordinator address: give both "
+        "(0 ≤ process_id < num_processes)")
+  try:
+    socket.getaddrinfo(host.strip("[]"), int(port))
+  except (OSError, UnicodeError) as e:
+    raise validate.ConfigError(f"{field} is not allowed: its host does not resolve "
+                               f"({e})") from None
+  _require_jax_not_started()
+  if dist.process_id != 0:
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+      try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=2.0).close()
+        break
+      except OSError as e:
+        if time.monotonic() > deadline:
+          raise validate.ConfigError(
+              f"{field} is not allowed: process 0 does not answer there after "
+              f"{COORDINATOR_WAIT_S:.0f} s ({e.strerror or e}); start process 0 first, with "
+              "the same address") from None
+        time.sleep(1.0)
+  kwargs["coordinator_address"] = dist.coordinator_address
+  return kwargs
+
+
+def _require_jax_not_started() -> None:
+  """jax.distributed.initialize must come before jax starts its backends."""
+  from jax._src import xla_bridge
+  if xla_bridge.backends_are_initialized():
+    raise validate.ConfigError(
+        "config.distributed.initialize=True is not allowed here: jax has already started in "
+        "this process; run the experiment's command (python -m experiments.<name>) instead")
+
+
+def _cluster_detected() -> bool:
+  """Whether jax would find a cluster to auto-detect (True where it cannot tell), as
+  ``jax.distributed.initialize`` without arguments looks for one."""
+  import os
+  if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    return True
+  try:
+    from jax._src import clusters
+    kinds = clusters.ClusterEnv._cluster_types
+  except (ImportError, AttributeError):
+    return True
+  for kind in kinds:
+    try:
+      if not getattr(kind, "opt_in_only_method", False) and kind.is_env_present():
+        return True
+    except Exception:  # noqa: BLE001 - a detector that cannot run here detects nothing
+      continue
+  return False
 
 
 def replicas_of(config, cells, mesh) -> tuple[list, list]:
@@ -605,13 +692,38 @@ MIN_FREE_BYTES = 64 * 2**20  # a sweep's summaries and metrics; parameters and c
 
 
 def check_workdir(workdir: pathlib.Path) -> None:
-  """The work directory can take a sweep: not a file, writable, and not on a full disk —
-  checked on its nearest existing parent, so a refused sweep creates nothing."""
+  """The work directory can take a sweep: not a file, not a symbolic link loop or a link to
+  nothing, names the file system takes, writable, and not on a full disk — checked on its
+  nearest existing parent, so a refused sweep creates nothing."""
+  import os
   import tempfile
   field = f"--workdir={str(workdir)!r}"
+
+  def entry(path) -> bool:  # lstat: a link counts as there, even one that leads nowhere
+    try:
+      return path.lstat() is not None
+    except (OSError, ValueError):
+      return False
+
   existing = workdir
-  while not existing.exists() and existing != existing.parent:
+  while not entry(existing) and existing != existing.parent:
     existing = existing.parent
+  where = "it" if existing == workdir else f"{existing} (above it)"
+  try:
+    existing.stat()  # follows links: a loop, or a link to nothing, fails here
+  except ValueError:  # a NUL character
+    raise validate.ConfigError(f"{field} is not allowed: a path cannot hold a NUL "
+                               "character") from None
+  except OSError as e:
+    what = {errno.ELOOP: "is a symbolic link loop",
+            errno.ENOENT: "is a symbolic link to nothing"}.get(e.errno, f"cannot be read "
+                                                                 f"({e.strerror})")
+    raise validate.ConfigError(f"{field} is not allowed: {where} {what}; give a "
+                               "directory") from None
+  for part in workdir.relative_to(existing).parts:  # the directories still to be made
+    if len(os.fsencode(part)) > 255:
+      raise validate.ConfigError(f"{field} is not allowed: a name in it is longer than the "
+                                 "255 bytes a file system takes")
   if not existing.is_dir():
     what = "is a file" if existing == workdir else f"is under a file ({existing})"
     raise validate.ConfigError(f"{field} is not allowed: it {what}; give a directory")

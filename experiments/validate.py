@@ -125,9 +125,14 @@ def validate_config(config) -> None:
     _fail("algorithms", algorithms, "need a non-empty tuple of algorithm names")
   # The values of num_workers (N ≥ 1) are dana_jax's to check; their container is ours.
   _ints(config, "num_workers")
+  for field in ("algorithms", "num_workers"):  # a repeat would run (or skip) a point twice
+    if len(set(config[field])) != len(config[field]):
+      _fail(field, config[field], "each value once")
   _ints(config, "seeds", 0)
   if len(set(config.seeds)) != len(config.seeds):
     _fail("seeds", config.seeds, "seeds must be distinct")
+  if max(config.seeds) >= 2**63:  # a seed is an int64 (numpy's and jax's keys)
+    _fail("seeds", config.seeds, "need integers < 2^63")
   _int(config, "epochs", 1)
   _number(config, "warmup_epochs", lambda x: x >= 0, "need a number ≥ 0")
   decays = config.get("decay_epochs")

@@ -87,6 +87,41 @@ def test_every_mistake_is_one_error_line_and_writes_nothing(tmp_path):
     assert not workdir.exists(), name  # nothing half-written
 
 
+def test_real_processes_fail_in_one_line_where_in_process_cannot_show_it(tmp_path):
+  """What only a fresh process shows: jax not yet started when jax.distributed would start
+  (no cluster: one line in seconds, not a hang), argv bytes that are not UTF-8, and the
+  speedup model's old flags (once a ZeroDivisionError and an empty work directory)."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri")}
+  env["PYTHONPATH"] = str(ROOT)
+  cases = [
+      (["experiments.digits", *TINY, "--config.distributed.initialize=True"],
+       "config.distributed.initialize=True", "no cluster was detected"),
+      (["experiments.digits", *TINY, b"--config.timing=\xff\xfe"], "--config.timing=",
+       "valid UTF-8"),
+      (["experiments.speedup", "--workers=0"], "--workers",
+       "did you mean --config.num_workers?"),
+      (["experiments.speedup", "--config.runs=0"], "config.runs=0", "≥ 1"),
+  ]
+
+  def attempt(i):
+    args, field, allowed = cases[i]
+    workdir = tmp_path / f"w{i}"
+    return subprocess.run([sys.executable, "-m", *args, f"--workdir={workdir}"],
+                          capture_output=True, cwd=ROOT, env=env, timeout=120), workdir
+
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    results = list(pool.map(attempt, range(len(cases))))
+  for (args, field, allowed), (done, workdir) in zip(cases, results, strict=True):
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 1, (args, err[-2000:])
+    assert "Traceback" not in err, (args, err[-2000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), (args, lines)
+    assert field in lines[0] and allowed in lines[0], (args, lines[0])
+    assert not workdir.exists(), args
+
+
 def _config_without_presets(tmp_path):
   path = tmp_path / "mine.py"
   path.write_text("from experiments.configs import digits\n\n"

@@ -155,7 +155,8 @@ def test_fashion_mnist_config_and_unknown_sweep():
 
 def test_speedup_entry_point(tmp_path):
   out = subprocess.run([sys.executable, "-m", "experiments.speedup", f"--workdir={tmp_path}",
-                        "--runs=2", "--iterations=4000", "--workers=1,4,16"],
+                        "--config.runs=2", "--config.iterations=4000",
+                        "--config.num_workers=1,4,16"],
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   result = json.loads((tmp_path / "speedup.json").read_text())
