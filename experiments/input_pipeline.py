@@ -28,6 +28,7 @@ import concurrent.futures
 import functools
 import gzip
 import hashlib
+import logging
 import os
 import pathlib
 import struct
@@ -100,6 +101,10 @@ def read_fashion_mnist_idx(idx_dir: str | os.PathLike, split: str):
   return images[..., None], labels.astype(np.int32)
 
 
+def _custom_config_warning(record: logging.LogRecord) -> bool:
+  return not record.getMessage().startswith("Using custom data configuration")
+
+
 @functools.cache
 def _fashion_builder_class():
   import tensorflow_datasets as tfds
@@ -116,7 +121,12 @@ def _fashion_builder_class():
       self._idx_dir = idx_dir
       config = tfds.core.BuilderConfig(name=f"idx_{idx_digest(idx_dir)[:16]}",
                                        description=f"IDX files of {idx_dir}")
-      super().__init__(config=config, **kwargs)
+      absl = logging.getLogger("absl")  # tfds warns of every config not declared in the class
+      absl.addFilter(_custom_config_warning)
+      try:
+        super().__init__(config=config, **kwargs)
+      finally:
+        absl.removeFilter(_custom_config_warning)
 
     def _info(self):
       return self.dataset_info_from_configs(

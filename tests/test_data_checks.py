@@ -132,9 +132,9 @@ def test_evaluate_checks_its_data():
   params, state = MODEL.init(jax.random.key(0))
   with pytest.raises(dj.ConfigError, match=r"^eval_labels=10 is not allowed"):
     dj.evaluate(MODEL, params, state, VX, with_value(VY, 0, 10))
-  metrics = dj.evaluate(MODEL, params, state, VX, VY)
-  logits = MODEL.predict(params, state, jnp.asarray(VX))
-  np.testing.assert_allclose(metrics["error"], np.mean(np.argmax(logits, -1) != VY))
+  metrics = dj.evaluate(MODEL, params, state, VX[:50], VY[:50])  # correct data passes
+  logits = MODEL.predict(params, state, jnp.asarray(VX[:50]))
+  np.testing.assert_allclose(metrics["error"], np.mean(np.argmax(logits, -1) != VY[:50]))
 
 
 # --- through the experiment ------------------------------------------------------------
