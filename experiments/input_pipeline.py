@@ -238,6 +238,49 @@ def _first_line(e: BaseException) -> str:
   return (str(e).strip().splitlines() or [""])[0][:300]
 
 
+def _file_stats(paths) -> list:
+  """[name, bytes, mtime in ns] of each existing file: cheap, and changes when a file does."""
+  stats = []
+  for path in sorted(pathlib.Path(p) for p in paths):
+    if path.is_file():
+      st = path.stat()
+      stats.append([str(path), st.st_size, st.st_mtime_ns])
+  return stats
+
+
+def source_identity(name: str, *, data_dir: str | None = None,
+                    idx_dir: str | None = None) -> dict:
+  """What identifies the files a data set is read from, without reading it into memory.
+
+  For a result's fingerprint: equal identities mean the same data. Fashion-MNIST from
+  IDX files: their directory and :func:`idx_digest` (their contents); a tfds data set:
+  its prepared directory and the name, size and mtime of every file in it; text corpora
+  (``foldoc``, ``wikitext103``): the same for their files; ``digits``: scikit-learn's
+  version (its data ships with it).
+  """
+  if name == "digits":
+    import sklearn
+    return {"dataset": name, "sklearn": sklearn.__version__}
+  if name in ("foldoc", "wikitext103"):
+    from experiments import text
+    if name == "foldoc":
+      files = [pathlib.Path(data_dir) / text.FOLDOC.name if data_dir else text.FOLDOC]
+    else:
+      directory = pathlib.Path(data_dir or ".").expanduser()
+      files = [directory / f for names in text.WIKITEXT_FILES.values() for f in names.values()]
+    return {"dataset": name, "files": _file_stats(files)}
+  if name == "fashion_mnist":
+    directory = pathlib.Path(idx_dir or FASHION_MNIST_IDX_DIR).expanduser()
+    if all((directory / f).is_file() for pair in IDX_FILES.values() for f in pair):
+      return {"dataset": name, "idx_dir": str(directory.resolve()),
+              "sha256": idx_digest(directory)}
+  import tensorflow_datasets as tfds
+  builder = tfds.builder(name, data_dir=data_dir, **RANDOM_ACCESS)
+  prepared = pathlib.Path(builder.data_dir)
+  files = list(prepared.iterdir()) if prepared.is_dir() else []
+  return {"dataset": name, "tfds_dir": str(prepared), "files": _file_stats(files)}
+
+
 def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
          download: bool = False):
   """``(train_x, train_y, test_x, test_y)`` as numpy arrays (uint8 images, int32 labels).

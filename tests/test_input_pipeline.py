@@ -261,3 +261,26 @@ def test_a_damaged_text_corpus_is_named(tmp_path):
   (tmp_path / "foldoc.dict.dz").write_bytes(b"not gzip at all")
   with pytest.raises(ip.DataError, match="foldoc.dict.dz: not a readable dictzip/gzip file"):
     text.corpus("foldoc", tmp_path)
+
+
+def test_source_identity_changes_with_the_files_and_only_then(tmp_path):
+  a, b = tmp_path / "a", tmp_path / "b"
+  a.mkdir()
+  b.mkdir()
+  fake_fashion(a, seed=0)
+  fake_fashion(b, seed=0)
+  ident = ip.source_identity("fashion_mnist", idx_dir=str(a))
+  assert ident == ip.source_identity("fashion_mnist", idx_dir=str(a))  # stable
+  assert ident["sha256"] == ip.source_identity("fashion_mnist", idx_dir=str(b))["sha256"]
+  assert ident != ip.source_identity("fashion_mnist", idx_dir=str(b))  # another place
+  fake_fashion(a, seed=1)  # same sizes, other contents
+  assert ip.source_identity("fashion_mnist", idx_dir=str(a))["sha256"] != ident["sha256"]
+  empty = ip.source_identity("cifar10", data_dir=str(tmp_path / "none"))
+  assert empty["files"] == [] and "cifar10" in empty["tfds_dir"]
+  for split in ("train", "valid", "test"):
+    (tmp_path / f"wiki.{split}.tokens").write_text(f" = {split} = \n")
+  text_ident = ip.source_identity("wikitext103", data_dir=str(tmp_path))
+  assert [f[1] for f in text_ident["files"]] == [len(f" = {s} = \n") for s in
+                                                 ("test", "train", "valid")]
+  (tmp_path / "wiki.valid.tokens").write_text(" = valid, longer = \n")
+  assert ip.source_identity("wikitext103", data_dir=str(tmp_path)) != text_ident
