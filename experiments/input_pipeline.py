@@ -11,8 +11,15 @@ data sources the engine loads batch by batch, chunk by chunk.
 * ``fashion_mnist``: our builder :class:`FashionMnistIdx` over the original IDX
   files (Debian package ``dataset-fashion-mnist`` puts them in
   ``/usr/share/datasets/fashion-mnist``), prepared once into array_record
-  files; falls back to tfds's own ``fashion_mnist`` builder (which downloads)
-  when the IDX files are absent.
+  files; when no ``idx_dir`` is given and the default one holds no IDX
+  files, tfds's own ``fashion_mnist`` builder, if it is prepared.
+
+Nothing here downloads unless asked (``download=True``): on a machine
+without network a missing data set fails at once, with a message that says
+where the files go. The IDX files are read and checked before tfds sees them,
+and their prepared copy is kept under a name derived from their contents
+(:func:`idx_digest`), so changed or truncated files are re-read or refused,
+never answered from the cache of other files.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import gzip
+import hashlib
+import logging
 import os
 import pathlib
 import struct
@@ -27,6 +36,7 @@ import textwrap
 
 import numpy as np
 
+from dana_jax import errors
 from dana_jax.engine import HostData
 
 FASHION_MNIST_IDX_DIR = "/usr/share/datasets/fashion-mnist"
@@ -39,7 +49,7 @@ IMAGE_SHAPES = {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "fashion_mnist"
 RANDOM_ACCESS = {"file_format": "array_record"}
 
 
-class DataError(ValueError):
+class DataError(errors.ConfigError):
   """A data set is missing or malformed; the message says where and what to do."""
 
 
@@ -91,6 +101,10 @@ def read_fashion_mnist_idx(idx_dir: str | os.PathLike, split: str):
   return images[..., None], labels.astype(np.int32)
 
 
+def _custom_config_warning(record: logging.LogRecord) -> bool:
+  return not record.getMessage().startswith("Using custom data configuration")
+
+
 @functools.cache
 def _fashion_builder_class():
   import tensorflow_datasets as tfds
@@ -102,8 +116,17 @@ def _fashion_builder_class():
     RELEASE_NOTES = {"1.0.0": "From the original IDX files, offline."}
 
     def __init__(self, *, idx_dir: str = FASHION_MNIST_IDX_DIR, **kwargs):
+      # One prepared copy per content of the IDX files (<data_dir>/fashion_mnist_idx/
+      # idx_<digest>/1.0.0): other files are never served from this cache.
       self._idx_dir = idx_dir
-      super().__init__(**kwargs)
+      config = tfds.core.BuilderConfig(name=f"idx_{idx_digest(idx_dir)[:16]}",
+                                       description=f"IDX files of {idx_dir}")
+      absl = logging.getLogger("absl")  # tfds warns of every config not declared in the class
+      absl.addFilter(_custom_config_warning)
+      try:
+        super().__init__(config=config, **kwargs)
+      finally:
+        absl.removeFilter(_custom_config_warning)
 
     def _info(self):
       return self.dataset_info_from_configs(
@@ -158,17 +181,47 @@ def _read_all(source, what: str, image_shape: tuple) -> tuple[np.ndarray, np.nda
 
 
 def _tfds_sources(name, data_dir, download, splits=("train", "test")):
-  """tfds's own data sources of ``splits``, prepared as array_record if need be."""
+  """tfds's own data sources of ``splits``, prepared as array_record if need be.
+
+  With ``download=False`` tfds only reads what is prepared in ``data_dir`` and
+  fails at once otherwise (no network access, no ``incomplete.*`` folders).
+  """
   import tensorflow_datasets as tfds
 
   return tuple(tfds.data_source(name, split=split, data_dir=data_dir, download=download,
                                 builder_kwargs=RANDOM_ACCESS) for split in splits)
 
 
+def idx_digest(idx_dir: str | os.PathLike) -> str:
+  """SHA-256 over the four Fashion-MNIST IDX files' names and bytes: their identity."""
+  digest = hashlib.sha256()
+  for pair in IDX_FILES.values():
+    for name in pair:
+      digest.update(name.encode() + b"\0")
+      digest.update((pathlib.Path(idx_dir) / name).read_bytes())
+  return digest.hexdigest()
+
+
+IDX_HELP = ("Install the IDX files with `apt-get install dataset-fashion-mnist` (Debian; "
+            f"they go to {FASHION_MNIST_IDX_DIR}), or pass --config.idx_dir=DIR with the four "
+            "files " + ", ".join(f for pair in IDX_FILES.values() for f in pair) + " of "
+            "https://github.com/zalandoresearch/fashion-mnist.")
+
+
 def _fashion_sources(data_dir, idx_dir, download):
-  idx_dir = idx_dir or FASHION_MNIST_IDX_DIR
-  if all((pathlib.Path(idx_dir) / f).exists() for pair in IDX_FILES.values() for f in pair):
-    builder = _fashion_builder_class()(idx_dir=idx_dir, data_dir=data_dir,
+  """Train and test sources of Fashion-MNIST; an ``idx_dir`` given must hold the IDX files."""
+  given = bool(idx_dir)
+  idx_dir = pathlib.Path(idx_dir or FASHION_MNIST_IDX_DIR).expanduser()
+  names = [f for pair in IDX_FILES.values() for f in pair]
+  missing = [f for f in names if not (idx_dir / f).is_file()]
+  if given and missing:
+    lacks = (f"no IDX files in {idx_dir}" if len(missing) == len(names)
+             else f"{idx_dir} lacks {', '.join(missing)}")
+    raise DataError(f"config.idx_dir={str(idx_dir)!r} is not allowed: {lacks}. {IDX_HELP}")
+  if not missing:
+    for split in IDX_FILES:  # every file whole and consistent before tfds prepares them
+      read_fashion_mnist_idx(idx_dir, split)
+    builder = _fashion_builder_class()(idx_dir=str(idx_dir), data_dir=data_dir,
                                        file_format="array_record")
     builder.download_and_prepare()
     return builder.as_data_source("train"), builder.as_data_source("test")
@@ -177,20 +230,67 @@ def _fashion_sources(data_dir, idx_dir, download):
   except Exception as e:  # noqa: BLE001 - any failure here means: the data is not available
     raise DataError(
         f"Fashion-MNIST was not found: no IDX files in {idx_dir} and tfds's 'fashion_mnist' "
-        f"could not be loaded from data_dir={data_dir or '~/tensorflow_datasets'} ({e}). "
-        "Install the IDX files with `apt-get install dataset-fashion-mnist` (Debian), or "
-        "pass --config.idx_dir=DIR with the four *-ubyte.gz files.") from e
+        f"is not prepared in data_dir={data_dir or '~/tensorflow_datasets'} "
+        f"({type(e).__name__}: {_first_line(e)}). {IDX_HELP}") from e
+
+
+def _first_line(e: BaseException) -> str:
+  return (str(e).strip().splitlines() or [""])[0][:300]
+
+
+def _file_stats(paths) -> list:
+  """[name, bytes, mtime in ns] of each existing file: cheap, and changes when a file does."""
+  stats = []
+  for path in sorted(pathlib.Path(p) for p in paths):
+    if path.is_file():
+      st = path.stat()
+      stats.append([str(path), st.st_size, st.st_mtime_ns])
+  return stats
+
+
+def source_identity(name: str, *, data_dir: str | None = None,
+                    idx_dir: str | None = None) -> dict:
+  """What identifies the files a data set is read from, without reading it into memory.
+
+  For a result's fingerprint: equal identities mean the same data. Fashion-MNIST from
+  IDX files: their directory and :func:`idx_digest` (their contents); a tfds data set:
+  its prepared directory and the name, size and mtime of every file in it; text corpora
+  (``foldoc``, ``wikitext103``): the same for their files; ``digits``: scikit-learn's
+  version (its data ships with it).
+  """
+  if name == "digits":
+    import sklearn
+    return {"dataset": name, "sklearn": sklearn.__version__}
+  if name in ("foldoc", "wikitext103"):
+    from experiments import text
+    if name == "foldoc":
+      files = [pathlib.Path(data_dir) / text.FOLDOC.name if data_dir else text.FOLDOC]
+    else:
+      directory = pathlib.Path(data_dir or ".").expanduser()
+      files = [directory / f for names in text.WIKITEXT_FILES.values() for f in names.values()]
+    return {"dataset": name, "files": _file_stats(files)}
+  if name == "fashion_mnist":
+    directory = pathlib.Path(idx_dir or FASHION_MNIST_IDX_DIR).expanduser()
+    if all((directory / f).is_file() for pair in IDX_FILES.values() for f in pair):
+      return {"dataset": name, "idx_dir": str(directory.resolve()),
+              "sha256": idx_digest(directory)}
+  import tensorflow_datasets as tfds
+  builder = tfds.builder(name, data_dir=data_dir, **RANDOM_ACCESS)
+  prepared = pathlib.Path(builder.data_dir)
+  files = list(prepared.iterdir()) if prepared.is_dir() else []
+  return {"dataset": name, "tfds_dir": str(prepared), "files": _file_stats(files)}
 
 
 def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
-         download: bool = True):
+         download: bool = False):
   """``(train_x, train_y, test_x, test_y)`` as numpy arrays (uint8 images, int32 labels).
 
   Args:
     name: one of ``DATASETS``.
     data_dir: tfds data directory (default ``~/tensorflow_datasets``).
     idx_dir: Fashion-MNIST IDX directory (default ``/usr/share/datasets/fashion-mnist``).
-    download: let tfds download and prepare a missing data set.
+    download: let tfds download and prepare a missing data set (default: no network;
+      a data set that is not prepared raises DataError at once).
   """
   if name not in DATASETS:
     raise DataError(f"dataset={name!r} is not allowed: choose one of {DATASETS}.")
@@ -201,8 +301,9 @@ def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
       train, test = _tfds_sources(name, data_dir, download)
     except Exception as e:  # noqa: BLE001
       raise DataError(
-          f"{name} was not found in data_dir={data_dir or '~/tensorflow_datasets'} and could "
-          f"not be downloaded ({type(e).__name__}: {e}). Prepare it where the network allows "
+          f"{name} was not found in data_dir={data_dir or '~/tensorflow_datasets'} "
+          f"({type(e).__name__}: {_first_line(e)}); nothing is downloaded here. Prepare it "
+          "where the network allows "
           f"with `tfds build {name} --file_format=array_record` (random access needs "
           "array_record) and copy the directory, or pass --config.data_dir=DIR.") from e
   shape = IMAGE_SHAPES[name]
@@ -316,7 +417,7 @@ class ImageNetData(HostData):
     return int(np.prod(self.example_shape)) * (1 if self.mode == "train" else 4)
 
 
-def imagenet(*, data_dir: str | None = None, download: bool = True, stored_size: int = 256,
+def imagenet(*, data_dir: str | None = None, download: bool = False, stored_size: int = 256,
              image_size: int = 224, train_eval_examples: int = 10_000,
              eval_examples: int | None = None):
   """ImageNet (ILSVRC 2012) through tfds's ``imagenet2012``, kept on the host.

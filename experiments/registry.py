@@ -36,10 +36,26 @@ class ModelError(ValueError):
   """``config.model`` names no built-in model and no importable factory."""
 
 
+def _takes_one_argument(factory) -> str | None:
+  """None if ``factory(num_classes)`` binds; otherwise why not (its signature)."""
+  import inspect
+  try:
+    signature = inspect.signature(factory)
+  except (TypeError, ValueError):  # a builtin without a signature: assume it fits
+    return None
+  try:
+    signature.bind(10)
+  except TypeError:
+    return f"its signature is {getattr(factory, '__name__', 'factory')}{signature}"
+  return None
+
+
 def model_factory(name: str):
   """``(config, num_classes) -> flax module`` of ``config.model``: a name of ``MODELS``, or
   ``package.module:factory`` — a callable of the number of classes returning a flax
-  module that is called as ``module(x, train=...)`` (the adapter ``models.flax_model``)."""
+  module that is called as ``module(x, train=...)`` (the adapter ``models.flax_model``).
+  A factory that cannot be called with one argument is refused here, before any data
+  is loaded; what it raises when called is :func:`experiments.train.make_model`'s to say."""
   if name in MODELS:
     return MODELS[name]
   module_name, colon, attr = str(name).partition(":")
@@ -53,8 +69,15 @@ def model_factory(name: str):
     raise ModelError(f"config.model={name!r} is not allowed: cannot import {module_name!r} "
                      f"({e}); it must be importable from the working directory or "
                      "PYTHONPATH") from None
+  except Exception as e:  # noqa: BLE001 - importing a user's module runs its code
+    raise ModelError(f"config.model={name!r} is not allowed: importing {module_name!r} "
+                     f"raised {type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from None
   factory = getattr(module, attr, None)
   if not callable(factory):
     raise ModelError(f"config.model={name!r} is not allowed: {module_name!r} has no callable "
                      f"{attr!r}")
+  why = _takes_one_argument(factory)
+  if why is not None:
+    raise ModelError(f"config.model={name!r} is not allowed: a factory is called with one "
+                     f"argument, the number of classes, and {why}")
   return lambda config, num_classes: factory(num_classes)

@@ -45,7 +45,7 @@ def wikitext103(directory) -> dict[str, str]:
   for files in WIKITEXT_FILES.values():
     paths = {s: directory / name for s, name in files.items()}
     if all(p.is_file() for p in paths.values()):
-      return {s: p.read_text(encoding="utf-8") for s, p in paths.items()}
+      return {s: _read_text(p) for s, p in paths.items()}
   raise DataError(
       f"{where}. Expected the "
       "files wiki.train.tokens, wiki.valid.tokens and wiki.test.tokens (the "
@@ -56,17 +56,34 @@ def wikitext103(directory) -> dict[str, str]:
       "--config=experiments/configs/wikitext103.py:offline.")
 
 
+def _read_text(path: pathlib.Path) -> str:
+  """A split's text; an unreadable, empty or non-UTF-8 file raises DataError naming it."""
+  try:
+    text = path.read_text(encoding="utf-8")
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path}: not UTF-8 text at byte {e.start}; the file is damaged or not "
+                    "a WikiText-103 release file") from None
+  except OSError as e:
+    raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+  if not text.strip():
+    raise DataError(f"{path}: the file is empty; the WikiText-103 release is incomplete")
+  return text
+
+
 def foldoc_articles(path=FOLDOC) -> list[str]:
   """The articles of Debian's FOLDOC file, each `` = Title = `` and its paragraphs."""
   path = pathlib.Path(path)
   if not path.is_file():
-    raise DataError(f"config.data_dir={str(path)!r}: FOLDOC is not installed. It comes "
-                    "from Debian's package dict-foldoc: apt-get install -y dict-foldoc "
-                    "(then /usr/share/dictd/foldoc.dict.dz exists).")
+    where = (f"FOLDOC is not installed ({FOLDOC} does not exist)" if path == FOLDOC else
+             f"config.data_dir={str(path.parent)!r} is not allowed: it has no {path.name}")
+    raise DataError(f"{where}. It comes from Debian's package dict-foldoc: apt-get install -y "
+                    f"dict-foldoc (then {FOLDOC} exists), or pass --config.data_dir=DIR with "
+                    f"{FOLDOC.name} in it.")
   try:
     text = gzip.open(path).read().decode("utf-8", errors="replace")
-  except (OSError, EOFError) as e:
-    raise DataError(f"{path}: not a readable dictzip/gzip file ({e})") from None
+  except (OSError, EOFError, ValueError) as e:
+    raise DataError(f"{path}: not a readable dictzip/gzip file ({e}); reinstall it with "
+                    "apt-get install --reinstall dict-foldoc") from None
   articles = []
   for chunk in re.split(r"\n(?=\S)", text):
     lines = chunk.split("\n")

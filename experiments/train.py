@@ -66,10 +66,11 @@ def load_data(config) -> Dataset:
   if config.dataset in registry.TEXT_DATASETS:  # byte-level next-token windows
     from experiments import text
     splits = text.corpus(config.dataset, config.get("data_dir"))
-    tx, ty = data.windows(data.byte_tokens(splits["train"]), config.window)
+    with validate.library_check("window"):  # a corpus shorter than one window
+      tx, ty = data.windows(data.byte_tokens(splits["train"]), config.window)
+      vx, vy = data.windows(data.byte_tokens(splits["valid"]), config.window)
     keep = config.get("max_train_windows") or None  # the first windows of the stream
     tx, ty = tx[:keep], ty[:keep]
-    vx, vy = data.windows(data.byte_tokens(splits["valid"]), config.window)
     evaluated = config.get("eval_examples") or vx.shape[0]
     train_eval = min(train_eval or tx.shape[0], tx.shape[0])
     return Dataset(tx, ty, (vx[:evaluated], vy[:evaluated]), (tx[:train_eval], ty[:train_eval]),
@@ -132,9 +133,15 @@ def make_model(config, input_shape, num_classes):
   """The engine model of ``config.model``: a built-in (``registry.MODELS``) or a user's
   ``package.module:factory`` (:func:`experiments.registry.model_factory`)."""
   try:
-    module = registry.model_factory(config.model)(config, num_classes)
+    factory = registry.model_factory(config.model)
   except registry.ModelError as e:
     raise validate.ConfigError(str(e)) from None
+  try:
+    module = factory(config, num_classes)
+  except Exception as e:  # noqa: BLE001 - a user's factory (or a model's field) raises any kind
+    raise validate.ConfigError(
+        f"config.model={config.model!r} is not allowed: building it for {num_classes} "
+        f"classes raised {type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from None
   if not isinstance(module, nn.Module):
     raise validate.ConfigError(f"config.model={config.model!r} is not allowed: its factory "
                                f"returned a {type(module).__name__}, not a flax module")
@@ -142,10 +149,11 @@ def make_model(config, input_shape, num_classes):
     if config.dataset in registry.TEXT_DATASETS:  # next-token loss on token windows
       return transformer.language_model(module, input_shape[0])
     return models.flax_model(module, input_shape)
-  except (TypeError, ValueError) as e:  # a user's module that does not fit the data
+  except Exception as e:  # noqa: BLE001 - a user's module that does not fit the data
     raise validate.ConfigError(f"config.model={config.model!r} is not allowed: initialising "
                                f"it on inputs of shape {tuple(input_shape)} failed "
-                               f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                               f"({type(e).__name__}: "
+                               f"{(str(e).splitlines() or [''])[0]})") from None
 
 
 def augmentation(config):
@@ -771,6 +779,7 @@ def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
   mesh = setup_devices(config)
   check_with_library(config, points, mesh)
   dataset = load_data(config)
+  validate.check_dataset(config, dataset)
   with validate.library_check("batch_size"):
     library_probe(config.algorithms[0], batch_size=config.batch_size,
                   num_examples=dataset.num_train,

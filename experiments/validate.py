@@ -186,3 +186,55 @@ def _validate_devices(config) -> None:
             f"need 0 ≤ process_id < num_processes = {dist.num_processes}")
     if dist.coordinator_address and ":" not in dist.coordinator_address:
       _fail("distributed.coordinator_address", dist.coordinator_address, "need HOST:PORT")
+
+
+def _data_field(config) -> str:
+  """The config field that says where the data came from (for a message about its content)."""
+  if config.dataset == "fashion_mnist" and config.get("idx_dir"):
+    return "idx_dir"
+  return "data_dir" if config.get("data_dir") else "dataset"
+
+
+def check_dataset(config, dataset) -> None:
+  """The loaded data and the model checked together, before any run directory is written.
+
+  The model's output width must be ``dataset.num_classes`` (256 byte classes for a
+  language model); every set (train, test, train-error subset) must have finite inputs,
+  integer labels in [0, C) of the model's label shape, and the evaluation sets examples of
+  the shape the model is trained on (``dataset.input_shape``). Host data (ImageNet) is
+  only checked for the model's width: its examples are read batch by batch. Each mistake
+  is one :class:`ConfigError` naming ``config.model`` or the data's field.
+  """
+  import jax
+  import jax.numpy as jnp
+
+  from dana_jax.engine import HostData, checks
+  from experiments import train
+
+  model = train.make_model(config, dataset.input_shape, dataset.num_classes)
+  classes = dataset.num_classes
+  x = dataset.train_inputs
+  dtype = jnp.float32 if isinstance(x, HostData) else x.dtype
+  example = jax.ShapeDtypeStruct((1, *dataset.input_shape), dtype)
+  try:
+    out = checks.output_spec(model, example)
+  except Exception as e:  # noqa: BLE001 - a model's tracing raises any kind
+    _fail("model", config.model, f"it cannot be applied to examples of shape "
+          f"{tuple(dataset.input_shape)} ({type(e).__name__}: "
+          f"{(str(e).strip().splitlines() or [''])[0][:200]})")
+  shape = getattr(out, "shape", None)  # a model returning a tree of arrays: no width
+  width = int(shape[-1]) if shape else None
+  if width != classes:
+    _fail("model", config.model, f"its output width is {width}: need one output per class, "
+          f"{classes} for {config.dataset}")
+  field = _data_field(config)
+  sets = [("train", (x, dataset.train_labels), train.augmentation(config), None),
+          ("test", dataset.eval_data, None, dataset.input_shape),
+          ("train_eval", dataset.train_eval_data, None, dataset.input_shape)]
+  for what, data, augment, shape in sets:
+    if data is None or isinstance(data, HostData) or isinstance(data[0], HostData):
+      continue
+    problem = checks.find_problem(model, *data, num_classes=classes, what=what,
+                                  augment=augment, example_shape=shape)
+    if problem is not None:
+      _fail(field, config.get(field), f"{problem.subject} {problem.shown}: {problem.allowed}")

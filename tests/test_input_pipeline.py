@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -158,3 +159,128 @@ def test_wrong_image_shape_from_tfds_is_named():
     with pytest.raises(ip.DataError, match=r"cifar10 train: images .* are \(32, 32, 3\), "
                                            r"expected \(28, 28, 1\)"):
       ip._read_all(source, "cifar10 train", (28, 28, 1))
+
+
+# --- offline: a missing or damaged data set fails in seconds, never from another cache ---
+
+def _no_debris(directory):
+  return [str(p) for p in directory.rglob("*") if "incomplete" in p.name or ".tmp." in p.name]
+
+
+def test_an_empty_idx_dir_fails_at_once_and_says_where_the_files_go(tmp_path):
+  idx, data_dir = tmp_path / "idx", tmp_path / "tfds"
+  idx.mkdir()
+  began = time.perf_counter()
+  with pytest.raises(ip.DataError) as error:
+    ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(idx))
+  assert time.perf_counter() - began < 10
+  message = str(error.value)
+  assert message.startswith(f"config.idx_dir='{idx}' is not allowed: no IDX files in {idx}")
+  for name in (f for pair in ip.IDX_FILES.values() for f in pair):
+    assert name in message
+  assert "apt-get install dataset-fashion-mnist" in message and ip.FASHION_MNIST_IDX_DIR in message
+  assert not data_dir.exists()  # nothing prepared, nothing downloaded
+  fake_fashion(idx)
+  (idx / ip.IDX_FILES["test"][1]).unlink()
+  with pytest.raises(ip.DataError, match=f"{idx} lacks t10k-labels-idx1-ubyte.gz\\. Install"):
+    ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(idx))
+
+
+def test_changed_or_truncated_idx_files_are_never_served_from_the_cache(tmp_path):
+  idx, data_dir = tmp_path / "idx", tmp_path / "tfds"
+  idx.mkdir()
+  first = fake_fashion(idx, train=40, test=12, seed=0)
+  tx, ty, _, _ = ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(idx))
+  np.testing.assert_array_equal(as_rows(tx[..., 0], ty), as_rows(*first["train"]))
+  # The cache is warm; truncate a file: refused, naming it (not the cached 40 images).
+  path = idx / ip.IDX_FILES["train"][0]
+  raw = gzip.open(path).read()
+  with gzip.open(path, "wb") as f:
+    f.write(raw[:-28 * 28 * 3])
+  began = time.perf_counter()
+  with pytest.raises(ip.DataError, match="train-images-idx3-ubyte.gz: expected 31360 data "
+                                         "bytes .* found 29008 .truncated"):
+    ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(idx))
+  assert time.perf_counter() - began < 10
+  # Other valid files in the same place (and a second source next to it): each its own data.
+  second = fake_fashion(idx, train=24, test=8, seed=1)
+  other = tmp_path / "other"
+  other.mkdir()
+  third = fake_fashion(other, train=16, test=4, seed=2)
+  for source, written in ((idx, second), (other, third), (idx, second)):
+    tx, ty, vx, vy = ip.load("fashion_mnist", data_dir=str(data_dir), idx_dir=str(source))
+    np.testing.assert_array_equal(as_rows(tx[..., 0], ty), as_rows(*written["train"]))
+    np.testing.assert_array_equal(as_rows(vx[..., 0], vy), as_rows(*written["test"]))
+  assert ip.idx_digest(idx) != ip.idx_digest(other)
+  assert not _no_debris(data_dir)
+
+
+def test_cifar10_without_data_fails_in_seconds_without_debris(tmp_path):
+  began = time.perf_counter()
+  with pytest.raises(ip.DataError, match=f"(?s)cifar10 was not found in data_dir={tmp_path} "
+                                         ".*nothing is downloaded here.*tfds build cifar10"):
+    ip.load("cifar10", data_dir=str(tmp_path))  # the default: no download
+  assert time.perf_counter() - began < 10
+  assert not _no_debris(tmp_path) and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name,argv,expected", [
+    ("cifar10", ["--config.data_dir={data}"], "cifar10 was not found in data_dir={data}"),
+    ("fashion_mnist", ["--config.idx_dir={data}"],
+     "config.idx_dir='{data}' is not allowed: no IDX files in {data}"),
+])
+def test_an_experiment_without_its_data_is_one_error_line_in_seconds(tmp_path, name, argv,
+                                                                     expected):
+  from experiments import main
+  data_dir, workdir = tmp_path / "data", tmp_path / "runs"
+  data_dir.mkdir()
+  tiny = ["--config.algorithms=ga", "--config.num_workers=2", "--config.seeds=0",
+          "--config.epochs=1", "--config.baseline="]
+  began = time.perf_counter()
+  with pytest.raises(SystemExit) as stop:
+    main.run(name, [*tiny, *(a.format(data=data_dir) for a in argv), f"--workdir={workdir}"])
+  assert time.perf_counter() - began < 10
+  message = str(stop.value.code)
+  assert message.startswith("error: ") and expected.format(data=data_dir) in message, message
+  assert not workdir.exists() and not list(data_dir.iterdir())
+
+
+def test_a_damaged_text_corpus_is_named(tmp_path):
+  from experiments import text
+  for split in ("train", "valid", "test"):
+    (tmp_path / f"wiki.{split}.tokens").write_text(f" = {split} = \n\n tokens of {split} \n")
+  (tmp_path / "wiki.valid.tokens").write_bytes(b" = valid = \xff\xfe broken")
+  with pytest.raises(ip.DataError, match=r"wiki\.valid\.tokens: not UTF-8 text at byte 11"):
+    text.wikitext103(tmp_path)
+  (tmp_path / "wiki.valid.tokens").write_text("  \n")
+  with pytest.raises(ip.DataError, match=r"wiki\.valid\.tokens: the file is empty"):
+    text.wikitext103(tmp_path)
+  with pytest.raises(ip.DataError, match=f"config.data_dir='{tmp_path}' is not allowed: it "
+                                         "has no foldoc.dict.dz.*apt-get install -y dict-foldoc"):
+    text.corpus("foldoc", tmp_path)
+  (tmp_path / "foldoc.dict.dz").write_bytes(b"not gzip at all")
+  with pytest.raises(ip.DataError, match="foldoc.dict.dz: not a readable dictzip/gzip file"):
+    text.corpus("foldoc", tmp_path)
+
+
+def test_source_identity_changes_with_the_files_and_only_then(tmp_path):
+  a, b = tmp_path / "a", tmp_path / "b"
+  a.mkdir()
+  b.mkdir()
+  fake_fashion(a, seed=0)
+  fake_fashion(b, seed=0)
+  ident = ip.source_identity("fashion_mnist", idx_dir=str(a))
+  assert ident == ip.source_identity("fashion_mnist", idx_dir=str(a))  # stable
+  assert ident["sha256"] == ip.source_identity("fashion_mnist", idx_dir=str(b))["sha256"]
+  assert ident != ip.source_identity("fashion_mnist", idx_dir=str(b))  # another place
+  fake_fashion(a, seed=1)  # same sizes, other contents
+  assert ip.source_identity("fashion_mnist", idx_dir=str(a))["sha256"] != ident["sha256"]
+  empty = ip.source_identity("cifar10", data_dir=str(tmp_path / "none"))
+  assert empty["files"] == [] and "cifar10" in empty["tfds_dir"]
+  for split in ("train", "valid", "test"):
+    (tmp_path / f"wiki.{split}.tokens").write_text(f" = {split} = \n")
+  text_ident = ip.source_identity("wikitext103", data_dir=str(tmp_path))
+  assert [f[1] for f in text_ident["files"]] == [len(f" = {s} = \n") for s in
+                                                 ("test", "train", "valid")]
+  (tmp_path / "wiki.valid.tokens").write_text(" = valid, longer = \n")
+  assert ip.source_identity("wikitext103", data_dir=str(tmp_path)) != text_ident

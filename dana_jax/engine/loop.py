@@ -22,7 +22,7 @@ import optax
 from dana_jax import sharding as _sharding
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
-from dana_jax.engine import plan
+from dana_jax.engine import checks, plan
 from dana_jax.engine.core import Model, SimState, take
 from dana_jax.engine.data import HostData
 from dana_jax.engine.placement import over_replicas
@@ -74,6 +74,7 @@ def evaluate_replicas(model: Model, params, model_state, inputs, labels=None, *,
 
 def evaluate(model: Model, params, model_state, inputs, labels=None, batch_size: int = 1000):
   """Mean metrics (classification: cross-entropy ``loss`` and ``error``) of one θ."""
+  checks.check_data(model, inputs, labels, what="eval")
   return evaluate_replicas(model, params, model_state, inputs, labels, replicated=False,
                            batch_size=batch_size)[0]
 
@@ -158,6 +159,7 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
     _require(value is None or is_int(value, minimum), field, value,
              "need an integer ≥ 1" + ("" if field == "num_steps" else " or None"))
   _require(num_steps is not None, "num_steps", num_steps, "need an integer ≥ 1")
+  checks.check_eval(simulator, eval_data, train_eval_data)
   chunk_steps = chunk_steps or simulator.default_chunk_steps()
   ends = plan.chunk_ends(num_steps, chunk_steps, simulator.steps_per_epoch)
   schedules = simulator.schedules(num_steps, chunk_steps)

@@ -22,7 +22,7 @@ from dana_jax import sharding as _sharding
 from dana_jax import transforms as _transforms
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
-from dana_jax.engine import memory, plan, step
+from dana_jax.engine import checks, memory, plan, step
 from dana_jax.engine.core import (
   EXECUTIONS,
   REPLICA_EXECUTIONS,
@@ -182,6 +182,7 @@ class Simulator:
     _require(execution in EXECUTIONS, "execution", execution, f"choose one of {EXECUTIONS}")
     self.execution = default_execution() if execution == "auto" else execution
     self.num_examples = _check_data(train_inputs, train_labels, batch_size)
+    checks.check_data(model, train_inputs, train_labels, what="train", augment=augment)
     self.host_data = isinstance(train_inputs, HostData)
     self.single, self.seeds, self.timing_seeds = _check_seeds(seeds, timing_seeds)
     self.num_replicas = len(self.seeds)
