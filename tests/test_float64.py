@@ -40,7 +40,8 @@ def test_every_algorithm_keeps_float64_params_and_state():
       rng = np.random.default_rng(0)
       bases = [(n, {"base": b}) for n in ("sa", "ga", "dc_asgd", "delay_adaptive")
                for b in ("adam", "adamw", "muon")]
-      outers = [("async_local_sgd", {"outer": o}) for o in ("delayed_nesterov", "ga")]
+      outers = [("async_local_sgd", {"outer": o}) for o in ("delayed_nesterov", "ga")] + [
+          ("async_local_sgd", {"outer": "ga", "base": "adam"})]
       for name, options in [(n, {}) for n in ALGORITHMS] + bases + outers:
           for lr in (0.1, schedule):
               tx = dana_jax.optimizer(name, learning_rate=lr, momentum=0.9, weight_decay=1e-3,
@@ -64,7 +65,7 @@ def test_every_algorithm_keeps_float64_params_and_state():
               assert float_leaves, name
       print("checked", len(ALGORITHMS), len(bases) + len(outers))
   """)
-  assert "checked 15 14" in out
+  assert "checked 15 15" in out
 
 
 def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
