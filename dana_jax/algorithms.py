@@ -262,10 +262,10 @@ def _rennala_plan(num_workers, *, num_gradients=None):
 
 
 def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation, base="sgd"):
-  """The master's rule on pseudo-gradients (SPEC §6.5): no weight decay at the master.
+  """The master's rule on pseudo-gradients (docs/spec.md §6.5): no weight decay at the master.
 
   ``outer``: ``nesterov``, ``delayed_nesterov``, a base optimizer by name, or any
-  asynchronous §2 rule of the registry, which ``base`` (SPEC §6.6) puts over an
+  asynchronous §2 rule of the registry, which ``base`` (docs/spec.md §6.6) puts over an
   adaptive base when the rule takes one (``outer="ga", base="adam"``).
   """
   if outer in ("nesterov", "delayed_nesterov") or outer in BASES:

@@ -102,7 +102,7 @@ class FastestRule:
 
 @dataclasses.dataclass(frozen=True)
 class RennalaRule:
-  """Rennala rounds (SPEC §6.4): from the round's start T_r every worker runs jobs back to
+  """Rennala rounds (docs/spec.md §6.4): from the round's start T_r every worker runs jobs back to
   back on its next draws; the first S completions (ties: time, then lower id) are the
   round's G = S gradients, all at θ_r; the round ends at the S-th, T_(r+1).
 

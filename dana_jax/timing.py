@@ -57,7 +57,7 @@ class TimingModel:
   def draw_each(self, streams, first_jobs, counts) -> list[np.ndarray]:
     """Worker i's jobs ``first_jobs[i] .. first_jobs[i] + counts[i] − 1``, one array per
     worker: for workers that need different numbers of draws (DyLU's jobs of H_i draws,
-    SPEC §6.5). Consecutive calls continue each worker's stream, none skipped. The base
+    docs/spec.md §6.5). Consecutive calls continue each worker's stream, none skipped. The base
     class draws through :meth:`draw` when every worker asks for the same range."""
     first_jobs, counts = np.asarray(first_jobs, np.int64), np.asarray(counts, np.int64)
     if np.all(first_jobs == first_jobs[0]) and np.all(counts == counts[0]):

@@ -358,7 +358,7 @@ def round_simulation(model, algorithm, x, y, *, num_rounds, gradients_per_round,
 
 
 def rennala_round_times(batch_times, num_rounds, num_gradients):
-  """SPEC §6.4 literally: in round r each worker runs jobs back to back from T_r on its
+  """docs/spec.md §6.4 literally: in round r each worker runs jobs back to back from T_r on its
   next draws; completions are taken in (time, worker id) order until S have come, and
   T_(r+1) is the S-th. The worker whose completion ends the round has nothing in flight:
   no job of it is cancelled, and its next draw serves the next round; every other
