@@ -261,8 +261,18 @@ def _rennala_plan(num_workers, *, num_gradients=None):
   return EventPlan(round_rule=rules.RennalaRule(num_gradients))
 
 
-def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation):
-  """The master's rule on pseudo-gradients (SPEC §6.5): no weight decay at the master."""
+def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation, base="sgd"):
+  """The master's rule on pseudo-gradients (docs/spec.md §6.5): no weight decay at the master.
+
+  ``outer``: ``nesterov``, ``delayed_nesterov``, a base optimizer by name, or any
+  asynchronous §2 rule of the registry, which ``base`` (docs/spec.md §6.6) puts over an
+  adaptive base when the rule takes one (``outer="ga", base="adam"``).
+  """
+  if outer in ("nesterov", "delayed_nesterov") or outer in BASES:
+    if base != "sgd":
+      raise ConfigError(f"algorithm_options.base={base!r} is not allowed with "
+                        f"outer={outer!r}: only a rule that takes a base does "
+                        f"({sorted(_rules_with_base())}); leave base='sgd'.")
   if outer == "nesterov":
     return _nesterov(learning_rate, momentum)
   if outer == "delayed_nesterov":
@@ -276,16 +286,30 @@ def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation)
                                          if not a.synchronous and a.schedule is None)
     raise ConfigError(f"algorithm_options.outer={outer!r} is not allowed: choose one of "
                      f"{allowed}.")
+  if "base" in _keyword_options(algorithm.build):
+    return algorithm.build(learning_rate, momentum, 0.0, num_workers, base=base)
+  if base != "sgd":
+    raise ConfigError(f"algorithm_options.base={base!r} is not allowed with outer={outer!r}: "
+                      f"only a rule that takes a base does ({sorted(_rules_with_base())}); "
+                      "leave base='sgd'.")
   return algorithm.build(learning_rate, momentum, 0.0, num_workers)
 
 
+def _rules_with_base():
+  return [a.name for a in ALGORITHMS.values() if "base" in _keyword_options(a.build)
+          and a.name != "async_local_sgd"]
+
+
 def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
-                     outer="nesterov", buffer_size=None, activation=0.0):
+                     outer="nesterov", buffer_size=None, activation=0.0, base="sgd"):
   del weight_decay  # the inner optimizer's (decoupled), not the master's
   if buffer_size is not None and outer != "delayed_nesterov":
     raise ConfigError(f"algorithm_options.buffer_size={buffer_size!r} is not allowed with "
                      f"outer={outer!r}: it is the buffer of outer='delayed_nesterov'.")
-  return _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation)
+  if base not in BASES:
+    raise ConfigError(f"algorithm_options.base={base!r} is not allowed: choose one of "
+                      f"{list(BASES)} (the base under the outer rule, docs/spec.md §6.6).")
+  return _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation, base)
 
 
 def _async_local_sgd_plan(num_workers, *, local_steps=1, inner="adamw",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,6 +92,9 @@ class Schedule:
     block_starts: int64 [num_blocks + 1], block b is events
       ``block_starts[b] .. block_starts[b + 1] - 1``.
     block_size: the cap K used to make the blocks.
+    jobs_used: int64 [N], the jobs (draws of the timing model) of each worker the run
+      uses: those that start before its last apply event — a job still in flight then
+      is one, since its time says it ends later (:class:`WorkerDraws`).
   """
 
   num_workers: int
@@ -104,6 +108,7 @@ class Schedule:
   event_step: np.ndarray
   block_starts: np.ndarray
   block_size: int
+  jobs_used: np.ndarray | None = None
 
   @property
   def num_steps(self) -> int:
@@ -149,21 +154,84 @@ class Schedule:
     return steps.astype(np.int32), mask
 
 
+class WorkerDraws:
+  """Every worker's batch-time draws X_i0, X_i1, … (one per job), drawn on demand.
+
+  A model without end is asked ahead in growing chunks (its streams continue, so the
+  values do not change). A finite one (a trace) is never asked past its jobs: a job it
+  lacks reads +inf (it never completes), and the schedule refuses — naming the jobs it
+  needs — only when its run uses that job, i.e. when the job starts before the run's
+  end (:meth:`refuse_short`). So a trace of exactly the jobs a run uses is enough.
+  """
+
+  def __init__(self, timing: TimingModel, num_workers: int, seed: int):
+    self.timing, self.num_workers = timing, num_workers
+    self.streams = timing.worker_streams(num_workers, seed)
+    limit = timing.jobs_available(num_workers)
+    self.limit = None if limit is None else np.asarray(limit, np.int64)
+    self.drawn = np.zeros(num_workers, np.int64)  # real draws per worker
+    self.values = np.zeros((num_workers, 0))
+
+  def upto(self, width: int) -> np.ndarray:
+    """At least the first ``width`` jobs of every worker, [N, ≥ width]; +inf past a finite
+    model's jobs."""
+    have = self.values.shape[1]
+    if width <= have:
+      return self.values
+    width = max(int(width), 2 * have)
+    target = np.full(self.num_workers, width, np.int64)
+    if self.limit is not None:
+      target = np.minimum(target, self.limit)
+    counts = np.maximum(target - self.drawn, 0)
+    values = np.full((self.num_workers, width), np.inf)
+    values[:, :have] = self.values
+    if counts.any():
+      parts = self.timing.draw_each(self.streams, self.drawn.copy(), counts)
+      for i, part in enumerate(parts):
+        values[i, self.drawn[i]:self.drawn[i] + counts[i]] = part
+      self.drawn += counts
+    self.values = values
+    return values
+
+  def job(self, worker: int, index: int) -> float:
+    """X of job ``index`` of ``worker`` (+inf past a finite model's jobs)."""
+    return float(self.upto(index + 1)[worker, index])
+
+  def refuse_short(self, used, detail: str) -> None:
+    """Raises ConfigError (the timing model's message) when the jobs a run uses, ``used``
+    [N], include one the model does not have; ``detail`` says how far it got."""
+    short = np.flatnonzero(np.asarray(used) > self.drawn)
+    if short.size:
+      worker = int(short[0])
+      self.timing.refuse(worker, int(used[worker]), detail)
+
+
 def _completion_order(timing: TimingModel, num_workers: int, num_steps: int, seed: int):
-  """Workers and times of the first ``num_steps`` completions, ties to lower id."""
-  streams = timing.worker_streams(num_workers, seed)
-  per_worker = max(1, math.ceil(1.25 * num_steps / num_workers) + 8)
-  times = np.cumsum(timing.draw(streams, 0, per_worker), axis=1)
+  """Workers, times and jobs used [N] of the first ``num_steps`` completions, ties to the
+  lower id. Worker i uses 1 + its completions before the last one: the jobs that start
+  before the end (its next job starts at its last completion)."""
+  draws = WorkerDraws(timing, num_workers, seed)
+  width = max(1, math.ceil(1.25 * num_steps / num_workers) + 8)
   while True:
-    if times.shape[1] * num_workers >= num_steps:
+    times = np.cumsum(draws.upto(width), axis=1)
+    width = times.shape[1]
+    if width * num_workers >= num_steps:
       flat_t = times.ravel()
-      flat_w = np.repeat(np.arange(num_workers), times.shape[1])
+      flat_w = np.repeat(np.arange(num_workers), width)
       order = np.lexsort((flat_w, flat_t))[:num_steps]
+      end = flat_t[order[-1]]
       # A job not drawn yet ends strictly after its worker's last drawn one.
-      if np.all(times[:, -1] >= flat_t[order[-1]]):
-        return flat_w[order].astype(np.int32), flat_t[order]
-    extra = np.cumsum(timing.draw(streams, times.shape[1], times.shape[1]), axis=1)
-    times = np.concatenate([times, times[:, -1:] + extra], axis=1)
+      if np.all(times[:, -1] >= end):
+        break
+    width *= 2
+  used = 1 + np.sum(times < end, axis=1)
+  if draws.limit is not None and np.any(used > draws.drawn):
+    missing = [times[i, draws.drawn[i] - 1] if draws.drawn[i] else 0.0
+               for i in np.flatnonzero(used > draws.drawn)]
+    covered = int(np.searchsorted(flat_t[order], min(missing), side="right"))
+    draws.refuse_short(used, f"the trace covers {covered} of the run's {num_steps} "
+                       "master steps")
+  return flat_w[order].astype(np.int32), flat_t[order], used
 
 
 def lags_from_workers(worker: np.ndarray, num_workers: int) -> np.ndarray:
@@ -190,29 +258,34 @@ def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule, di
   """SPEC §6.0 event by event: the earliest completion applies (ties: lower id) unless
   ``discard_rule`` marks it (then the worker reads again on its next batch and nothing is
   applied); after an apply, the workers ``restart_rule`` marks restart at that time,
-  keeping their batch."""
+  keeping their batch. Each new job takes its worker's next draw; the jobs used are those
+  that start before the last apply event."""
   n = num_workers
   restart_rule = restart_rule or (lambda step_count, read: np.zeros(n, bool))
   discard_rule = discard_rule or (lambda lag: False)
-  streams = timing.worker_streams(n, seed)
-  draws = timing.draw(streams, 0, max(2, math.ceil(1.25 * num_steps / n) + 8))
-  used = np.ones(n, np.int64)  # next draw of each worker
-  completion = draws[:, 0].copy()
+  draws = WorkerDraws(timing, n, seed)
+  draws.upto(max(2, math.ceil(1.25 * num_steps / n) + 8))
+  next_job = np.zeros(n, np.int64)  # each worker's next draw
+  starts = [[] for _ in range(n)]  # when each worker's jobs started
+  completion = np.empty(n)
   dispatch = np.arange(n, dtype=np.int64)
   read = np.zeros(n, np.int64)
   events = []  # (kind, worker, time, dispatch, step, lag)
 
   def start_next_job(k, now):
-    nonlocal draws
-    if used[k] >= draws.shape[1]:
-      draws = np.concatenate([draws, timing.draw(streams, draws.shape[1], draws.shape[1])], 1)
-    completion[k] = now + draws[k, used[k]]
-    used[k] += 1
+    completion[k] = now + draws.job(k, int(next_job[k]))
+    next_job[k] += 1
+    starts[k].append(now)
 
+  for k in range(n):
+    start_next_job(k, 0.0)
   t, next_dispatch = 0, n
   while t < num_steps:
     k = int(np.argmin(completion))  # the first minimum: ties go to the lower id
     now = completion[k]
+    if not np.isfinite(now):  # every job in flight is past a finite model's jobs
+      draws.refuse_short(next_job, f"the trace covers {t} of the run's {num_steps} "
+                         "master steps")
     if discard_rule(int(t - read[k])):
       events.append((DISCARD, k, now, dispatch[k], t, t - read[k]))
       read[k], dispatch[k] = t, next_dispatch
@@ -232,8 +305,15 @@ def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule, di
       start_next_job(int(j), now)
     t += 1
   kind, worker, time, disp, step, lag = (np.asarray(c) for c in zip(*events, strict=True))
+  end = time[kind == APPLY][-1]
+  used = np.asarray([np.sum(np.asarray(s) < end) for s in starts], np.int64)
+  if draws.limit is not None and np.any(used > draws.drawn):
+    missing = min(starts[i][draws.drawn[i]] for i in np.flatnonzero(used > draws.drawn))
+    covered = int(np.sum(time[kind == APPLY] <= missing))
+    draws.refuse_short(used, f"the trace covers {covered} of the run's {num_steps} "
+                       "master steps")
   return kind.astype(np.int8), worker.astype(np.int32), time.astype(np.float64), \
-      disp.astype(np.int32), step.astype(np.int32), lag.astype(np.int32)
+      disp.astype(np.int32), step.astype(np.int32), lag.astype(np.int32), used
 
 
 def partition_blocks(worker: np.ndarray, block_size: int,
@@ -283,13 +363,13 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
   """
   validate_schedule_args(timing, num_workers, num_steps, block_size)
   if restart_rule is None and discard_rule is None:
-    worker, time = _completion_order(timing, num_workers, num_steps, seed)
+    worker, time, used = _completion_order(timing, num_workers, num_steps, seed)
     lag = lags_from_workers(worker, num_workers)
     steps = np.arange(num_steps, dtype=np.int32)
     kind, ev_worker, ev_time, ev_step = np.zeros(num_steps, np.int8), worker, time, steps
     dispatch = _arrival_dispatches(worker, lag, num_workers)
   else:
-    kind, ev_worker, ev_time, dispatch, ev_step, ev_lag = _events_with_restarts(
+    kind, ev_worker, ev_time, dispatch, ev_step, ev_lag, used = _events_with_restarts(
         timing, num_workers, num_steps, seed, restart_rule, discard_rule)
     applied = kind == APPLY
     worker, time, lag = ev_worker[applied], ev_time[applied], ev_lag[applied]
@@ -298,7 +378,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
   return Schedule(num_workers=num_workers, worker=worker, lag=lag, time=time,
                   event_kind=kind, event_worker=ev_worker, event_time=ev_time,
                   event_dispatch=dispatch, event_step=ev_step, block_starts=starts,
-                  block_size=block_size)
+                  block_size=block_size, jobs_used=used)
 
 
 def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
@@ -315,6 +395,25 @@ def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
 # --------------------------------------------------------------------------
 
 
+class RoundTimes(NamedTuple):
+  """What a round rule's ``round_times`` returns: ``durations`` [R] (T_(r+1) − T_r),
+  ``cancelled`` [R] (jobs in flight at each round's end, cancelled) and ``jobs_used`` [N]
+  (the draws of each worker the run uses)."""
+
+  durations: np.ndarray
+  cancelled: np.ndarray
+  jobs_used: np.ndarray
+
+
+def one_draw_per_round(draws: WorkerDraws, num_rounds: int) -> np.ndarray:
+  """[N, R]: each worker's draw of each round (SSGD, m-sync: one job per worker and
+  round), refused when a finite model has fewer than R."""
+  values = draws.upto(num_rounds)[:, :num_rounds]
+  draws.refuse_short(np.full(draws.num_workers, num_rounds),
+                     f"{num_rounds} rounds of one batch time per worker each")
+  return values
+
+
 @dataclasses.dataclass(frozen=True)
 class SynchronousRule:
   """SSGD's rounds (SPEC §2.9): all N workers, a round takes max_i X_i of one draw each."""
@@ -322,14 +421,10 @@ class SynchronousRule:
   def gradients(self, num_workers: int) -> int:
     return num_workers
 
-  def durations(self, timing: TimingModel, streams, num_workers: int,
-                num_rounds: int) -> np.ndarray:
-    del num_workers
-    return timing.draw(streams, 0, num_rounds).max(axis=0)
-
-  def cancelled_per_round(self, num_workers: int) -> int:
-    """Jobs in flight at a round's end, cancelled (none: the round waits for all)."""
-    return 0
+  def round_times(self, draws: WorkerDraws, num_workers: int, num_rounds: int) -> RoundTimes:
+    values = one_draw_per_round(draws, num_rounds)
+    return RoundTimes(values.max(axis=0), np.zeros(num_rounds, np.int64),
+                      np.full(num_workers, num_rounds, np.int64))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -341,17 +436,20 @@ class Rounds:
     gradients_per_round: G; round r applies the mean of the gradients of
       batches rG … rG + G − 1 of the stream, all computed at θ_r.
     time: float64 [num_rounds], T_(r+1), the end time of each round.
-    cancelled_per_round: jobs in flight at a round's end, cancelled.
+    cancelled: int64 [num_rounds], jobs in flight at each round's end, cancelled.
+    jobs_used: int64 [N], the draws of each worker the run uses (None: not known, a
+      rule of the older ``durations`` form).
   """
 
   num_workers: int
   gradients_per_round: int
   time: np.ndarray
-  cancelled_per_round: int = 0
+  cancelled: np.ndarray
+  jobs_used: np.ndarray | None = None
 
   def cancelled_jobs(self, start: int, stop: int) -> int:
     """Jobs cancelled in rounds ``start..stop-1``."""
-    return (stop - start) * self.cancelled_per_round
+    return int(np.sum(self.cancelled[start:stop]))
 
   @property
   def num_steps(self) -> int:
@@ -360,17 +458,29 @@ class Rounds:
 
 def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed: int = 0,
                 rule=None) -> Rounds:
-  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD)."""
+  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD).
+
+  A rule has ``gradients(num_workers)`` and either ``round_times(draws, num_workers,
+  num_rounds)`` (a :class:`RoundTimes` from a :class:`WorkerDraws`) or
+  ``durations(timing, streams, num_workers, num_rounds)`` (the rounds' durations; an
+  optional ``cancelled_per_round(num_workers)``, default 0).
+  """
   validate_schedule_args(timing, num_workers, num_rounds, 1)
   rule = SynchronousRule() if rule is None else rule
   gradients = rule.gradients(num_workers)
   _require(is_int(gradients, 1), "round_rule.gradients", gradients, "need an integer ≥ 1")
-  streams = timing.worker_streams(num_workers, seed)
-  durations = np.asarray(rule.durations(timing, streams, num_workers, num_rounds), np.float64)
+  draws = WorkerDraws(timing, num_workers, seed)
+  if hasattr(rule, "round_times"):
+    durations, cancelled, used = rule.round_times(draws, num_workers, num_rounds)
+  else:
+    durations = rule.durations(timing, draws.streams, num_workers, num_rounds)
+    per_round = getattr(rule, "cancelled_per_round", lambda n: 0)(num_workers)
+    cancelled, used = np.full(num_rounds, int(per_round)), None
+  durations = np.asarray(durations, np.float64)
   _require(durations.shape == (num_rounds,), "round_rule.durations", durations.shape,
            f"need one duration per round ({num_rounds})")
-  cancelled = getattr(rule, "cancelled_per_round", lambda n: 0)(num_workers)
-  return Rounds(num_workers, int(gradients), np.cumsum(durations), int(cancelled))
+  return Rounds(num_workers, int(gradients), np.cumsum(durations),
+                np.asarray(cancelled, np.int64), None if used is None else np.asarray(used))
 
 
 def synchronous_times(timing: TimingModel, num_workers: int, num_steps: int,
@@ -409,7 +519,7 @@ def estimate_speedup(timing: TimingModel, num_workers: Sequence[int], *,
     a_runs, s_runs = [], []
     for run in range(num_runs):
       run_seed = seed * 1_000_003 + run * 7919 + int(n)
-      _, times = _completion_order(timing, int(n), num_iterations, run_seed)
+      _, times, _ = _completion_order(timing, int(n), num_iterations, run_seed)
       a_runs.append(num_iterations * mean / times[-1])
       s_total = synchronous_times(timing, int(n), num_iterations, run_seed + 1)[-1]
       s_runs.append(int(n) * num_iterations * mean / s_total)

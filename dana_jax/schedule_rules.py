@@ -14,7 +14,7 @@ applies when: they are rules of the training-independent schedule
   one-gradient jobs; the round ends at the m-th completion.
 * :class:`RennalaRule`: Rennala SGD — each round every worker runs jobs back
   to back; the first S completions over all workers are the round's
-  gradients; the round ends at the S-th.
+  gradients; the round ends at the S-th; the jobs then in flight are cancelled.
 
 References:
   Maranjyan, Tyurin, Richtárik, "Ringmaster ASGD: The First Asynchronous SGD
@@ -34,6 +34,7 @@ import numpy as np
 
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
+from dana_jax.schedule import RoundTimes, one_draw_per_round
 
 
 def _check_count(field, value, at_most=None, meaning=""):
@@ -91,20 +92,26 @@ class FastestRule:
   def gradients(self, num_workers: int) -> int:
     return self.num_gradients
 
-  def durations(self, timing, streams, num_workers: int, num_rounds: int) -> np.ndarray:
-    draws = timing.draw(streams, 0, num_rounds)  # [N, rounds]
-    return np.sort(draws, axis=0)[self.num_gradients - 1]
-
-  def cancelled_per_round(self, num_workers: int) -> int:
-    return num_workers - self.num_gradients  # the N − m backup workers' jobs
+  def round_times(self, draws, num_workers: int, num_rounds: int):
+    values = one_draw_per_round(draws, num_rounds)  # [N, rounds]
+    # The N − m backup workers' jobs are in flight at the m-th completion: cancelled.
+    return RoundTimes(np.sort(values, axis=0)[self.num_gradients - 1],
+                      np.full(num_rounds, num_workers - self.num_gradients, np.int64),
+                      np.full(num_workers, num_rounds, np.int64))
 
 
 @dataclasses.dataclass(frozen=True)
 class RennalaRule:
-  """Rennala rounds (SPEC §6.4): from the round's start every worker runs jobs back to
+  """Rennala rounds (docs/spec.md §6.4): from the round's start T_r every worker runs jobs back to
   back on its next draws; the first S completions (ties: time, then lower id) are the
-  round's G = S gradients, all at θ_r; the round lasts until the S-th. The job each
-  worker has in flight then is cancelled (its draw is spent)."""
+  round's G = S gradients, all at θ_r; the round ends at the S-th, T_(r+1).
+
+  A job is in flight at T_(r+1) when it started before T_(r+1) and is not one of the S:
+  it is cancelled and its draw spent, and its worker starts round r + 1 with its next
+  draw. The worker whose completion ends the round has nothing in flight — nor has one
+  whose counted completion ties with it at T_(r+1) — so none of its draws is spent: its
+  next draw serves round r + 1.
+  """
 
   num_gradients: int
 
@@ -115,24 +122,25 @@ class RennalaRule:
   def gradients(self, num_workers: int) -> int:
     return self.num_gradients
 
-  def durations(self, timing, streams, num_workers: int, num_rounds: int) -> np.ndarray:
+  def round_times(self, draws, num_workers: int, num_rounds: int):
     s = self.num_gradients
-    draws = timing.draw(streams, 0, max(16, 2 * num_rounds * (s // num_workers + 2)))
-    used = np.zeros(num_workers, np.int64)  # draws spent by each worker so far
-    out = np.empty(num_rounds)
+    next_draw = np.zeros(num_workers, np.int64)  # each worker's next draw
+    durations = np.empty(num_rounds)
+    cancelled = np.empty(num_rounds, np.int64)
     ids = np.repeat(np.arange(num_workers), s)
+    rows = np.arange(num_workers)
     for r in range(num_rounds):
-      while used.max() + s + 1 > draws.shape[1]:
-        draws = np.concatenate([draws, timing.draw(streams, draws.shape[1],
-                                                   draws.shape[1])], axis=1)
+      values = draws.upto(int(next_draw.max()) + s)
       # Worker i's first s completions from the round's start (at most s can count).
-      window = draws[np.arange(num_workers)[:, None], used[:, None] + np.arange(s)]
-      times = np.cumsum(window, axis=1).ravel()
-      first = np.lexsort((ids, times))[:s]
-      out[r] = times[first[-1]]
-      # Each worker spends its completed jobs' draws and the cancelled one in flight.
-      used += np.bincount(ids[first], minlength=num_workers) + 1
-    return out
-
-  def cancelled_per_round(self, num_workers: int) -> int:
-    return num_workers  # every worker has a job in flight at the S-th completion
+      window = values[rows[:, None], next_draw[:, None] + np.arange(s)]
+      elapsed = np.cumsum(window, axis=1)
+      first = np.lexsort((ids, elapsed.ravel()))[:s]
+      end = elapsed.ravel()[first[-1]]
+      counted = np.bincount(ids[first], minlength=num_workers)
+      # Each worker's next job started at its last counted completion (0: the start).
+      started = np.where(counted > 0, elapsed[rows, np.maximum(counted - 1, 0)], 0.0)
+      in_flight = started < end
+      next_draw += counted + in_flight
+      durations[r], cancelled[r] = end, int(in_flight.sum())
+      draws.refuse_short(next_draw, f"the trace covers {r} of the run's {num_rounds} rounds")
+    return RoundTimes(durations, cancelled, next_draw)

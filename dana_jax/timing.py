@@ -47,6 +47,30 @@ class TimingModel:
     """
     raise NotImplementedError
 
+  def jobs_available(self, num_workers: int) -> np.ndarray | None:
+    """How many jobs each worker's draws cover [N]; None: without end (random models). A
+    schedule asks a finite model (a trace) for no job past these, and only for the jobs
+    its run uses (``dana_jax.schedule.WorkerDraws``)."""
+    del num_workers
+    return None
+
+  def draw_each(self, streams, first_jobs, counts) -> list[np.ndarray]:
+    """Worker i's jobs ``first_jobs[i] .. first_jobs[i] + counts[i] − 1``, one array per
+    worker: for workers that need different numbers of draws (DyLU's jobs of H_i draws,
+    docs/spec.md §6.5). Consecutive calls continue each worker's stream, none skipped. The base
+    class draws through :meth:`draw` when every worker asks for the same range."""
+    first_jobs, counts = np.asarray(first_jobs, np.int64), np.asarray(counts, np.int64)
+    if np.all(first_jobs == first_jobs[0]) and np.all(counts == counts[0]):
+      return list(self.draw(streams, int(first_jobs[0]), int(counts[0])))
+    raise ConfigError(f"timing={type(self).__name__} is not allowed here: it draws the same "
+                      "jobs for every worker only (its draw), and this run needs a different "
+                      "number per worker (dynamic_local_steps); define draw_each.")
+
+  def refuse(self, worker: int, jobs: int, detail: str) -> None:
+    """Raises: the run needs ``jobs`` jobs of ``worker``, more than the model covers."""
+    raise ConfigError(f"timing={type(self).__name__} is not allowed: the run needs at least "
+                      f"{jobs} jobs of worker {worker} ({detail}), more than it draws.")
+
 
 @dataclasses.dataclass(frozen=True)
 class GammaTiming(TimingModel):
@@ -93,6 +117,12 @@ class GammaTiming(TimingModel):
     return np.stack([s.gamma(self.shape, 1.0, size=count) * scales[i]
                      for i, s in enumerate(streams[:-1])])
 
+  def draw_each(self, streams, first_jobs, counts):
+    del first_jobs  # The streams carry the position.
+    scales = self.worker_scales(streams)
+    return [s.gamma(self.shape, 1.0, size=int(c)) * scales[i]
+            for i, (s, c) in enumerate(zip(streams[:-1], counts, strict=True))]
+
 
 def homogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 100.0,
                 worker_speed_shape: float | None = None) -> GammaTiming:
@@ -127,6 +157,9 @@ class ConstantTiming(TimingModel):
   def draw(self, streams, first_job, count):
     return np.full((len(streams) - 1, count), float(self.batch_time))
 
+  def draw_each(self, streams, first_jobs, counts):
+    return [np.full(int(c), float(self.batch_time)) for c in counts]
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TraceTiming(TimingModel):
@@ -150,14 +183,27 @@ class TraceTiming(TimingModel):
     del seed
     return np.asarray(self.batch_times, np.float64)[:num_workers].mean(axis=1)
 
+  def jobs_available(self, num_workers):
+    return np.full(num_workers, np.shape(self.batch_times)[1], np.int64)
+
+  def refuse(self, worker, jobs, detail):
+    num_workers, rows = np.shape(self.batch_times)
+    raise ConfigError(
+        f"timing.batch_times=<a {num_workers} × {rows} trace> is not allowed: the run needs "
+        f"at least {jobs} batch times of worker {worker} ({detail}); supply a trace of at "
+        f"least {jobs} batch times per worker, or simulate fewer steps.")
+
   def draw(self, streams, first_job, count):
+    return np.stack(self.draw_each(streams, [first_job] * (len(streams) - 1),
+                                   [count] * (len(streams) - 1)))
+
+  def draw_each(self, streams, first_jobs, counts):
     times = np.asarray(self.batch_times, dtype=np.float64)
-    if first_job + count > times.shape[1]:
-      raise ConfigError(
-          f"timing.batch_times has {times.shape[1]} jobs per worker, which does not cover "
-          f"the requested schedule (at least {first_job + count} jobs per worker would be "
-          "needed): supply a longer trace or simulate fewer steps.")
-    return times[:, first_job:first_job + count]
+    for i, (first, count) in enumerate(zip(first_jobs, counts, strict=True)):
+      if first + count > times.shape[1]:
+        self.refuse(i, int(first + count), f"jobs {first} … {first + count - 1} were asked for")
+    return [times[i, first:first + count]
+            for i, (first, count) in enumerate(zip(first_jobs, counts, strict=True))]
 
 
 TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
@@ -183,9 +229,10 @@ class JobTiming(TimingModel):
   """Jobs of H consecutive batches: a job takes the sum of H draws of ``base`` (SPEC §6.5:
   a worker running H local steps).
 
-  ``draws_per_job``: H, or one H_i ≤ H_max per worker (DyLU): worker i's j-th job then
-  takes draws j·H_max … j·H_max + H_i − 1 of its stream, so a job's time does not
-  depend on how the schedule is cut into calls (the prefix property).
+  ``draws_per_job``: H, or one H_i per worker (DyLU): worker i's j-th job then takes
+  the next H_i draws of its stream, draws j·H_i … j·H_i + H_i − 1 (a trace's rows in
+  order, none skipped), so a job's time does not depend on how the schedule is cut into
+  calls (the prefix property).
   """
 
   base: TimingModel
@@ -203,11 +250,22 @@ class JobTiming(TimingModel):
   def worker_streams(self, num_workers, seed):
     return self.base.worker_streams(num_workers, seed)
 
+  def jobs_available(self, num_workers):
+    rows = self.base.jobs_available(num_workers)
+    return None if rows is None else rows // self._per_worker(num_workers)
+
+  def refuse(self, worker, jobs, detail):
+    per = np.asarray(self.draws_per_job, np.int64)
+    h = int(per if per.ndim == 0 else per[worker])
+    self.base.refuse(worker, jobs * h, f"{jobs} jobs of {h} batch times; {detail}")
+
   def draw(self, streams, first_job, count):
-    per_worker = self._per_worker(len(streams) - 1)
-    h = int(per_worker.max())
-    times = self.base.draw(streams, first_job * h, count * h)
-    times = times.reshape(times.shape[0], count, h)
-    if np.all(per_worker == h):
-      return times.sum(axis=-1)
-    return np.where(np.arange(h) < per_worker[:, None, None], times, 0.0).sum(axis=-1)
+    n = len(streams) - 1
+    return np.stack(self.draw_each(streams, [first_job] * n, [count] * n))
+
+  def draw_each(self, streams, first_jobs, counts):
+    h = self._per_worker(len(streams) - 1)
+    first_jobs, counts = np.asarray(first_jobs, np.int64), np.asarray(counts, np.int64)
+    rows = self.base.draw_each(streams, first_jobs * h, counts * h)
+    return [np.asarray(r, np.float64).reshape(int(c), int(hi)).sum(axis=-1)
+            for r, c, hi in zip(rows, counts, h, strict=True)]

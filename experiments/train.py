@@ -754,6 +754,9 @@ def check_memory(config, points, dataset, mesh) -> None:
   sweep that cannot fit fails at once, naming the N, not an hour in."""
   for point in points:
     sim = simulator(config, point, dataset, mesh)
+    if config.get("timing") == "trace":  # a trace covers every step of the run (or one line)
+      with validate.library_check("timing_trace"):
+        sim.check_timing(sim.steps_for_epochs(config.epochs))
     try:
       sim.check_memory()
     except MemoryError as e:

@@ -239,7 +239,8 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   dropped; the worker reads again and starts a job on the next batch.
   ``worker_local_steps`` = [H_0, …] (DyLU, SPEC §6.5): worker k's job runs H_k ≤ H
   steps on the next H_k batches of the stream (dispatches take batches in the order
-  they are made) and its j-th job takes draws jH … jH + H_k − 1 of its trace row.
+  they are made) and takes the worker's next H_k draws (its j-th job: draws
+  jH_k … jH_k + H_k − 1 of its trace row; rows are consumed in order, none skipped).
 
   Returns (theta, model_state, list of events (kind, worker, lag, time)).
   """
@@ -294,8 +295,7 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   draws = [list(batch_times[i]) for i in range(num_workers)]
 
   def duration(k):
-    job_draws = [draws[k].pop(0) for _ in range(local_steps)]
-    return sum(job_draws[:steps_of[k]])
+    return sum(draws[k].pop(0) for _ in range(steps_of[k]))  # the worker's next H_k draws
 
   theta_hat = [master.read() for _ in range(num_workers)]
   read_step = [0] * num_workers
@@ -358,22 +358,41 @@ def round_simulation(model, algorithm, x, y, *, num_rounds, gradients_per_round,
 
 
 def rennala_round_times(batch_times, num_rounds, num_gradients):
-  """SPEC §6.4 literally: from each round's start every worker runs jobs back to back on
-  its next draws; completions are taken in (time, worker id) order until S have come;
-  the round ends then and each worker's job in flight is cancelled (its draw spent).
-  Returns the rounds' end times T_(r+1)."""
-  n = batch_times.shape[0]
+  """docs/spec.md §6.4 literally: in round r each worker runs jobs back to back from T_r on its
+  next draws; completions are taken in (time, worker id) order until S have come, and
+  T_(r+1) is the S-th. The worker whose completion ends the round has nothing in flight:
+  no job of it is cancelled, and its next draw serves the next round; every other
+  worker's in-flight job is cancelled (its draw spent) and it starts round r + 1 with its
+  next draw. A job is in flight when it started before T_(r+1): a worker whose counted
+  completion ties with T_(r+1) has nothing in flight either (its next job would start at
+  T_(r+1)), so that draw also serves the next round.
+
+  Returns (the rounds' end times T_(r+1), jobs cancelled per round, draws spent per
+  worker). A trace may hold just the draws spent: a draw past its end reads +inf.
+  """
+  n, rows = batch_times.shape
   nxt = [0] * n  # each worker's next draw
-  start, ends = 0.0, []
+
+  def draw(i):
+    x = batch_times[i, nxt[i]] if nxt[i] < rows else np.inf
+    nxt[i] += 1
+    return x
+
+  start, ends, cancelled = 0.0, [], []
   for _ in range(num_rounds):
-    heap = [(batch_times[i, nxt[i]], i) for i in range(n)]
-    for i in range(n):
-      nxt[i] += 1
+    heap = [(start + draw(i), start, i) for i in range(n)]  # (completion, job start, worker)
     heapq.heapify(heap)
     for _ in range(num_gradients):
-      elapsed, i = heapq.heappop(heap)
-      heapq.heappush(heap, (elapsed + batch_times[i, nxt[i]], i))
-      nxt[i] += 1
-    start += elapsed
-    ends.append(start)
-  return np.asarray(ends)
+      done, _, i = heapq.heappop(heap)
+      heapq.heappush(heap, (done + draw(i), done, i))  # i's next job starts at once
+    end = done
+    count = 0
+    for _, began, i in heap:  # every worker has one job left in the heap
+      if began < end:
+        count += 1  # in flight: cancelled, its draw spent
+      else:
+        nxt[i] -= 1  # not started: the draw serves the next round
+    start = end
+    ends.append(end)
+    cancelled.append(count)
+  return np.asarray(ends), np.asarray(cancelled), np.asarray(nxt)

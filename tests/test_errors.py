@@ -54,7 +54,8 @@ def test_unknown_timing_model():
 def test_trace_too_short_for_the_steps():
   sim = dj.Simulator(MODEL, "nag", X, Y, num_workers=2, batch_size=8,
                      timing=S.TraceTiming(np.ones((2, 5))))
-  with pytest.raises(ValueError, match="timing.batch_times has 5 jobs"):
+  with pytest.raises(ValueError, match=r"timing.batch_times=<a 2 × 5 trace> is not allowed: "
+                     r"the run needs at least 6 batch times"):
     dj.simulate(sim, 50, progress=False)
 
 

@@ -40,7 +40,8 @@ def test_every_algorithm_keeps_float64_params_and_state():
       rng = np.random.default_rng(0)
       bases = [(n, {"base": b}) for n in ("sa", "ga", "dc_asgd", "delay_adaptive")
                for b in ("adam", "adamw", "muon")]
-      outers = [("async_local_sgd", {"outer": o}) for o in ("delayed_nesterov", "ga")]
+      outers = [("async_local_sgd", {"outer": o}) for o in ("delayed_nesterov", "ga")] + [
+          ("async_local_sgd", {"outer": "ga", "base": "adam"})]
       for name, options in [(n, {}) for n in ALGORITHMS] + bases + outers:
           for lr in (0.1, schedule):
               tx = dana_jax.optimizer(name, learning_rate=lr, momentum=0.9, weight_decay=1e-3,
@@ -64,7 +65,7 @@ def test_every_algorithm_keeps_float64_params_and_state():
               assert float_leaves, name
       print("checked", len(ALGORITHMS), len(bases) + len(outers))
   """)
-  assert "checked 15 14" in out
+  assert "checked 15 15" in out
 
 
 def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
@@ -195,3 +196,50 @@ def test_engine_runs_ga_and_dana_ga_in_float64_like_the_float64_reference():
         print(algorithm, execution, err)
       """)
   assert len(out.splitlines()) == 2, out
+
+
+def test_every_execution_and_replica_execution_runs_in_float64():
+  """Two replicas (seeds) under each execution × replica execution, in float64: each
+  replica equals tests/reference.py's float64 event simulation of its seed alone. (A
+  replica loop once mixed int64 loop counters with int32 worker indices.)"""
+  out = run_x64("""
+      import jax, jax.numpy as jnp, numpy as np
+      from jax.flatten_util import ravel_pytree
+      import dana_jax as dj
+      from dana_jax import data, models
+      from dana_jax import schedule as S
+      from reference import event_simulation
+
+      x, y, _, _ = data.digits()
+      x, y = x[:160], y[:160]
+      model = models.flax_model(models.MLP((8,)), (8, 8))
+      seeds, steps = [0, 1], 10
+      fast = model._replace(loss=jax.jit(model.loss))  # the reference's gradients, compiled
+      refs = []
+      for s in seeds:
+        timing = S.heterogeneous()
+        params0, state0 = model.init(jax.random.fold_in(jax.random.key(s), 1))
+        theta, _, _, _ = event_simulation(
+            fast, "dana_ga", x, y,
+            batch_times=timing.draw(timing.worker_streams(3, s), 0, steps + 2),
+            num_steps=steps, num_workers=3, batch_size=16, lr=lambda t: 0.05, momentum=0.9,
+            weight_decay=1e-3, seed=s, params0=params0, state0=state0, dtype=np.float64)
+        refs.append(np.asarray(ravel_pytree(theta)[0]))
+      for execution in ("steps", "blocks"):
+        for replicas in ("vmap", "loop"):
+          sim = dj.Simulator(model, "dana_ga", x, y, num_workers=3, batch_size=16,
+                             hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
+                             timing=S.heterogeneous(), execution=execution, seeds=seeds,
+                             replica_execution=replicas)
+          result = dj.simulate(sim, steps, chunk_steps=steps, progress=False)
+          leaves = jax.tree_util.tree_leaves(result.state)
+          assert all(l.dtype in (jnp.float64, jnp.int32) for l in leaves), {
+              l.dtype for l in leaves}
+          for r, ref in enumerate(refs):
+            ours = np.asarray(ravel_pytree(dj.replica(result.state, r).params)[0])
+            assert ours.dtype == np.float64
+            np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{execution} {replicas} replica {r}")
+          print(execution, replicas, "ok")
+      """)
+  assert len(out.splitlines()) == 4, out

@@ -133,8 +133,44 @@ def test_rennala_matches_the_reference():
   result = rounds("rennala", 4, 12, num_gradients=6)
   np.testing.assert_allclose(flat(result.state.params), flat(round_reference("asgd", 6, 12)),
                              **CLOSE)
-  ends = rennala_round_times(draws(4, 200), 12, 6)
+  ends, cancelled, _ = rennala_round_times(draws(4, 200), 12, 6)
   np.testing.assert_allclose(times(result), ends[[4, 9, 11]], rtol=1e-12)
+  assert [h["replicas"][0]["jobs/cancelled"] for h in result.history] == [
+      cancelled[:5].sum(), cancelled[5:10].sum(), cancelled[10:].sum()]
+  assert set(cancelled.tolist()) == {3}  # no job of the round's last worker is cancelled
+
+
+def test_rennala_round_ends_where_its_last_worker_has_nothing_in_flight():
+  # N = 1, S = 1, trace 1, 2, 4, 8, …: each round is the next draw (docs/spec.md §6.4).
+  trace = 2.0 ** np.arange(8)[None]
+  ends, cancelled, spent = rennala_round_times(trace, 3, 1)
+  assert ends.tolist() == [1, 3, 7] and cancelled.tolist() == [0, 0, 0] and spent == [3]
+  got = S.make_rounds(S.TraceTiming(trace), 1, 3, rule=dj.schedule_rules.RennalaRule(1))
+  assert got.time.tolist() == [1, 3, 7] and got.cancelled.tolist() == [0, 0, 0]
+  assert got.jobs_used.tolist() == [3]
+
+
+@pytest.mark.parametrize("num_workers,num_gradients,timing", [
+    (1, 3, "heterogeneous"), (3, 1, "heterogeneous"), (3, 5, "heterogeneous"),
+    (5, 12, "heterogeneous"), (2, 2, "constant"), (2, 3, "constant"), (3, 4, "integers")])
+def test_rennala_rounds_match_the_reference(num_workers, num_gradients, timing):
+  """Round ends, cancelled jobs and draws spent against the literal transcription,
+  ties included (constant times; a trace of small integers)."""
+  if timing == "integers":
+    trace = np.random.default_rng(3).integers(1, 4, size=(num_workers, 400)).astype(float)
+  elif timing == "constant":
+    trace = np.full((num_workers, 400), 128.0)
+  else:
+    trace = draws(num_workers, 400)
+  ends, cancelled, spent = rennala_round_times(trace, 40, num_gradients)
+  rule = dj.schedule_rules.RennalaRule(num_gradients)
+  got = S.make_rounds(S.TraceTiming(trace), num_workers, 40, rule=rule)
+  np.testing.assert_allclose(got.time, ends, rtol=1e-12)
+  np.testing.assert_array_equal(got.cancelled, cancelled)
+  np.testing.assert_array_equal(got.jobs_used, spent)
+  if timing == "heterogeneous":  # the random model draws the same: the trace is its draws
+    alone = S.make_rounds(S.heterogeneous(), num_workers, 40, rule=rule)
+    np.testing.assert_allclose(alone.time, ends, rtol=1e-12)
 
 
 def test_rennala_with_one_gradient_is_sgd_in_rounds():
@@ -183,6 +219,25 @@ def test_delayed_nesterov_outer_matches_the_reference(buffer_size, activation):
                           local_steps=2, inner_lr=0.05, buffer_size=buffer_size,
                           activation=activation)
   np.testing.assert_allclose(flat(result.state.params), flat(theta), **CLOSE)
+
+
+@pytest.mark.parametrize("outer,base", [("ga", "adam"), pytest.param("sa", "adamw", marks=SLOW)])
+def test_a_rule_over_an_adaptive_base_is_an_outer_rule(outer, base):
+  # docs/spec.md §6.5/§6.6: any §2 rule over any base may be the outer rule.
+  result = engine("async_local_sgd", num_workers=3, steps=20, weight_decay=0.0,
+                  algorithm_options={"local_steps": 2, "inner": "sgd",
+                                     "inner_learning_rate": 0.05, "outer": outer,
+                                     "base": base})
+  theta, _, _ = reference(outer, num_workers=3, steps=20, weight_decay=0.0, local_steps=2,
+                          inner_lr=0.05, base=base)
+  # Adam's m̂ / (√v̂ + ε) amplifies float32 rounding where v̂ is near 0, hence atol 1e-4.
+  np.testing.assert_allclose(flat(result.state.params), flat(theta), rtol=2e-4, atol=1e-4)
+
+
+def test_a_base_under_an_outer_rule_that_takes_none_is_refused():
+  with pytest.raises(dj.ConfigError, match=r"^algorithm_options.base='adam' is not allowed "
+                     r"with outer='nesterov': .*'ga'"):
+    dj.optimizer("async_local_sgd", num_workers=3, outer="nesterov", base="adam")
 
 
 class _BatchNormMLP(nn.Module):

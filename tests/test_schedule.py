@@ -5,7 +5,11 @@ import heapq
 import numpy as np
 import pytest
 
+import dana_jax as dj
 from dana_jax import schedule as S
+from dana_jax import schedule_rules as RULES
+from dana_jax.errors import ConfigError
+from dana_jax.timing import JobTiming
 
 
 def heap_order(batch_times, num_steps):
@@ -101,3 +105,96 @@ def test_synchronous_times_are_cumulative_maxima():
   times = timing.draw(timing.worker_streams(4, 2), 0, 10)
   np.testing.assert_allclose(S.synchronous_times(timing, 4, 10, seed=2),
                              np.cumsum(times.max(0)))
+
+
+# --- A trace is asked for exactly the batch times a run uses ----------------------------
+
+# (name, N, batch times per job, schedule of a timing model)
+FAMILIES = [
+    ("async", 3, 1, lambda t: S.make_schedule(t, 3, 60)),
+    ("async, N = 1", 1, 1, lambda t: S.make_schedule(t, 1, 96)),
+    ("restarts", 4, 1, lambda t: S.make_schedule(t, 4, 60,
+                                                 restart_rule=RULES.RestartAtDelay(2))),
+    ("discards", 4, 1, lambda t: S.make_schedule(t, 4, 60,
+                                                 discard_rule=RULES.DiscardAtDelay(2))),
+    ("ssgd", 3, 1, lambda t: S.make_rounds(t, 3, 40)),
+    ("msync", 4, 1, lambda t: S.make_rounds(t, 4, 40, rule=RULES.FastestRule(2, 4))),
+    ("rennala", 3, 1, lambda t: S.make_rounds(t, 3, 40, rule=RULES.RennalaRule(5))),
+    ("rennala, N = 1", 1, 1, lambda t: S.make_rounds(t, 1, 40, rule=RULES.RennalaRule(3))),
+    ("local SGD, H = 3", 3, 3, lambda t: S.make_schedule(JobTiming(t, 3), 3, 40)),
+    ("DyLU", 3, np.array([3, 2, 1]),
+     lambda t: S.make_schedule(JobTiming(t, (3, 2, 1)), 3, 40)),
+]
+FIELDS = ("worker", "lag", "time", "event_kind", "event_worker", "event_time", "cancelled")
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_a_trace_of_exactly_the_batch_times_a_run_uses_is_enough(family):
+  _, n, per_job, make = family
+  trace = S.heterogeneous().draw(S.heterogeneous().worker_streams(n, 4), 0, 3000)
+  full = make(S.TraceTiming(trace))
+  need = int(np.max(full.jobs_used * per_job))
+  exact = make(S.TraceTiming(trace[:, :need]))
+  for field in FIELDS:
+    if hasattr(full, field):
+      np.testing.assert_array_equal(getattr(exact, field), getattr(full, field), field)
+  np.testing.assert_array_equal(exact.jobs_used, full.jobs_used)
+  with pytest.raises(ConfigError, match=rf"^timing.batch_times=<a {n} × {need - 1} trace> is "
+                     rf"not allowed: the run needs at least {need} batch times of worker"):
+    make(S.TraceTiming(trace[:, :need - 1]))
+
+
+def heap_jobs_used(batch_times, num_steps):
+  """Reference: the jobs of each worker that start before the last of the first
+  ``num_steps`` completions (a heap of completions, ties to the lower id)."""
+  n = batch_times.shape[0]
+  heap = [(batch_times[i, 0], i, 0, 0.0) for i in range(n)]
+  heapq.heapify(heap)
+  starts = [[0.0] for _ in range(n)]
+  for _ in range(num_steps):
+    done, k, j, _ = heapq.heappop(heap)
+    heapq.heappush(heap, (done + batch_times[k, j + 1], k, j + 1, done))
+    starts[k].append(done)
+  return np.asarray([sum(s < done for s in starts[i]) for i in range(n)])
+
+
+@pytest.mark.parametrize("timing", [S.heterogeneous(), S.ConstantTiming()])
+@pytest.mark.parametrize("num_workers", [1, 3, 8])
+def test_jobs_used_are_those_that_start_before_the_end(timing, num_workers):
+  times = timing.draw(timing.worker_streams(num_workers, 2), 0, 300)
+  sched = S.make_schedule(S.TraceTiming(times), num_workers, 250)
+  np.testing.assert_array_equal(sched.jobs_used, heap_jobs_used(times, 250))
+
+
+def test_the_runs_of_the_issue_need_what_they_use():
+  # NAG, N = 1, 96 steps: 96 batch times (not 128); Rennala S = 3, N = 1: 3 per round.
+  assert S.make_schedule(S.TraceTiming(np.ones((1, 96))), 1, 96).jobs_used.tolist() == [96]
+  ren = S.make_rounds(S.TraceTiming(np.ones((1, 3 * 128))), 1, 128, rule=RULES.RennalaRule(3))
+  assert ren.jobs_used.tolist() == [3 * 128]
+
+
+def test_simulator_checks_a_trace_before_simulating(tmp_path):
+  from dana_jax import data, models
+  x, y, _, _ = data.digits()
+  model = models.flax_model(models.MLP((8,)), (8, 8))
+  make = lambda trace, **kw: dj.Simulator(model, "async_local_sgd", x[:320], y[:320],
+                                          num_workers=2, batch_size=16, seeds=[0, 1],
+                                          timing=S.TraceTiming(trace), **kw)
+  rows = make(np.ones((2, 40)), algorithm_options={"local_steps": 2}).check_timing(30)
+  assert [r.tolist() for r in rows] == [[30, 30], [30, 30]]  # 15 jobs of 2 each
+  with pytest.raises(ConfigError, match="needs at least 30 batch times of worker 0"):
+    make(np.ones((2, 29)), algorithm_options={"local_steps": 2}).check_timing(30)
+
+
+def test_an_experiment_refuses_a_short_trace_in_one_line_before_writing(tmp_path):
+  from experiments import main
+  trace = tmp_path / "trace.npy"
+  np.save(trace, np.full((2, 5), 128.0))
+  with pytest.raises(SystemExit) as exit_:
+    main.run("digits", ["--config.algorithms=ga", "--config.num_workers=2", "--config.seeds=0",
+                        "--config.epochs=1", "--config.baseline=", "--config.timing=trace",
+                        f"--config.timing_trace={trace}", f"--workdir={tmp_path / 'runs'}"])
+  message = str(exit_.value.code)
+  assert message.startswith("error: config.timing_trace") and "\n" not in message, message
+  assert "timing.batch_times=<a 2 × 5 trace> is not allowed: the run needs at least" in message
+  assert not (tmp_path / "runs").exists()

@@ -97,6 +97,7 @@ def over_replicas(fn, num_args: int, replica_execution: str, spmd_axis_name=None
 
     def body(r, carry):
       per, out = carry
+      r = jnp.asarray(r, jnp.int32)  # one index type with the schedule's, under x64 too
       new = fn(*select(per, r), *shared)
       if views:
         return (views[1](per[0], new[0], r),) + per[1:], put_replica(out, new[1:], r)

@@ -38,6 +38,14 @@ class ReplicaRows:
     return cls(*children)
 
 
+def _start(replica, worker, ndim):
+  """The start index of row (replica, worker) of an [R, N, …] leaf, every index int32 (a
+  dynamic slice needs one integer type; under ``jax_enable_x64`` a loop's counter is
+  int64 while the schedule's workers are int32)."""
+  index = lambda i: jnp.asarray(i, jnp.int32)
+  return (index(replica), index(worker)) + (index(0),) * (ndim - 2)
+
+
 def get_rows(stacks, worker):
   """Row ``worker`` (a scalar, or a vector of rows) of every leaf of ``stacks``."""
   if not isinstance(stacks, ReplicaRows):
@@ -45,7 +53,7 @@ def get_rows(stacks, worker):
   r = stacks.index
   if jnp.ndim(worker) == 0:
     def one(x):
-      start = (r, worker) + (0,) * (x.ndim - 2)
+      start = _start(r, worker, x.ndim)
       return jax.lax.dynamic_slice(x, start, (1, 1) + x.shape[2:])[0, 0]
     return jax.tree.map(one, stacks.stacks)
   return jax.tree.map(lambda x: x[r, worker], stacks.stacks)
@@ -59,7 +67,7 @@ def set_rows(stacks, worker, values):
   r = stacks.index
 
   def one(x, v):
-    start = (r, worker) + (0,) * (x.ndim - 2)
+    start = _start(r, worker, x.ndim)
     return jax.lax.dynamic_update_slice(x, v[None, None].astype(x.dtype), start)
 
   return ReplicaRows(jax.tree.map(one, stacks.stacks, values), r)
@@ -80,8 +88,8 @@ def replica_view(state: SimState, r) -> SimState:
 
 def merge_view(state: SimState, view: SimState, r) -> SimState:
   """``state`` with replica ``r`` replaced by ``view`` (its stacks already are)."""
-  small = lambda s: (s.step, s.params, s.opt_state, s.model_state, s.read_step)  # noqa: E731
+  small = lambda s: (s.step, s.params, s.opt_state, s.model_state, s.read_step)
   step, params, opt_state, model_state, read_step = put_replica(small(state), small(view), r)
-  unwrap = lambda rows: None if rows is None else rows.stacks  # noqa: E731
+  unwrap = lambda rows: None if rows is None else rows.stacks
   return SimState(step, params, opt_state, model_state, unwrap(view.read_params), read_step,
                   unwrap(view.worker_state))

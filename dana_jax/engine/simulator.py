@@ -259,6 +259,16 @@ class Simulator:
     """One schedule per replica (rounds if synchronous), blocks ending at chunk ends."""
     return plan.schedules(self, num_steps, chunk_steps)
 
+  def check_timing(self, num_steps: int) -> list[np.ndarray]:
+    """The batch times of each worker [N] that ``num_steps`` master steps (rounds) use,
+    per replica, from the schedules alone (nothing is compiled); a timing trace that does
+    not cover them is refused here (ConfigError naming how many it needs). None for a
+    round rule of the ``durations`` form, which does not count them."""
+    per_job = 1 if self.synchronous else self.program.batches_per_job
+    return [None if sched.jobs_used is None else
+            np.asarray(sched.jobs_used) * (per_job if steps is None else np.asarray(steps))
+            for sched, steps in zip(self.schedules(num_steps), self.job_steps, strict=True)]
+
   def examples(self, indices: np.ndarray):
     """What the compiled chunk receives for a batch: its indices, or (HostData) its examples."""
     return self.train_inputs.load(indices) if self.host_data else indices
