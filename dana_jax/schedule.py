@@ -311,6 +311,52 @@ def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
 
 
 # --------------------------------------------------------------------------
+# Size: what a schedule holds on the host, known before it is built.
+# --------------------------------------------------------------------------
+
+# Host bytes of one worker's numpy stream (its SeedSequence and Generator).
+STREAM_BYTES = 1000
+# Bytes per apply event of the arrays a Schedule keeps (worker, lag, step, dispatch: int32;
+# time: float64; kind: int8; block start: int64), and per event of the Python list of
+# event tuples that a schedule with restart or discard events is built from.
+EVENT_BYTES = 29
+BLOCK_BYTES = 44  # a block start: a Python int in a list, then an int64
+RESTART_EVENT_BYTES = 150
+
+
+def schedule_nbytes(num_workers: int, num_steps: int, *, block_size: int = 1,
+                    draws_per_job: int = 1, restarts: bool = False) -> int:
+  """A lower bound on the host bytes :func:`make_schedule` holds at its peak.
+
+  The N + 1 numpy streams; while completions are ordered, the completion times of
+  M = N · (⌈1.25 T / N⌉ + 8) jobs (H draws each, float64) with their worker ids and
+  sort order (int64); then (the streams freed) the event arrays (``EVENT_BYTES`` per
+  event, and per block ``BLOCK_BYTES``). With restart or discard rules the events are
+  first a Python list of tuples (``RESTART_EVENT_BYTES`` each). Computed from the sizes
+  alone, so a run whose schedule cannot fit is refused before any of it exists.
+  """
+  n, t = int(num_workers), int(num_steps)
+  jobs = n * (math.ceil(1.25 * t / n) + 8)
+  streams = (n + 1) * STREAM_BYTES
+  if restarts:
+    building = 8 * jobs * draws_per_job + RESTART_EVENT_BYTES * t
+  else:
+    building = 8 * jobs * draws_per_job + 16 * jobs
+  kept = EVENT_BYTES * t + BLOCK_BYTES * math.ceil(t / max(1, int(block_size)))
+  return max(streams + building, kept)  # the streams are gone when the events are kept
+
+
+def rounds_nbytes(num_workers: int, num_rounds: int, gradients_per_round: int,
+                  all_workers_draw: bool = True) -> int:
+  """A lower bound on the host bytes :func:`make_rounds` holds at its peak: the N + 1
+  streams and the rounds' batch-time draws, float64 (one per worker and round when
+  every worker draws once per round — SSGD, m-sync —, else at least G per round)."""
+  n, r = int(num_workers), int(num_rounds)
+  per_round = n if all_workers_draw else max(1, int(gradients_per_round))
+  return (n + 1) * STREAM_BYTES + 8 * per_round * r + 16 * r
+
+
+# --------------------------------------------------------------------------
 # Synchronous rounds.
 # --------------------------------------------------------------------------
 
