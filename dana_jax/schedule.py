@@ -282,6 +282,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
     A :class:`Schedule`.
   """
   validate_schedule_args(timing, num_workers, num_steps, block_size)
+  _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule)
   if restart_rule is None and discard_rule is None:
     worker, time = _completion_order(timing, num_workers, num_steps, seed)
     lag = lags_from_workers(worker, num_workers)
@@ -299,6 +300,16 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
                   event_kind=kind, event_worker=ev_worker, event_time=ev_time,
                   event_dispatch=dispatch, event_step=ev_step, block_starts=starts,
                   block_size=block_size)
+
+
+def _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule) -> None:
+  _require(is_int(seed), "seed", seed, "need an integer")
+  _require(np.iterable(boundaries) and not isinstance(boundaries, str)
+           and all(is_int(b) for b in boundaries), "boundaries", boundaries,
+           "need a sequence of master steps (integers)")
+  for field, rule in (("restart_rule", restart_rule), ("discard_rule", discard_rule)):
+    _require(rule is None or callable(rule), field, type(rule).__name__,
+             "need a callable or None")
 
 
 def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
@@ -445,8 +456,15 @@ def estimate_speedup(timing: TimingModel, num_workers: Sequence[int], *,
     ``{"num_workers", "asgd", "ssgd"}`` with the mean over runs, and
     ``"asgd_std"``, ``"ssgd_std"``.
   """
-  _require(num_runs >= 1, "num_runs", num_runs, "need ≥ 1")
-  _require(num_iterations >= 1, "num_iterations", num_iterations, "need ≥ 1")
+  _require(isinstance(timing, TimingModel), "timing", type(timing).__name__,
+           f"use one of the timing models {sorted(TIMING_MODELS)}")
+  _require(np.iterable(num_workers) and not isinstance(num_workers, str)
+           and len(list(num_workers)) >= 1 and all(is_int(n, 1) for n in num_workers),
+           "num_workers", num_workers, "need a sequence of integers ≥ 1")
+  _require(is_int(num_runs, 1), "num_runs", num_runs, "need an integer ≥ 1")
+  _require(is_int(num_iterations, 1), "num_iterations", num_iterations,
+           "need an integer ≥ 1")
+  _require(is_int(seed), "seed", seed, "need an integer")
   mean = timing.mean()
   asgd, ssgd = [], []
   for n in num_workers:

@@ -7,12 +7,14 @@ the kind and bounds a spec declares, not by the spec's own check.
 """
 
 import dataclasses
+import functools
 import inspect
 import math
 import re
 import time
 import tracemalloc
 
+import jax
 import numpy as np
 import pytest
 
@@ -334,3 +336,120 @@ def test_a_run_that_fits_passes_the_size_check():
   assert 0 < sizes["total"] < sizes["available"]
   result = dj.simulate(sim, 20, chunk_steps=10, progress=False)
   assert result.history[-1]["step"] == 20
+
+
+# --------------------------------------------------------------------------
+# The public API: a wrong type or value is one dj.ConfigError line naming the argument.
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _sim():
+  return dj.Simulator(MODEL, "nag", X, Y, num_workers=2, batch_size=8)
+
+
+def _simulator(algorithm="nag", x=X, y=Y, model=MODEL, **kwargs):
+  return dj.Simulator(model, algorithm, x, y, **{"num_workers": 2, "batch_size": 8, **kwargs})
+
+
+def _evaluate(*args, **kwargs):
+  params, stats = MODEL.init(jax.random.key(0))
+  defaults = (MODEL, params, stats, X, Y)
+  return dj.evaluate(*(args + defaults[len(args):]), **kwargs)
+
+
+API_MISTAKES = [  # (name, the call, the field its one line starts with)
+    ("model not a Model", lambda: _simulator(model=[1]), "model"),
+    ("algorithm a list", lambda: _simulator(["ga"]), "algorithm"),
+    ("algorithm a number", lambda: _simulator(3), "algorithm"),
+    ("inputs a scalar", lambda: _simulator(x=3), "train_inputs"),
+    ("no labels", lambda: _simulator(y=None), "train_labels"),
+    ("labels of another length", lambda: _simulator(y=Y[:5]), "train_labels"),
+    ("hyperparams a dict", lambda: _simulator(hyperparams={"learning_rate": 0.1}),
+     "hyperparams"),
+    ("learning rate a word", lambda: _simulator(hyperparams=dj.Hyperparams("fast")),
+     "hyperparams.learning_rate"),
+    ("schedule a number", lambda: _simulator(learning_rate_schedule=0.1),
+     "learning_rate_schedule"),
+    ("options a list", lambda: _simulator(algorithm_options=["penalty"]), "algorithm_options"),
+    ("timing a list", lambda: _simulator(timing=[1.0, 2.0]), "timing"),
+    ("timing a name", lambda: _simulator(timing="homogeneous"), "timing"),
+    ("seeds a string", lambda: _simulator(seeds="01"), "seeds"),
+    ("seed a float", lambda: _simulator(seeds=1.5), "seeds"),
+    ("no seeds", lambda: _simulator(seeds=[]), "seeds"),
+    ("timing seeds of another count", lambda: _simulator(timing_seeds=[0, 1]), "timing_seeds"),
+    ("unknown replica execution", lambda: _simulator(replica_execution="pmap"),
+     "replica_execution"),
+    ("augment a number", lambda: _simulator(augment=3), "augment"),
+    ("mesh a number", lambda: _simulator(mesh=3), "mesh"),
+    ("worker program a name", lambda: _simulator(worker_program="local"), "worker_program"),
+    ("restart rule a number", lambda: _simulator(restart_rule=3), "restart_rule"),
+    ("workers a bool", lambda: _simulator(num_workers=True), "num_workers"),
+    ("execution a list", lambda: _simulator(execution=["steps"]), "execution"),
+    ("simulate without a simulator", lambda: dj.simulate([1], 5), "simulator"),
+    ("steps a float", lambda: dj.simulate(_sim(), 5.0, progress=False), "num_steps"),
+    ("eval data without labels", lambda: dj.simulate(_sim(), 5, eval_data=X), "eval_data"),
+    ("eval labels of another length", lambda: dj.simulate(_sim(), 5, eval_data=(X, Y[:3])),
+     "eval_data[1]"),
+    ("callback a number", lambda: dj.simulate(_sim(), 5, callback=3), "callback"),
+    ("state a dict", lambda: dj.simulate(_sim(), 5, state={}), "state"),
+    ("checkpoint dir a number", lambda: dj.simulate(_sim(), 5, checkpoint_dir=3),
+     "checkpoint_dir"),
+    ("progress a word", lambda: dj.simulate(_sim(), 5, progress="yes"), "progress"),
+    ("evaluate without labels", lambda: dj.evaluate(MODEL, {}, {}, X), "labels"),
+    ("evaluate in batches of 0", lambda: _evaluate(batch_size=0), "batch_size"),
+    ("evaluate a list", lambda: _evaluate([1]), "model"),
+    ("optimizer rate a string", lambda: dj.optimizer("ga", learning_rate="0.1"),
+     "learning_rate"),
+    ("optimizer of 0 workers", lambda: dj.optimizer("dana", num_workers=0), "num_workers"),
+    ("optimizer name a list", lambda: dj.optimizer(["ga"]), "algorithm"),
+    ("optimizer momentum 1.5", lambda: dj.optimizer("nag", momentum=1.5), "momentum"),
+    ("get_algorithm of None", lambda: dj.get_algorithm(None), "algorithm"),
+    ("schedule of a list", lambda: dj.make_schedule([1], 2, 5), "timing"),
+    ("schedule seed a string", lambda: dj.make_schedule(dj.homogeneous(), 2, 5, seed="a"),
+     "seed"),
+    ("schedule boundaries a number",
+     lambda: dj.make_schedule(dj.homogeneous(), 2, 5, boundaries=3), "boundaries"),
+    ("schedule restart rule a number",
+     lambda: dj.make_schedule(dj.homogeneous(), 2, 5, restart_rule=3), "restart_rule"),
+    ("schedule of 0 workers", lambda: dj.make_schedule(dj.homogeneous(), 0, 5),
+     "num_workers"),
+    ("gamma shape a list", lambda: dj.GammaTiming(shape=[1.0]), "timing.shape"),
+    ("trace a string", lambda: dj.TraceTiming("times.npy"), "timing.batch_times"),
+    ("homogeneous mean -1", lambda: dj.homogeneous(mean=-1.0), "timing.mean"),
+    ("heterogeneous shape 0", lambda: dj.heterogeneous(shape=0), "timing.shape"),
+    ("mesh of True replicas", lambda: dj.make_mesh(replicas=True), "mesh.replicas"),
+    ("mesh of 2.0 workers", lambda: dj.make_mesh(workers=2.0), "mesh.workers"),
+    ("mesh devices a number", lambda: dj.make_mesh(devices=3), "devices"),
+    ("paper schedule steps a string", lambda: dj.paper_schedule(0.1, steps_per_epoch="a"),
+     "steps_per_epoch"),
+    ("paper schedule decays out of order",
+     lambda: dj.paper_schedule(0.1, steps_per_epoch=10, decay_epochs=(5, 2)), "decay_epochs"),
+    ("paper schedule of 0 workers",
+     lambda: dj.paper_schedule(0.1, steps_per_epoch=10, num_workers=0), "num_workers"),
+    ("paper schedule decay factor 0",
+     lambda: dj.paper_schedule(0.1, steps_per_epoch=10, decay_factor=0), "decay_factor"),
+    ("negative warm-up in epochs", lambda: dj.paper_in_epochs(warmup_epochs=-1),
+     "warmup_epochs"),
+    ("InEpochs of a number", lambda: dj.InEpochs(3), "InEpochs.fn"),
+    ("flax model of a flat shape", lambda: models.flax_model(models.MLP((4,)), 64),
+     "input_shape"),
+    ("flax model of a name", lambda: models.flax_model("mlp", (8, 8)), "module"),
+    ("speedup of one N", lambda: dj.estimate_speedup(dj.homogeneous(), 4), "num_workers"),
+    ("speedup of 0 runs", lambda: dj.estimate_speedup(dj.homogeneous(), [4], num_runs=0),
+     "num_runs"),
+]
+
+
+def test_the_api_table_is_large():
+  assert len(API_MISTAKES) >= 30
+
+
+@pytest.mark.parametrize("name, call, field", API_MISTAKES, ids=[m[0] for m in API_MISTAKES])
+def test_an_api_mistake_is_one_config_error_line_naming_the_argument(name, call, field):
+  with pytest.raises(dj.ConfigError) as info:
+    call()
+  message = str(info.value)
+  assert "\n" not in message, message
+  assert message.startswith((f"{field}=", f"{field} ")), message
+  assert "is not allowed" in message, message
