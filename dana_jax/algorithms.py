@@ -84,7 +84,10 @@ class Algorithm:
     synchronous: rounds of G gradients on the same θ are averaged per master step.
     description: one line for listings.
     schedule: ``schedule(num_workers, **options) -> EventPlan``, or None.
-      ``build`` and ``schedule`` each receive the options they name.
+      ``build`` and ``schedule`` each receive the options they name, and each
+      declares its options' checks beside its definition with
+      :func:`dana_jax.specs.takes` (e.g. ``@takes(beta=Real(0, 1, high_open=True))``);
+      :meth:`check_options` runs them and refuses an option without one.
   """
 
   name: str

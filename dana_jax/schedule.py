@@ -326,7 +326,7 @@ def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
 # --------------------------------------------------------------------------
 
 # Host bytes of one worker's numpy stream (its SeedSequence and Generator).
-STREAM_BYTES = 1000
+STREAM_BYTES = 900
 # Bytes per apply event of the arrays a Schedule keeps (worker, lag, step, dispatch: int32;
 # time: float64; kind: int8; block start: int64), and per event of the Python list of
 # event tuples that a schedule with restart or discard events is built from.

@@ -161,6 +161,14 @@ class Simulator:
       algorithm's options where it has them (``ringmaster``, ``msync``,
       ``rennala``, ``async_local_sgd``; :class:`~dana_jax.algorithms.EventPlan`);
       passing one too is refused.
+
+  Raises:
+    ConfigError: for any argument of the wrong type or value, one line naming it;
+      also (as :class:`~dana_jax.engine.memory.MemoryLimitError`, a ConfigError and
+      a MemoryError) when the carried state, or the schedule's part that grows with
+      N, cannot fit (:func:`~dana_jax.engine.memory.check_size`) — estimated from
+      the sizes, before the state, the schedule or the device data exist.
+      :func:`~dana_jax.simulate` checks the schedules of its ``num_steps`` the same way.
   """
 
   def __init__(self, model: Model, algorithm, train_inputs, train_labels, *,
