@@ -116,6 +116,8 @@ class Real(Spec):
   def allowed(self):
     if self.low == -math.inf and self.high == math.inf:
       text = "a finite real number"
+    elif self.high == math.inf and self.low == 0 and self.low_open:
+      text = "a positive finite real number (> 0)"
     elif self.high == math.inf:
       text = f"a finite real number {'>' if self.low_open else '≥'} {_num(self.low)}"
     elif self.low == -math.inf:
