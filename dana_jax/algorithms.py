@@ -29,19 +29,31 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import optax
 
 from dana_jax import schedule_rules as rules
 from dana_jax import transforms as T
-from dana_jax.engine.workers import InnerOptimizer, LocalSteps
+from dana_jax.engine.workers import INNER_OPTIMIZERS, InnerOptimizer, LocalSteps
 from dana_jax.errors import ConfigError
+from dana_jax.specs import Bool, Choice, Int, Real, Spec, declared, takes
 from dana_jax.transforms._common import find_state
+from dana_jax.transforms.gap_aware import PENALTIES
 
 BASES = ("sgd", "adam", "adamw", "muon")
 OUTER_RULES = ("nesterov", "delayed_nesterov", "adam", "adamw", "muon")
+
+# The checks of the options several algorithms share (docs/spec.md §2.4, §2.8, §6.6).
+BASE = Choice(BASES, "the base optimizer after the rule, docs/spec.md §6.6")
+BETA = Real(0, 1, high_open=True,
+            meaning="β, the decay of the running mean r of squared steps, docs/spec.md §2.4")
+GA_EPS = Real(0, low_open=True, meaning="ε of C = η_max (√r̂ + ε), docs/spec.md §2.4")
+PENALTY = Choice(PENALTIES, "G = 1 + |Δ|/C or max(1, |Δ|/C), docs/spec.md §2.4")
+PER_TENSOR = Bool("one penalty per parameter tensor instead of per element")
+PENALIZE_WEIGHT_DECAY = Bool("whether the penalty divides λθ too")
 
 
 class EventPlan(NamedTuple):
@@ -72,7 +84,10 @@ class Algorithm:
     synchronous: rounds of G gradients on the same θ are averaged per master step.
     description: one line for listings.
     schedule: ``schedule(num_workers, **options) -> EventPlan``, or None.
-      ``build`` and ``schedule`` each receive the options they name.
+      ``build`` and ``schedule`` each receive the options they name, and each
+      declares its options' checks beside its definition with
+      :func:`dana_jax.specs.takes` (e.g. ``@takes(beta=Real(0, 1, high_open=True))``);
+      :meth:`check_options` runs them and refuses an option without one.
   """
 
   name: str
@@ -100,12 +115,33 @@ class Algorithm:
     mine = _keyword_options(self.schedule)
     return self.schedule(num_workers, **{k: v for k, v in options.items() if k in mine})
 
+  def option_specs(self) -> dict[str, Spec]:
+    """Each option's declared check (:mod:`dana_jax.specs`), from ``build`` and
+    ``schedule`` (each declares its own with :func:`~dana_jax.specs.takes`)."""
+    specs = declared(self.build)
+    if self.schedule is not None:
+      specs.update({k: v for k, v in declared(self.schedule).items() if k not in specs})
+    return specs
+
   def check_options(self, options) -> None:
-    """Refuses option names this algorithm does not take (the one place that checks)."""
+    """Refuses option names this algorithm does not take, then every value its option's
+    declared check refuses: ``algorithm_options.<name>=<value> is not allowed: ...``
+    (the one place that checks, before anything is built)."""
+    if not isinstance(options, Mapping):
+      raise ConfigError(f"algorithm_options={options!r} is not allowed: need a dict of "
+                        f"option names to values (or None); {self.name!r} takes "
+                        f"{list(self.options()) or 'no options'}.")
     unknown = sorted(set(options) - set(self.options()))
     if unknown:
       raise ConfigError(f"algorithm_options={unknown} is not allowed: {self.name!r} takes "
                        f"{list(self.options()) or 'no options'}.")
+    specs = self.option_specs()
+    for name, value in options.items():
+      spec = specs.get(name)
+      if spec is None:  # a factory without a declared check for it: refuse, never guess
+        raise ConfigError(f"algorithm_options.{name}={value!r} is not allowed: {self.name!r} "
+                          "declares no check for this option (dana_jax.specs.takes).")
+      spec.check(f"algorithm_options.{name}", value)
 
 
 def _keyword_options(fn) -> tuple[str, ...]:
@@ -161,11 +197,13 @@ def _penalty_then_base(penalty, learning_rate, momentum, weight_decay, base):
   return optax.chain(*parts, penalty, base_tx)
 
 
+@takes(base=BASE)
 def _sa(learning_rate, momentum, weight_decay, num_workers, *, base="sgd"):
   del num_workers
   return _penalty_then_base(T.scale_by_staleness(), learning_rate, momentum, weight_decay, base)
 
 
+@takes(base=BASE)
 def _delay_adaptive(learning_rate, momentum, weight_decay, num_workers, *, base="sgd"):
   return _penalty_then_base(T.scale_by_delay(num_workers), learning_rate, momentum,
                             weight_decay, base)
@@ -188,6 +226,8 @@ def _last_update(state):
   return find_state(state, T.TrackUpdateState, "ga").last_update
 
 
+@takes(beta=BETA, eps=GA_EPS, penalty=PENALTY, per_tensor=PER_TENSOR,
+       penalize_weight_decay=PENALIZE_WEIGHT_DECAY, base=BASE)
 def _ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, eps=1e-8,
         penalty="one_plus", per_tensor=False, penalize_weight_decay=True, base="sgd"):
   del num_workers
@@ -217,6 +257,10 @@ def _dana_sa(learning_rate, momentum, weight_decay, num_workers):
                      T.dana(learning_rate, momentum, num_workers=num_workers))
 
 
+@takes(beta=BETA, eps=GA_EPS, penalty=PENALTY, per_tensor=PER_TENSOR,
+       penalize_weight_decay=PENALIZE_WEIGHT_DECAY,
+       gap_against=Choice(("lookahead", "params"),
+                          "the look-ahead gap of docs/spec.md §2.8, or θ_t − θ̂_k"))
 def _dana_ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, eps=1e-8,
              penalty="one_plus", per_tensor=False, penalize_weight_decay=True,
              gap_against="lookahead"):
@@ -238,6 +282,11 @@ def _dana_ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, 
   return feedback
 
 
+@takes(variance_control=Real(0, optional=True, meaning=(
+           "λ_dc, or λ_0 if adaptive; None: 0.04, or 2.0 if adaptive; docs/spec.md §2.5")),
+       adaptive=Bool("λ_dc = λ_0 / √(MS + ε)"),
+       decay=Real(0, 1, high_open=True, meaning="m, the decay of the mean square MS"),
+       eps=Real(0, low_open=True, meaning="ε of √(MS + ε)"), base=BASE)
 def _dc_asgd(learning_rate, momentum, weight_decay, num_workers, *, variance_control=None,
              adaptive=False, decay=0.95, eps=1e-7, base="sgd"):
   del num_workers
@@ -247,16 +296,23 @@ def _dc_asgd(learning_rate, momentum, weight_decay, num_workers, *, variance_con
       *([_weight_decay(weight_decay)] if coupled else []), base_tx)
 
 
+@takes(max_delay=Int(1, meaning="R, the delay at which a job is cancelled; required, "
+                             "docs/spec.md §6.2"),
+       cancel=Bool("restart jobs at delay R (True) or discard their gradients (False)"))
 def _ringmaster_plan(num_workers, *, max_delay=None, cancel=True):
   if cancel:
     return EventPlan(restart_rule=rules.RestartAtDelay(max_delay))
   return EventPlan(discard_rule=rules.DiscardAtDelay(max_delay))
 
 
+@takes(num_gradients=Int(1, meaning="m ≤ N, the gradients per round; required, "
+                                 "docs/spec.md §6.3"))
 def _msync_plan(num_workers, *, num_gradients=None):
   return EventPlan(round_rule=rules.FastestRule(num_gradients, num_workers))
 
 
+@takes(num_gradients=Int(1, meaning="S, the gradients per round; required, "
+                                 "docs/spec.md §6.4"))
 def _rennala_plan(num_workers, *, num_gradients=None):
   return EventPlan(round_rule=rules.RennalaRule(num_gradients))
 
@@ -300,6 +356,18 @@ def _rules_with_base():
           and a.name != "async_local_sgd"]
 
 
+def _outer_rules() -> tuple[str, ...]:
+  """What ``outer`` may name: the rules of :data:`OUTER_RULES`, or an asynchronous
+  registry algorithm without schedule rules (a §2 rule over its base)."""
+  return OUTER_RULES + tuple(sorted(a.name for a in ALGORITHMS.values()
+                                    if not a.synchronous and a.schedule is None))
+
+
+@takes(outer=Choice(_outer_rules, "the master's rule on pseudo-gradients, docs/spec.md §6.5"),
+       buffer_size=Int(1, optional=True, meaning=(
+           "b, master steps between momentum refreshes of outer='delayed_nesterov'; None: N")),
+       activation=Real(0, 1, meaning="c, the momentum's share between refreshes"),
+       base=BASE)
 def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
                      outer="nesterov", buffer_size=None, activation=0.0, base="sgd"):
   del weight_decay  # the inner optimizer's (decoupled), not the master's
@@ -312,6 +380,11 @@ def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
   return _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation, base)
 
 
+@takes(local_steps=Int(1, meaning="H, inner steps per job, docs/spec.md §6.5"),
+       inner=Choice(INNER_OPTIMIZERS, "the inner optimizer"),
+       inner_learning_rate=Real(0, low_open=True, schedule=True,
+                                meaning="of the inner optimizer, or a schedule of the read step"),
+       dynamic_local_steps=Bool("DyLU: H_i steps in proportion to worker i's speed"))
 def _async_local_sgd_plan(num_workers, *, local_steps=1, inner="adamw",
                           inner_learning_rate=1e-3, dynamic_local_steps=False):
   return EventPlan(worker_program=LocalSteps(
@@ -345,9 +418,15 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 
+_LEARNING_RATE = Real(0, low_open=True, schedule=True, meaning="η, or an optax schedule")
+_MOMENTUM = Real(-1, 1, low_open=True, high_open=True, meaning="γ")
+_WEIGHT_DECAY = Real(0, meaning="λ")
+_NUM_WORKERS = Int(1, meaning="N")
+
+
 def get_algorithm(name: str) -> Algorithm:
   """The registry entry for ``name``; a clear error for unknown names."""
-  if name not in ALGORITHMS:
+  if not isinstance(name, str) or name not in ALGORITHMS:
     raise ConfigError(f"algorithm={name!r} is not allowed: choose one of {sorted(ALGORITHMS)}.")
   return ALGORITHMS[name]
 
@@ -371,5 +450,11 @@ def optimizer(name: str, *, learning_rate: Any = 0.1, momentum: Any = 0.9,
     ``stale_params`` and ``worker`` as extra args.
   """
   algorithm = get_algorithm(name)
+  for field, value, spec in (("learning_rate", learning_rate, _LEARNING_RATE),
+                             ("momentum", momentum, _MOMENTUM),
+                             ("weight_decay", weight_decay, _WEIGHT_DECAY),
+                             ("num_workers", num_workers, _NUM_WORKERS)):
+    if not isinstance(value, jax.Array):  # a traced or device value is the caller's
+      spec.check(field, value)
   algorithm.check_options(options)
   return algorithm.optimizer(learning_rate, momentum, weight_decay, num_workers, options)

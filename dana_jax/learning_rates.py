@@ -7,8 +7,28 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
+import numpy as np
 
 from dana_jax.errors import ConfigError
+from dana_jax.specs import Int, Real, is_real
+
+_STEPS_PER_EPOCH = Real(0, low_open=True, meaning="master steps per epoch")
+_NUM_WORKERS = Int(1, meaning="N: the warm-up starts at η/N")
+_WARMUP = Real(0, meaning="epochs of linear warm-up")
+_DECAY_FACTOR = Real(0, low_open=True, meaning="the factor at each decay epoch")
+
+
+def _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor) -> None:
+  _NUM_WORKERS.check("num_workers", num_workers)
+  _WARMUP.check("warmup_epochs", warmup_epochs)
+  ok = np.iterable(decay_epochs) and not isinstance(decay_epochs, (str, bytes))
+  epochs = list(decay_epochs) if ok else []
+  ok = ok and all(is_real(e) and e >= 0 for e in epochs) and all(
+      a <= b for a, b in zip(epochs, epochs[1:]))
+  if not ok:
+    raise ConfigError(f"decay_epochs={decay_epochs!r} is not allowed: need a non-decreasing "
+                      "sequence of epochs ≥ 0.")
+  _DECAY_FACTOR.check("decay_factor", decay_factor)
 
 
 def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: int = 1,
@@ -22,8 +42,9 @@ def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: i
   Returns:
     A function of the master step count, usable wherever optax takes a schedule.
   """
-  if not steps_per_epoch > 0:  # fractional for synchronous rounds of N gradients (SPEC §2.9)
-    raise ConfigError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
+  # Fractional for synchronous rounds of N gradients (docs/spec.md §2.9).
+  _STEPS_PER_EPOCH.check("steps_per_epoch", steps_per_epoch)
+  _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor)
   warmup_steps = warmup_epochs * steps_per_epoch
   dtype = jnp.result_type(float)  # float32, or float64 under jax_enable_x64
   boundaries = jnp.asarray([e * steps_per_epoch for e in decay_epochs], dtype)
@@ -55,10 +76,14 @@ class InEpochs:
   """
   fn: Callable
 
+  def __post_init__(self):
+    if not callable(self.fn):
+      raise ConfigError(f"InEpochs.fn={type(self.fn).__name__} is not allowed: need a "
+                        "function (base_lr, epoch) -> lr.")
+
   def at(self, base_learning_rate, steps_per_epoch: float):
     """The per-step schedule for ``steps_per_epoch``."""
-    if not steps_per_epoch > 0:
-      raise ConfigError(f"steps_per_epoch={steps_per_epoch!r} is not allowed: need > 0.")
+    _STEPS_PER_EPOCH.check("steps_per_epoch", steps_per_epoch)
     dtype = jnp.result_type(float)
     return lambda count: self.fn(base_learning_rate,
                                  jnp.asarray(count, dtype) / jnp.asarray(steps_per_epoch, dtype))
@@ -71,6 +96,7 @@ def paper_in_epochs(*, num_workers: int = 1, warmup_epochs: float = 5.0,
   ×``decay_factor`` at each of ``decay_epochs`` — no steps per epoch needed. (Equal to
   ``paper_schedule`` with the simulator's steps per epoch up to float rounding of
   step / steps per epoch.)"""
+  _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor)
   return InEpochs(lambda base, epoch: paper_schedule(
       base, steps_per_epoch=1.0, num_workers=num_workers, warmup_epochs=warmup_epochs,
       decay_epochs=decay_epochs, decay_factor=decay_factor)(epoch))

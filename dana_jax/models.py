@@ -166,6 +166,14 @@ def flax_model(module: nn.Module, input_shape: Sequence[int], *,
     ...                                  jax.random.key(1))
     >>> stats = model.fold(stats, contribution)
   """
+  from dana_jax._checks import is_int, require
+  require(isinstance(module, nn.Module), "module", type(module).__name__,
+          "need a flax linen module (flax.linen.Module)")
+  require(isinstance(input_shape, Sequence) and not isinstance(input_shape, str)
+          and all(is_int(d, 1) for d in input_shape), "input_shape", input_shape,
+          "need one example's shape, a sequence of integers ≥ 1 (no batch axis)")
+  for field, fn in (("loss", loss), ("metrics", metrics)):
+    require(fn is None or callable(fn), field, type(fn).__name__, "need a callable or None")
   rng_names = tuple(rng_names)
   float_dtype = jnp.result_type(float)  # float32, or float64 under jax_enable_x64
   input_dtype = float_dtype if input_dtype is None else input_dtype

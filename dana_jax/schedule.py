@@ -362,6 +362,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
     A :class:`Schedule`.
   """
   validate_schedule_args(timing, num_workers, num_steps, block_size)
+  _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule)
   if restart_rule is None and discard_rule is None:
     worker, time, used = _completion_order(timing, num_workers, num_steps, seed)
     lag = lags_from_workers(worker, num_workers)
@@ -381,6 +382,16 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
                   block_size=block_size, jobs_used=used)
 
 
+def _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule) -> None:
+  _require(is_int(seed), "seed", seed, "need an integer")
+  _require(np.iterable(boundaries) and not isinstance(boundaries, str)
+           and all(is_int(b) for b in boundaries), "boundaries", boundaries,
+           "need a sequence of master steps (integers)")
+  for field, rule in (("restart_rule", restart_rule), ("discard_rule", discard_rule)):
+    _require(rule is None or callable(rule), field, type(rule).__name__,
+             "need a callable or None")
+
+
 def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
   _require(isinstance(timing, TimingModel), "timing", type(timing).__name__,
            f"use one of the timing models {sorted(TIMING_MODELS)}")
@@ -388,6 +399,52 @@ def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
   _require(is_int(num_steps, 1), "num_steps", num_steps, "need an integer ≥ 1")
   _require(is_int(block_size, 1), "block_size", block_size, "need an integer ≥ 1")
   timing.validate(num_workers)
+
+
+# --------------------------------------------------------------------------
+# Size: what a schedule holds on the host, known before it is built.
+# --------------------------------------------------------------------------
+
+# Host bytes of one worker's numpy stream (its SeedSequence and Generator).
+STREAM_BYTES = 900
+# Bytes per apply event of the arrays a Schedule keeps (worker, lag, step, dispatch: int32;
+# time: float64; kind: int8; block start: int64), and per event of the Python list of
+# event tuples that a schedule with restart or discard events is built from.
+EVENT_BYTES = 29
+BLOCK_BYTES = 44  # a block start: a Python int in a list, then an int64
+RESTART_EVENT_BYTES = 150
+
+
+def schedule_nbytes(num_workers: int, num_steps: int, *, block_size: int = 1,
+                    draws_per_job: int = 1, restarts: bool = False) -> int:
+  """A lower bound on the host bytes :func:`make_schedule` holds at its peak.
+
+  The N + 1 numpy streams; while completions are ordered, the completion times of
+  M = N · (⌈1.25 T / N⌉ + 8) jobs (H draws each, float64) with their worker ids and
+  sort order (int64); then (the streams freed) the event arrays (``EVENT_BYTES`` per
+  event, and per block ``BLOCK_BYTES``). With restart or discard rules the events are
+  first a Python list of tuples (``RESTART_EVENT_BYTES`` each). Computed from the sizes
+  alone, so a run whose schedule cannot fit is refused before any of it exists.
+  """
+  n, t = int(num_workers), int(num_steps)
+  jobs = n * (math.ceil(1.25 * t / n) + 8)
+  streams = (n + 1) * STREAM_BYTES
+  if restarts:
+    building = 8 * jobs * draws_per_job + RESTART_EVENT_BYTES * t
+  else:
+    building = 8 * jobs * draws_per_job + 16 * jobs
+  kept = EVENT_BYTES * t + BLOCK_BYTES * math.ceil(t / max(1, int(block_size)))
+  return max(streams + building, kept)  # the streams are gone when the events are kept
+
+
+def rounds_nbytes(num_workers: int, num_rounds: int, gradients_per_round: int,
+                  all_workers_draw: bool = True) -> int:
+  """A lower bound on the host bytes :func:`make_rounds` holds at its peak: the N + 1
+  streams and the rounds' batch-time draws, float64 (one per worker and round when
+  every worker draws once per round — SSGD, m-sync —, else at least G per round)."""
+  n, r = int(num_workers), int(num_rounds)
+  per_round = n if all_workers_draw else max(1, int(gradients_per_round))
+  return (n + 1) * STREAM_BYTES + 8 * per_round * r + 16 * r
 
 
 # --------------------------------------------------------------------------
@@ -509,10 +566,15 @@ def estimate_speedup(timing: TimingModel, num_workers: Sequence[int], *,
     ``{"num_workers", "asgd", "ssgd"}`` with the mean over runs, and
     ``"asgd_std"``, ``"ssgd_std"``.
   """
-  _require(num_runs >= 1, "num_runs", num_runs, "need ≥ 1")
-  _require(num_iterations >= 1, "num_iterations", num_iterations, "need ≥ 1")
-  _require(len(num_workers) >= 1 and all(is_int(n, 1) for n in num_workers), "num_workers",
-           num_workers, "need integers ≥ 1")
+  _require(isinstance(timing, TimingModel), "timing", type(timing).__name__,
+           f"use one of the timing models {sorted(TIMING_MODELS)}")
+  _require(np.iterable(num_workers) and not isinstance(num_workers, str)
+           and len(list(num_workers)) >= 1 and all(is_int(n, 1) for n in num_workers),
+           "num_workers", num_workers, "need a sequence of integers ≥ 1")
+  _require(is_int(num_runs, 1), "num_runs", num_runs, "need an integer ≥ 1")
+  _require(is_int(num_iterations, 1), "num_iterations", num_iterations,
+           "need an integer ≥ 1")
+  _require(is_int(seed), "seed", seed, "need an integer")
   mean = timing.mean()
   asgd, ssgd = [], []
   for n in num_workers:

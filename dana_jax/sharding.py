@@ -34,8 +34,13 @@ def make_mesh(replicas: int = 1, workers: int = 1, devices=None) -> Mesh:
   ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` set before jax is imported.
   """
   for name, value in (("replicas", replicas), ("workers", workers)):
-    if not (isinstance(value, (int, np.integer)) and value >= 1):
+    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            and value >= 1):
       raise ConfigError(f"mesh.{name}={value!r} is not allowed: need an integer ≥ 1.")
+  if devices is not None and not (np.iterable(devices) and not isinstance(devices, str) and all(
+      isinstance(d, jax.Device) for d in devices) and len(list(devices)) >= 1):
+    raise ConfigError(f"devices={type(devices).__name__} is not allowed: need a sequence of "
+                      "jax devices (e.g. jax.devices()) or None.")
   devices = list(jax.devices() if devices is None else devices)
   need = replicas * workers
   if need > len(devices):

@@ -10,21 +10,42 @@ speeds), constant times (round robin) and a user-supplied trace.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
 from dana_jax._checks import require as _require
 from dana_jax.errors import ConfigError
+from dana_jax.specs import Real, Spec, check_all, declared, takes
 
 MEAN_BATCH_TIME = 128.0
+
+# Each timing field's check, run when the model is made (and again by ``validate``).
+POSITIVE_TIME = Real(0, low_open=True, meaning="a time in simulated units")
+GAMMA_SHAPE = Real(0, low_open=True, meaning="the gamma shape k of a batch time")
+GAMMA_SCALE = Real(0, low_open=True, meaning="the gamma scale of a batch time")
+WORKER_SPEED_SHAPE = Real(0, low_open=True, optional=True, meaning=(
+    "the gamma shape of the per-worker mean times; None: identical workers"))
 
 
 @dataclasses.dataclass(frozen=True)
 class TimingModel:
-  """Base class: draws the batch times ``X[i, j]`` of every worker."""
+  """Base class: draws the batch times ``X[i, j]`` of every worker.
+
+  ``specs``: each field's check (:mod:`dana_jax.specs`), run when the model is made.
+  """
+
+  specs: ClassVar[dict[str, Spec]] = {}
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      if field.name in self.specs:
+        self.specs[field.name].check(f"timing.{field.name}", getattr(self, field.name))
 
   def validate(self, num_workers: int) -> None:
+    """Refuses a model that cannot drive ``num_workers`` workers (and bad fields)."""
     del num_workers
+    self.__post_init__()
 
   def mean(self) -> float:
     raise NotImplementedError
@@ -85,15 +106,8 @@ class GammaTiming(TimingModel):
   scale: float = 1.28
   worker_speed_shape: float | None = None
 
-  def validate(self, num_workers: int) -> None:
-    _require(np.isfinite(self.shape) and self.shape > 0, "timing.shape", self.shape,
-             "the gamma shape must be a positive finite number")
-    _require(np.isfinite(self.scale) and self.scale > 0, "timing.scale", self.scale,
-             "the gamma scale must be a positive finite number")
-    if self.worker_speed_shape is not None:
-      _require(np.isfinite(self.worker_speed_shape) and self.worker_speed_shape > 0,
-               "timing.worker_speed_shape", self.worker_speed_shape,
-               "must be a positive finite number, or None for identical workers")
+  specs: ClassVar[dict[str, Spec]] = {
+      "shape": GAMMA_SHAPE, "scale": GAMMA_SCALE, "worker_speed_shape": WORKER_SPEED_SHAPE}
 
   def mean(self) -> float:
     return self.shape * self.scale
@@ -124,13 +138,16 @@ class GammaTiming(TimingModel):
             for i, (s, c) in enumerate(zip(streams[:-1], counts, strict=True))]
 
 
+@takes(mean=POSITIVE_TIME, shape=GAMMA_SHAPE, worker_speed_shape=WORKER_SPEED_SHAPE)
 def homogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 100.0,
                 worker_speed_shape: float | None = None) -> GammaTiming:
   """The GA paper's homogeneous environment: Gamma(100, 1.28), CV 0.1 per batch.
   ``worker_speed_shape`` adds persistent per-worker speeds (:class:`GammaTiming`)."""
+  check_all("timing", declared(homogeneous), dict(mean=mean, shape=shape))
   return GammaTiming(shape=shape, scale=mean / shape, worker_speed_shape=worker_speed_shape)
 
 
+@takes(mean=POSITIVE_TIME, shape=GAMMA_SHAPE, worker_speed_shape=WORKER_SPEED_SHAPE)
 def heterogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 4.0,
                   worker_speed_shape: float | None = None) -> GammaTiming:
   """A heterogeneous environment: same mean, gamma shape 4 (CV 0.5) by default.
@@ -138,6 +155,7 @@ def heterogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 4.0,
   The GA paper's exact parameters are not known (SPEC §1, a documented
   choice). ``worker_speed_shape`` adds persistent per-worker speeds.
   """
+  check_all("timing", declared(heterogeneous), dict(mean=mean, shape=shape))
   return GammaTiming(shape=shape, scale=mean / shape, worker_speed_shape=worker_speed_shape)
 
 
@@ -147,9 +165,7 @@ class ConstantTiming(TimingModel):
 
   batch_time: float = MEAN_BATCH_TIME
 
-  def validate(self, num_workers):
-    _require(np.isfinite(self.batch_time) and self.batch_time > 0, "timing.batch_time",
-             self.batch_time, "must be a positive finite number")
+  specs: ClassVar[dict[str, Spec]] = {"batch_time": POSITIVE_TIME}
 
   def mean(self):
     return self.batch_time
@@ -167,14 +183,24 @@ class TraceTiming(TimingModel):
 
   batch_times: np.ndarray
 
-  def validate(self, num_workers):
-    times = np.asarray(self.batch_times, dtype=np.float64)
+  def __post_init__(self):
+    try:
+      times = np.asarray(self.batch_times, dtype=np.float64)
+    except (TypeError, ValueError):
+      raise ConfigError(f"timing.batch_times={type(self.batch_times).__name__} is not "
+                        "allowed: need a 2-D array of numbers [num_workers, num_jobs].") from None
     _require(times.ndim == 2, "timing.batch_times.ndim", times.ndim,
              "the trace must be a 2-D array [num_workers, num_jobs]")
-    _require(times.shape[0] == num_workers, "timing.batch_times.shape[0]", times.shape[0],
-             f"the trace must have one row per worker (num_workers={num_workers})")
+    _require(times.shape[1] >= 1, "timing.batch_times.shape[1]", times.shape[1],
+             "the trace needs at least one batch time per worker")
     _require(bool(np.all(np.isfinite(times)) and np.all(times > 0)), "timing.batch_times",
              "<array>", "every batch time must be positive and finite")
+
+  def validate(self, num_workers):
+    self.__post_init__()
+    times = np.asarray(self.batch_times, dtype=np.float64)
+    _require(times.shape[0] == num_workers, "timing.batch_times.shape[0]", times.shape[0],
+             f"the trace must have one row per worker (num_workers={num_workers})")
 
   def mean(self):
     return float(np.mean(self.batch_times))
@@ -212,7 +238,7 @@ TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
 
 def make_timing(name: str, **kwargs) -> TimingModel:
   """Builds a timing model by name: one of ``TIMING_MODELS``."""
-  if name not in TIMING_MODELS:
+  if not isinstance(name, str) or name not in TIMING_MODELS:
     raise ConfigError(f"timing.name={name!r} is not allowed: choose one of "
                      f"{sorted(TIMING_MODELS)}.")
   import inspect

@@ -753,16 +753,19 @@ def check_memory(config, points, dataset, mesh) -> None:
   """Every point's memory estimate (``Simulator.check_memory``) before the first run: a
   sweep that cannot fit fails at once, naming the N, not an hour in."""
   for point in points:
-    sim = simulator(config, point, dataset, mesh)
+    try:  # dana_jax's size checks (dj.engine.memory.check_size): state, then schedules
+      sim = simulator(config, point, dataset, mesh)
+      sim.check_size(sim.steps_for_epochs(config.epochs), config.get("chunk_steps"))
+    except MemoryError as e:
+      field, value = (("epochs", config.epochs) if str(e).startswith("num_steps=")
+                      else ("num_workers", point["num_workers"]))
+      raise validate.ConfigError(
+          f"config.{field}={value} is not allowed for {point['algorithm']} at N = "
+          f"{point['num_workers']} with {len(config.seeds)} seed(s): "
+          f"{str(e).split(' is not allowed: ', 1)[-1]}") from None
     if config.get("timing") == "trace":  # a trace covers every step of the run (or one line)
       with validate.library_check("timing_trace"):
         sim.check_timing(sim.steps_for_epochs(config.epochs))
-    try:
-      sim.check_memory()
-    except MemoryError as e:
-      raise validate.ConfigError(
-          f"config.num_workers={point['num_workers']} is not allowed for "
-          f"{point['algorithm']} with {len(config.seeds)} seed(s): {e}") from None
 
 
 def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:

@@ -22,7 +22,7 @@ import optax
 from dana_jax import sharding as _sharding
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
-from dana_jax.engine import checks, plan
+from dana_jax.engine import arguments, checks, plan
 from dana_jax.engine.core import Model, SimState, take
 from dana_jax.engine.data import HostData
 from dana_jax.engine.placement import over_replicas
@@ -56,6 +56,7 @@ def evaluate_replicas(model: Model, params, model_state, inputs, labels=None, *,
   """
   _require(replica_execution in ("vmap", "loop"), "replica_execution", replica_execution,
           "choose 'vmap' or 'loop'")
+  arguments.check_evaluate(model, inputs, labels, batch_size)
   host = isinstance(inputs, HostData)
   num = len(inputs) if host else int(np.shape(inputs)[0])
   fn, totals = _evaluation_fn(model, replicated, replica_execution), None
@@ -153,6 +154,9 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
   Returns:
     A :class:`Result`; ``history[i]["replicas"][r]`` holds chunk i's metrics of replica r.
   """
+  arguments.check_simulate(simulator, eval_data=eval_data, train_eval_data=train_eval_data,
+                           callback=callback, progress=progress, state=state,
+                           checkpoint_dir=checkpoint_dir, checkpoint_meta=checkpoint_meta)
   for field, value, minimum in (("num_steps", num_steps, 1), ("chunk_steps", chunk_steps, 1),
                                 ("eval_every_steps", eval_every_steps, 1),
                                 ("checkpoint_every_steps", checkpoint_every_steps, 1)):
@@ -161,6 +165,7 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
   _require(num_steps is not None, "num_steps", num_steps, "need an integer ≥ 1")
   checks.check_eval(simulator, eval_data, train_eval_data)
   chunk_steps = chunk_steps or simulator.default_chunk_steps()
+  simulator.check_size(num_steps, chunk_steps)  # before the schedules or the state exist
   ends = plan.chunk_ends(num_steps, chunk_steps, simulator.steps_per_epoch)
   schedules = simulator.schedules(num_steps, chunk_steps)
   rows = simulator.rows_per_chunk(schedules, num_steps, chunk_steps)

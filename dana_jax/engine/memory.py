@@ -1,10 +1,34 @@
-"""The memory model of DESIGN.md: what the carried state costs, checked before it exists."""
+"""The memory model of DESIGN.md: what the carried state and the schedule cost, checked
+before either exists.
+
+Two budgets. The *device* holds the carried state (θ, the optimizer state, the N read
+copies and worker states, per replica) and the training arrays. The *host* holds the
+schedules (:func:`dana_jax.schedule.schedule_nbytes`, one per replica) and the run's
+per-chunk record; on CPU the device is the host, so both count against its RAM. A run
+that cannot fit is refused with the estimate, as a :class:`MemoryLimitError` — a
+:class:`~dana_jax.errors.ConfigError` (so one ``except dj.ConfigError`` catches every
+refusal) that is also a ``MemoryError``.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
+import jax.numpy as jnp
+
+from dana_jax import schedule as _schedule
+from dana_jax.errors import ConfigError
+
+# Host bytes the run's record keeps per chunk: its entry in the chunk list and the
+# history record, plus this much per replica (a dict of a dozen metrics).
+CHUNK_BYTES, CHUNK_REPLICA_BYTES = 100, 500
+
+
+class MemoryLimitError(ConfigError, MemoryError):
+  """A run whose state or schedule would not fit: ``field=value is not allowed: the
+  estimate by part, what is available, and what to change.``"""
 
 
 def available_memory() -> int | None:
@@ -12,6 +36,11 @@ def available_memory() -> int | None:
   stats = jax.local_devices()[0].memory_stats() or {}
   if "bytes_limit" in stats:
     return int(stats["bytes_limit"])
+  return host_memory()
+
+
+def host_memory() -> int | None:
+  """The host's physical RAM in bytes; None if unknown."""
   try:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
   except (ValueError, OSError, AttributeError):
@@ -22,21 +51,42 @@ def _nbytes(tree) -> int:
   return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
+def _gib(b: float) -> str:
+  return f"{b / 2 ** 30:.2f} GiB"
+
+
 def memory_estimate(sim) -> dict[str, int]:
   """Bytes of the carried state per replica, by part.
 
   ``worker_stacks``: the N read copies (empty for synchronous runs) and the
   worker program's N per-worker states (e.g. inner AdamW moments);
   ``optimizer``: the optimizer state (for DANA this holds N momenta). Sizes
-  come from ``jax.eval_shape``, so nothing is allocated.
+  come from ``jax.eval_shape``, so nothing is allocated. (The optimizer is built
+  with a learning-rate callable of the replica's base rate: every schedule gives
+  the same state shapes.)
   """
+  if "_memory_estimate" in sim.__dict__:
+    return dict(sim.__dict__["_memory_estimate"])
   params, _ = jax.eval_shape(sim.model.init, jax.random.key(0))
   hp = {k: v[0] for k, v in sim.hyperparams.items()}
-  opt_state = jax.eval_shape(lambda p: sim.optimizer(hp).init(p), params)
+  lr = hp["learning_rate"]
+  tx = sim.algorithm.optimizer(lambda count: jnp.asarray(lr), hp["momentum"],
+                               hp["weight_decay"], sim.num_workers, sim.options)
+  opt_state = jax.eval_shape(tx.init, params)
   worker = jax.eval_shape(sim.program.init, params)
   n = 0 if sim.synchronous else sim.num_workers
-  return {"params": _nbytes(params), "worker_stacks": n * (_nbytes(params) + _nbytes(worker)),
-          "optimizer": _nbytes(opt_state), "replicas": sim.num_replicas}
+  est = {"params": _nbytes(params), "worker_stacks": n * (_nbytes(params) + _nbytes(worker)),
+         "optimizer": _nbytes(opt_state), "replicas": sim.num_replicas}
+  sim.__dict__["_memory_estimate"] = est
+  return dict(est)
+
+
+def _data_nbytes(sim) -> int:
+  if sim.host_data:
+    return 0
+  if hasattr(sim, "data_nbytes"):  # counted before the arrays were put on the device
+    return int(sim.data_nbytes)
+  return int(sim.train_inputs.nbytes + sim.train_labels.nbytes)
 
 
 def check_memory(sim, available: int | None = None) -> dict[str, int]:
@@ -55,28 +105,102 @@ def check_memory(sim, available: int | None = None) -> dict[str, int]:
     The estimate, with ``"total"`` and ``"available"`` added.
 
   Raises:
-    MemoryError: with the estimate by part and what to change.
+    MemoryLimitError: ``num_workers=N is not allowed: ...`` with the estimate by part
+      and what to change.
   """
   est = memory_estimate(sim)
-  data = 0 if sim.host_data else int(sim.train_inputs.nbytes + sim.train_labels.nbytes)
+  data = _data_nbytes(sim)
   per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
   replicas_here = sim.num_replicas // sim.placement.replica_devices
   working = (est["params"] + est["optimizer"]
              if not sim.single and sim.replica_execution == "loop" else 0)
   total = per_replica * replicas_here + working + data
   available = available_memory() if available is None else int(available)
-  gib = lambda b: f"{b / 2 ** 30:.2f} GiB"  # noqa: E731
-  running = f" and the running one's working copy {gib(working)}" if working else ""
+  running = f" and the running one's working copy {_gib(working)}" if working else ""
   if available and total > available:
-    raise MemoryError(
-        f"The simulation needs at least {gib(total)} but {jax.devices()[0].device_kind} "
-        f"has {gib(available)}: per replica, parameters {gib(est['params'])}, "
+    raise MemoryLimitError(
+        f"num_workers={sim.num_workers} is not allowed: the simulation needs at least "
+        f"{_gib(total)} but {jax.devices()[0].device_kind} "
+        f"has {_gib(available)}: per replica, parameters {_gib(est['params'])}, "
         f"N = {sim.num_workers} read copies "
-        f"{gib(est['worker_stacks'])}, optimizer state {gib(est['optimizer'])} (DANA holds "
+        f"{_gib(est['worker_stacks'])}, optimizer state {_gib(est['optimizer'])} (DANA holds "
         f"N momenta); {replicas_here} replicas per device"
         f"{running}"
         f"; training data on the device "
-        f"{gib(data)}. Reduce num_workers, the number of replicas (seeds, grid cells) or the "
+        f"{_gib(data)}. Reduce num_workers, the number of replicas (seeds, grid cells) or the "
         "model, split the replicas over devices (dana_jax.make_mesh), keep the training "
         "data on the host (dana_jax.HostData), or use a device with more memory.")
   return {**est, "total": total, "available": available}
+
+
+def schedule_estimate(sim, num_steps: int) -> int:
+  """A lower bound on the host bytes of the schedules of ``num_steps`` master steps (one
+  per timing seed; they are built one after another and all kept)."""
+  replicas = len(sim.timing_seeds)
+  if sim.synchronous:
+    from dana_jax import schedule_rules
+
+    every = not isinstance(sim.round_rule, schedule_rules.RennalaRule)
+    one = _schedule.rounds_nbytes(sim.num_workers, num_steps, sim.gradients_per_round, every)
+    return one + (replicas - 1) * 16 * int(num_steps)
+  restarts = sim.restart_rule is not None or sim.discard_rule is not None
+  args = dict(block_size=sim.block_size, draws_per_job=sim.program.batches_per_job,
+              restarts=restarts)
+  one = _schedule.schedule_nbytes(sim.num_workers, num_steps, **args)
+  kept = (_schedule.EVENT_BYTES * int(num_steps)
+          + _schedule.BLOCK_BYTES * math.ceil(num_steps / max(1, sim.block_size)))
+  return one + (replicas - 1) * kept
+
+
+def check_size(sim, num_steps: int | None = None, chunk_steps: int | None = None,
+               available_host: int | None = None) -> dict[str, int]:
+  """Refuses, from the sizes alone and in well under a second, a run that cannot fit.
+
+  Host: the schedules of ``num_steps`` master steps (:func:`schedule_estimate`; None:
+  one step, the part that grows with N alone — N numpy streams and their first draws),
+  the run's record of its chunks (``chunk_steps``, default one epoch per chunk), and on
+  CPU the carried state and training data too, against the host's RAM
+  (``available_host``, default :func:`host_memory`). Then the device budget,
+  :func:`check_memory` (skipped for a simulator without a model). Lower bounds: passing
+  is necessary, not sufficient.
+
+  Raises:
+    MemoryLimitError: naming ``num_steps`` (or ``num_workers`` when no steps are given)
+      with the estimate by part and the memory available.
+  """
+  steps = 1 if num_steps is None else int(num_steps)
+  schedules = schedule_estimate(sim, steps)
+  chunks = 0
+  if num_steps is not None:
+    per_chunk = chunk_steps or sim.default_chunk_steps() or sim.steps_per_epoch
+    chunks = math.ceil(steps / max(per_chunk, 1e-9))
+  record = chunks * (CHUNK_BYTES + CHUNK_REPLICA_BYTES * sim.num_replicas)
+  state = 0
+  on_host = jax.default_backend() == "cpu"
+  if on_host and sim.model is not None:
+    est = memory_estimate(sim)
+    state = (sim.num_replicas * (est["params"] + est["worker_stacks"] + est["optimizer"])
+             + _data_nbytes(sim))
+  total = schedules + record + state
+  available = host_memory() if available_host is None else int(available_host)
+  if available and total > available:
+    field, value = (("num_workers", sim.num_workers) if num_steps is None
+                    else ("num_steps", steps))
+    what = "rounds" if sim.synchronous else "master steps"
+    parts = [f"{len(sim.timing_seeds)} schedule(s) of {steps} {what} over N = "
+             f"{sim.num_workers} workers {_gib(schedules)}" if num_steps is not None else
+             f"the schedule's per-worker part (N = {sim.num_workers} numpy streams and their "
+             f"first draws) {_gib(schedules)}"]
+    if chunks:
+      parts.append(f"the record of {chunks} chunks {_gib(record)}")
+    if state:
+      parts.append(f"the carried state and training data {_gib(state)}")
+    raise MemoryLimitError(
+        f"{field}={value} is not allowed: the run needs at least {_gib(total)} of host "
+        f"memory but this host has {_gib(available)}: {', '.join(parts)}. "
+        + ("Use fewer workers or replicas, or a host with more memory." if num_steps is None
+           else "Simulate fewer steps (epochs) or replicas, or longer chunks (chunk_steps)."))
+  if sim.model is not None:
+    check_memory(sim)
+  return {"schedules": schedules, "record": record, "state": state, "total": total,
+          "available": available}

@@ -22,7 +22,7 @@ from dana_jax import sharding as _sharding
 from dana_jax import transforms as _transforms
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
-from dana_jax.engine import checks, memory, plan, step
+from dana_jax.engine import arguments, checks, memory, plan, step
 from dana_jax.engine.core import (
   EXECUTIONS,
   REPLICA_EXECUTIONS,
@@ -161,6 +161,14 @@ class Simulator:
       algorithm's options where it has them (``ringmaster``, ``msync``,
       ``rennala``, ``async_local_sgd``; :class:`~dana_jax.algorithms.EventPlan`);
       passing one too is refused.
+
+  Raises:
+    ConfigError: for any argument of the wrong type or value, one line naming it;
+      also (as :class:`~dana_jax.engine.memory.MemoryLimitError`, a ConfigError and
+      a MemoryError) when the carried state, or the schedule's part that grows with
+      N, cannot fit (:func:`~dana_jax.engine.memory.check_size`) — estimated from
+      the sizes, before the state, the schedule or the device data exist.
+      :func:`~dana_jax.simulate` checks the schedules of its ``num_steps`` the same way.
   """
 
   def __init__(self, model: Model, algorithm, train_inputs, train_labels, *,
@@ -172,6 +180,11 @@ class Simulator:
                replica_execution: str = "auto", augment: Callable | None = None,
                mesh: jax.sharding.Mesh | None = None,
                worker_program=None, restart_rule=None, round_rule=None):
+    arguments.check_simulator(
+        model, algorithm, train_inputs, train_labels, hyperparams=hyperparams,
+        learning_rate_schedule=learning_rate_schedule, algorithm_options=algorithm_options,
+        seeds=seeds, timing_seeds=timing_seeds, augment=augment,
+        worker_program=worker_program, restart_rule=restart_rule, round_rule=round_rule)
     self.algorithm = (_algorithms.get_algorithm(algorithm) if isinstance(algorithm, str)
                       else algorithm)
     self.options = dict(algorithm_options or {})
@@ -215,6 +228,9 @@ class Simulator:
     self.restart_rule = restart_rule
     self.masked_steps = restart_rule is not None or self.discard_rule is not None
     self.learning_rate_schedule, self.augment = learning_rate_schedule, augment
+    self.data_nbytes = 0 if self.host_data else _nbytes(train_inputs) + _nbytes(train_labels)
+    # The state and the schedule's per-worker part fit, before either (or the data) exists.
+    memory.check_size(self)
     if self.host_data:
       self.train_inputs, self.train_labels = train_inputs, None
     else:
@@ -337,6 +353,12 @@ class Simulator:
 
   memory_estimate = memory.memory_estimate
   check_memory = memory.check_memory
+  check_size = memory.check_size
+
+
+def _nbytes(array) -> int:
+  nbytes = getattr(array, "nbytes", None)
+  return int(np.asarray(array).nbytes if nbytes is None else nbytes)
 
 
 def _batch(host_data, augment, examples, batch, data_key, data):

@@ -1,0 +1,160 @@
+"""The public API's argument checks: a value of the wrong type or out of range is one
+:class:`~dana_jax.errors.ConfigError` line naming the argument, never an exception from
+deep inside (``'list' object has no attribute ...``).
+
+Each function checks what its entry point receives before anything is built; the
+values' own rules (an option's range, a timing field) are checked where they are
+defined (:mod:`dana_jax.specs`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from dana_jax._checks import is_int
+from dana_jax._checks import require as _require
+from dana_jax.engine.core import Hyperparams, SimState
+from dana_jax.engine.data import HostData
+from dana_jax.errors import ConfigError
+
+
+def _type_name(value) -> str:
+  return type(value).__name__
+
+
+def is_model(model) -> bool:
+  """A :class:`~dana_jax.engine.Model` or anything with its four callables."""
+  return all(callable(getattr(model, name, None)) for name in ("init", "loss", "fold",
+                                                               "predict"))
+
+
+def check_model(model, field: str = "model") -> None:
+  _require(is_model(model), field, _type_name(model),
+           "need a dana_jax.Model (init, loss, fold, predict), e.g. "
+           "dana_jax.models.flax_model(module, input_shape)")
+
+
+def _check_callable(field: str, value, what: str) -> None:
+  _require(value is None or callable(value), field, _type_name(value),
+           f"need {what} (a callable) or None")
+
+
+def _leading(field: str, value) -> int:
+  """The length of an array's first axis; refuses what is not an array of ≥ 1 axis."""
+  try:
+    shape = np.shape(value)
+  except (TypeError, ValueError):
+    shape = None
+  if shape is None or len(shape) == 0 or isinstance(value, (str, bytes, Mapping)):
+    raise ConfigError(f"{field}={_type_name(value)} is not allowed: need an array with a "
+                      "leading example axis.")
+  return int(shape[0])
+
+
+def check_data(field: str, inputs, labels, labels_field: str | None = None) -> None:
+  """``inputs, labels``: arrays of one leading length, or a HostData and no labels."""
+  labels_field = labels_field or f"{field}_labels"
+  if isinstance(inputs, HostData):
+    _require(labels is None, labels_field, _type_name(labels),
+             "must be None when the inputs are a HostData (it returns the labels)")
+    return
+  num = _leading(field, inputs)
+  _require(labels is not None, labels_field, None,
+           "need one label per example (or the inputs as a dana_jax.HostData)")
+  _require(_leading(labels_field, labels) == num, labels_field, np.shape(labels),
+           f"need one label per example ({num})")
+
+
+def _int_list(field: str, values, allow_int: bool) -> list[int]:
+  if allow_int and is_int(values):
+    return [int(values)]
+  ok = (not isinstance(values, (str, bytes, Mapping)) and np.iterable(values)
+        and all(is_int(v) for v in values))
+  _require(ok, field, values, "need an integer" + (" or a sequence of integers"
+                                                   if allow_int else " sequence"))
+  return [int(v) for v in values]
+
+
+def check_hyperparams_type(hyperparams) -> None:
+  """A :class:`Hyperparams` whose fields are numbers (or one number per replica)."""
+  if hyperparams is None:
+    return
+  _require(isinstance(hyperparams, Hyperparams), "hyperparams", _type_name(hyperparams),
+           "need a dana_jax.Hyperparams(learning_rate, momentum, weight_decay) or None")
+  for name in ("learning_rate", "momentum", "weight_decay"):
+    value = getattr(hyperparams, name)
+    try:
+      ok = np.asarray(value, dtype=np.float64).ndim <= 1 and not isinstance(value, (str,
+                                                                                     bytes))
+    except (TypeError, ValueError):
+      ok = False
+    _require(ok, f"hyperparams.{name}", value,
+             "need a number or a list of numbers (one per replica)")
+
+
+def check_simulator(model, algorithm, train_inputs, train_labels, *, hyperparams,
+                    learning_rate_schedule, algorithm_options, seeds, timing_seeds, augment,
+                    worker_program, restart_rule, round_rule) -> None:
+  """The Simulator's arguments by type, before any of them is used."""
+  from dana_jax.algorithms import Algorithm
+  from dana_jax.learning_rates import InEpochs
+
+  if model is not None:  # None: a simulator that only checks its other arguments
+    check_model(model)
+  _require(isinstance(algorithm, (str, Algorithm)), "algorithm", _type_name(algorithm),
+           "need a registry name (dana_jax.ALGORITHMS) or a dana_jax.Algorithm")
+  check_data("train_inputs", train_inputs, train_labels, "train_labels")
+  check_hyperparams_type(hyperparams)
+  _require(learning_rate_schedule is None or isinstance(learning_rate_schedule, InEpochs)
+           or callable(learning_rate_schedule), "learning_rate_schedule",
+           _type_name(learning_rate_schedule),
+           "need base_lr -> (step -> lr), a dana_jax.InEpochs, or None")
+  _require(algorithm_options is None or isinstance(algorithm_options, Mapping),
+           "algorithm_options", algorithm_options, "need a dict of option names to values "
+           "or None")
+  _int_list("seeds", seeds, allow_int=True)
+  if timing_seeds is not None:
+    _int_list("timing_seeds", timing_seeds, allow_int=False)
+  _check_callable("augment", augment, "(inputs, key) -> inputs")
+  _require(worker_program is None or (callable(getattr(worker_program, "run", None))
+                                      and callable(getattr(worker_program, "init", None))),
+           "worker_program", _type_name(worker_program),
+           "need a worker program (dana_jax.engine.workers: Gradient, LocalSteps) or None")
+  _check_callable("restart_rule", restart_rule, "(step_count, read_step) -> bool [N]")
+  _require(round_rule is None or (callable(getattr(round_rule, "gradients", None))
+                                  and callable(getattr(round_rule, "durations", None))),
+           "round_rule", _type_name(round_rule),
+           "need a round rule (gradients, durations; dana_jax.schedule_rules) or None")
+
+
+def check_simulate(simulator, *, eval_data, train_eval_data, callback, progress, state,
+                   checkpoint_dir, checkpoint_meta) -> None:
+  """:func:`~dana_jax.simulate`'s arguments by type (its step counts: there)."""
+  from dana_jax.engine.simulator import Simulator
+
+  _require(isinstance(simulator, Simulator), "simulator", _type_name(simulator),
+           "need a dana_jax.Simulator")
+  for field, data in (("eval_data", eval_data), ("train_eval_data", train_eval_data)):
+    if data is None or isinstance(data, HostData):
+      continue
+    _require(isinstance(data, (tuple, list)) and len(data) == 2, field, _type_name(data),
+             "need (inputs, labels), a dana_jax.HostData, or None")
+    check_data(field, data[0], data[1], f"{field}[1]")
+  _check_callable("callback", callback, "record -> None")
+  _require(isinstance(progress, (bool, np.bool_)), "progress", progress, "need True or False")
+  _require(state is None or isinstance(state, SimState), "state", _type_name(state),
+           "need a dana_jax.SimState (simulator.init(), or a Result's state) or None")
+  _require(checkpoint_dir is None or isinstance(checkpoint_dir, (str, os.PathLike)),
+           "checkpoint_dir", _type_name(checkpoint_dir), "need a path or None")
+  _require(checkpoint_meta is None or isinstance(checkpoint_meta, Mapping),
+           "checkpoint_meta", _type_name(checkpoint_meta), "need a dict or None")
+
+
+def check_evaluate(model, inputs, labels, batch_size) -> None:
+  """:func:`~dana_jax.evaluate`'s arguments."""
+  check_model(model)
+  check_data("inputs", inputs, labels, "labels")
+  _require(is_int(batch_size, 1), "batch_size", batch_size, "need an integer ≥ 1")
