@@ -208,6 +208,8 @@ class Survey:
   finished: set  # names of points whose every run is finished and current
   changed: dict  # point name -> {field: (old, new)}
   notes: list  # one line per repaired or set-aside file
+  others: dict = dataclasses.field(default_factory=dict)  # finished runs of no point whose
+  # sweep-wide fields differ: run name -> {field: (old, new)}
 
 
 def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
@@ -267,6 +269,34 @@ def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
   return "finished", None
 
 
+# A run's own fields: they differ between the runs of one sweep.
+_OWN = ("algorithm", "num_workers", "learning_rate", "momentum", "algorithm_options")
+
+
+def _other_run(run_dir: pathlib.Path, current: dict) -> dict:
+  """How a finished run that is no point of this sweep differs from it in the fields every
+  run of one sweep shares (all but :data:`_OWN`): the report would draw it beside them."""
+  stored, _ = _read_json(run_dir / FINGERPRINT)
+  if not isinstance(stored, dict):
+    config, _ = _read_json(run_dir / "config.json")
+    if not isinstance(config, dict):
+      return {}  # nothing to tell it by; the report reads only summaries it can
+    stored = run_fields(config, config, {})
+    current = {k: v for k, v in current.items() if not k.startswith("data.") and k != "dana_jax"}
+  keys = {k for k in set(stored) | set(current) if k.split(".")[0] not in _OWN}
+  return _diff(stored, current, sorted(keys))
+
+
+def others_message(workdir: pathlib.Path, others: dict) -> str:
+  """The one line of a sweep whose work directory holds finished runs of another sweep."""
+  pairs = _pairs(others)
+  names = list(others)
+  runs = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+  return (f"--workdir={str(workdir)!r} holds {len(names)} finished run(s) of another sweep "
+          f"({runs}; {pairs}), which its report would show beside this one's: use a new "
+          "--workdir, or move them out of it")
+
+
 def survey(workdir: pathlib.Path, points: list[dict], fingerprints: list[list[dict]],
            rewrite_config) -> Survey:
   """Inspects every run directory of a sweep's ``points`` (``fingerprints[i][j]``: the
@@ -281,6 +311,12 @@ def survey(workdir: pathlib.Path, points: list[dict], fingerprints: list[list[di
   matches, and refused when there is no fingerprint to tell.
   """
   found = Survey(set(), {}, [])
+  names = {c["name"] for p in points for c in p["cells"]}
+  for run_dir in sorted(p.parent for p in workdir.glob("*/summary.json")):
+    if run_dir.name not in names and fingerprints:
+      differ = _other_run(run_dir, fingerprints[0][0])
+      if differ:
+        found.others[run_dir.name] = differ
   for point, prints in zip(points, fingerprints, strict=True):
     states = []
     for cell, current in zip(point["cells"], prints, strict=True):
@@ -301,16 +337,21 @@ def _short(value, width: int = 40) -> str:
   return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def changed_message(workdir: pathlib.Path, changed: dict) -> str:
-  """The one line of a sweep that finds runs of another configuration."""
+def _pairs(runs: dict) -> str:
+  """"field: old → new; …" over runs' differences (each pair once)."""
   pairs: dict = {}
-  for differ in changed.values():
+  for differ in runs.values():
     for field, (old, new) in differ.items():
       pairs.setdefault(field, [])
       if (old, new) not in pairs[field]:
         pairs[field].append((old, new))
-  fields = "; ".join(f"{f}: " + ", ".join(f"{_short(o)} → {_short(n)}" for o, n in ps)
-                     for f, ps in pairs.items())
+  return "; ".join(f"{f}: " + ", ".join(f"{_short(o)} → {_short(n)}" for o, n in ps)
+                   for f, ps in pairs.items())
+
+
+def changed_message(workdir: pathlib.Path, changed: dict) -> str:
+  """The one line of a sweep that finds runs of another configuration."""
+  fields = _pairs(changed)
   names = list(changed)
   runs = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
   return (f"--workdir={str(workdir)!r} holds {len(names)} run(s) of another configuration "

@@ -763,7 +763,9 @@ def _survey(config, points, workdir: pathlib.Path, data: dict) -> set:
     for note in found.notes:
       print(f"note: {note}", flush=True)
     done, changed = found.finished, found.changed
-    if changed and not config.get("rerun_changed", False):
+    if found.others:
+      refusal = rundir.others_message(workdir, found.others)
+    elif changed and not config.get("rerun_changed", False):
       refusal = rundir.changed_message(workdir, changed)
     for point in points if refusal is None else ():
       if point["name"] in changed:

@@ -63,13 +63,13 @@ def errors(run_dir):
   return json.loads((run_dir / "summary.json").read_text())["final_test_error"]
 
 
-def refusal(config, workdir, capsys):
+def refusal(config, workdir, capsys, way="use a new --workdir, or --config.rerun_changed=true"):
   before = {name: stamps(workdir / name) for name in ("ga_N2", "sa_N2")}
   with pytest.raises(validate.ConfigError) as e:
     train.run_sweep(config, workdir)
   message = str(e.value)
   assert "\n" not in message and "skipped: finished" not in capsys.readouterr().out
-  assert "use a new --workdir, or --config.rerun_changed=true" in message
+  assert way in message
   assert before == {name: stamps(workdir / name) for name in ("ga_N2", "sa_N2")}  # untouched
   return message
 
@@ -89,6 +89,11 @@ def test_a_changed_config_or_data_is_refused_naming_the_fields(workdir, capsys, 
   monkeypatch.setattr(train.data, "digits", fewer_examples)
   assert "data.arrays: " in refusal(tiny(), workdir, capsys)
   monkeypatch.undo()
+  # Finished runs that are no point of this sweep but would be reported beside its own.
+  message = refusal(tiny(algorithms=("nag",), epochs=3), workdir, capsys,
+                    way="use a new --workdir, or move them out of it")
+  assert "holds 2 finished run(s) of another sweep (ga_N2, sa_N2; epochs: 2 → 3)" in message
+  assert not (workdir / "nag_N2").exists()
   # What does not change a run's numbers, and dropping a point, leave the runs finished.
   train.run_sweep(tiny(algorithms=("sa",), save_final_params=False, checkpoint_every_epochs=0.5,
                        tensorboard=False), workdir)
@@ -124,8 +129,9 @@ def test_runs_without_a_fingerprint_are_compared_by_their_config(workdir, capsys
 
 def test_fingerprint_of_a_run_is_its_own_fields():
   data = {"dataset": "digits"}
-  point = lambda config: [p for p in train.sweep_points(config)  # noqa: E731
-                          if p["name"] == "ga_N2"][0]
+  def point(config):
+    return [p for p in train.sweep_points(config) if p["name"] == "ga_N2"][0]
+
   base = train.run_fingerprints(tiny(), point(tiny()), data)
   same = tiny(num_workers=(2, 8), algorithms=("ga", "nag"), baseline="sgd",
               options_by_algorithm=ml_collections.ConfigDict({"nag": {"learning_rate": 0.3}}))
