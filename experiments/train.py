@@ -687,7 +687,13 @@ def check_memory(config, points, dataset, mesh) -> None:
 
 def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
   """Every point of ``config``'s sweep, in order; finished points are skipped. Prints one
-  line per point (finished or skipped) and, while it runs, one progress bar."""
+  line per point (finished or skipped) and, while it runs, one progress bar.
+
+  Once everything is checked the sweep holds the work directory's lock
+  (:func:`rundir.sweep_lock`) and surveys its run directories
+  (:func:`rundir.survey`): runs of another fingerprint refuse it (or, with
+  ``config.rerun_changed``, run again), damaged files are set aside and their
+  points re-run."""
   workdir = pathlib.Path(workdir)
   # Everything is checked before anything is compiled or written: the experiment's
   # own fields here, the rest by dana_jax once jax has started (setup_devices).
@@ -706,11 +712,13 @@ def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
     library_probe(config.algorithms[0], batch_size=config.batch_size,
                   num_examples=dataset.num_train,
                   algorithm_options=options_for(config, config.algorithms[0], 1))
-  if not workdir.exists():  # refused before the lock makes the directory
+  fresh = not agreed(workdir.exists())
+  if fresh:  # refused before the lock makes the directory
     check_memory(config, points, dataset, mesh)
   with rundir.sweep_lock(workdir) if writer() else contextlib.nullcontext():
     done = _survey(config, points, workdir, rundir.data_identity(config, dataset))
-    check_memory(config, [p for p in points if p["name"] not in done], dataset, mesh)
+    if not fresh:
+      check_memory(config, [p for p in points if p["name"] not in done], dataset, mesh)
     summaries = []  # run directories are made when their run starts (parents too)
     for i, point in enumerate(points):
       tag = f"[{i + 1}/{len(points)}] {point['name']}"
@@ -743,7 +751,8 @@ def result_line(summaries: list[dict]) -> str:
   counts = "; ".join(f"{k} {what}" for k, what in ((diverged, "diverged"), (failed, "failed"))
                      if k)
   if not errors:
-    return f"every seed diverged or failed ({counts})"
+    return (f"every seed diverged ({diverged} of {diverged})" if not failed else
+            f"no seed learned ({counts})")
   seeds = f"mean of {len(errors)} seed{'s' if len(errors) > 1 else ''}"
   return f"final test error {np.mean(errors):.2f}% ({seeds}{'; ' + counts if counts else ''})"
 

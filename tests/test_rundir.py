@@ -294,3 +294,22 @@ def test_a_torn_metrics_line_is_left_out_by_the_report(tmp_path, capsys):
   (run / "metrics.jsonl").write_text('{"step": 1, "seed": 0}\n{"step": 2, "se')
   assert runfiles.load_metrics(run) == [{"step": 1, "seed": 0}]
   assert "line 2 of 2 is not JSON" in capsys.readouterr().err
+
+
+def test_the_per_run_line_counts_diverged_and_failed_seeds_apart():
+  def point(errors, diverged, failed):
+    return [{"seeds": list(range(len(errors))), "final_test_error": errors,
+             "diverged": diverged, "failed": failed}]
+
+  # A diverged seed's error is 0.9 (a constant prediction), as in the issue's report.
+  assert train.result_line(point([0.02, 0.0266, 0.9], [False, False, True], [False] * 3)) == \
+      "final test error 2.33% (mean of 2 seeds; 1 diverged)"
+  assert train.result_line(point([0.9, 0.03, float("nan")], [False, False, True],
+                                 [True, False, False])) == \
+      "final test error 3.00% (mean of 1 seed; 1 diverged; 1 failed)"
+  assert train.result_line(point([0.1, 0.2], [False] * 2, [False] * 2)) == \
+      "final test error 15.00% (mean of 2 seeds)"
+  assert train.result_line(point([0.9] * 3, [True] * 3, [False] * 3)) == \
+      "every seed diverged (3 of 3)"
+  assert train.result_line(point([0.9] * 2, [True, False], [False, True])) == \
+      "no seed learned (1 diverged; 1 failed)"
