@@ -241,7 +241,9 @@ def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
                                                    config["num_workers"]))
     except (KeyError, TypeError, ValueError, AttributeError):
       old = {"config.json": "(unreadable fields)"}
-    keys = set(old) | {k for k in current if not k.startswith("data.") and k != "dana_jax"}
+    # A field the run's config.json does not name came after it: its default is the old
+    # behaviour. The data and the version were not recorded: not compared.
+    keys = set(old) | {k for k in current if k.split(".")[0] in config}
     differ = _diff(old, current, sorted(keys))
   if differ:
     return "changed", differ

@@ -118,6 +118,9 @@ def test_rerun_changed_reruns_only_the_changed_points(workdir, capsys):
 def test_runs_without_a_fingerprint_are_compared_by_their_config(workdir, capsys):
   for name in ("ga_N2", "sa_N2"):
     (workdir / name / rundir.FINGERPRINT).unlink()
+  config = json.loads((workdir / "ga_N2" / "config.json").read_text())
+  del config["replica_execution"]  # as if written before the field existed (at its default)
+  (workdir / "ga_N2" / "config.json").write_text(json.dumps(config))
   train.run_sweep(tiny(), workdir)
   assert capsys.readouterr().out.count("skipped: finished") == 2
   assert "learning_rate: 0.1 → 0.2" in refusal(tiny(learning_rate=0.2), workdir, capsys)
