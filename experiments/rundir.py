@@ -417,7 +417,8 @@ def sweep_lock(workdir: pathlib.Path):
             f"for it to end, or, if it is no longer running, delete {path}")
       print(f"note: took over the lock of an ended sweep ({_holder(info)})", flush=True)
     mine = {"pid": os.getpid(), "host": host,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "token": int.from_bytes(os.urandom(4), "little") >> 1}  # < 2**31: an int32
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(mine).encode(), 0)
     os.fsync(fd)
@@ -430,5 +431,21 @@ def sweep_lock(workdir: pathlib.Path):
     os.close(fd)  # releases the flock
 
 
+def shared_by_processes(workdir: pathlib.Path, held: dict | None) -> bool:
+  """Whether every process of a multi-process sweep sees the lock that process 0 holds
+  (``held``, its :func:`sweep_lock`): the work directory is on a disk they share, as
+  checkpoints need (each process writes its part). Collective: every process calls it."""
+  import jax
+  if jax.process_count() == 1:
+    return True
+  from jax.experimental import multihost_utils
+  token = int(multihost_utils.broadcast_one_to_all(
+      np.asarray((held or {}).get("token", -1), np.int32)))
+  info, _ = _read_json(pathlib.Path(workdir) / LOCK)
+  seen = isinstance(info, dict) and info.get("token") == token
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(seen))))
+
+
 __all__ = ["RUN_INDEPENDENT", "Survey", "changed_message", "data_identity", "fingerprint",
-           "run_fields", "survey", "sweep_lock", "write_fingerprint"]
+           "run_fields", "shared_by_processes", "survey", "sweep_lock",
+           "write_fingerprint"]

@@ -715,7 +715,14 @@ def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
   fresh = not agreed(workdir.exists())
   if fresh:  # refused before the lock makes the directory
     check_memory(config, points, dataset, mesh)
-  with rundir.sweep_lock(workdir) if writer() else contextlib.nullcontext():
+  with rundir.sweep_lock(workdir) if writer() else contextlib.nullcontext() as held:
+    if config.get("checkpoint_every_epochs") and not rundir.shared_by_processes(workdir, held):
+      if writer():
+        print(f"note: the processes do not share --workdir={str(workdir)!r}: no checkpoints "
+              "in this sweep (a kill loses its running points; a shared disk resumes them)",
+              flush=True)
+      config = config.copy_and_resolve_references()
+      config.checkpoint_every_epochs = 0.0  # run-independent: the fingerprints stay
     done = _survey(config, points, workdir, rundir.data_identity(config, dataset))
     if not fresh:
       check_memory(config, [p for p in points if p["name"] not in done], dataset, mesh)
