@@ -213,7 +213,10 @@ class Survey:
 
 
 def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
-  """("new" | "finished" | "partial" | "damaged", differences or None) of one run dir."""
+  """(state, differences or None) of one run directory: "new" (nothing of value in it),
+  "changed" (another fingerprint), "partial" (to resume or re-run), "damaged" (finished,
+  a file set aside: re-run), "rewrite_config" (finished, its config.json to rewrite) or
+  "finished"."""
   if not run_dir.is_dir():
     return "new", None
   done = summary(run_dir)
@@ -283,8 +286,8 @@ def _other_run(run_dir: pathlib.Path, current: dict) -> dict:
     config, _ = _read_json(run_dir / "config.json")
     if not isinstance(config, dict):
       return {}  # nothing to tell it by; the report reads only summaries it can
-    stored = run_fields(config, config, {})
-    current = {k: v for k, v in current.items() if not k.startswith("data.") and k != "dana_jax"}
+    stored = run_fields(config, config, {})  # as in _cell_state: fields it names only
+    current = {k: v for k, v in current.items() if k.split(".")[0] in config}
   keys = {k for k in set(stored) | set(current) if k.split(".")[0] not in _OWN}
   return _diff(stored, current, sorted(keys))
 
