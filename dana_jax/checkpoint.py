@@ -8,7 +8,11 @@ the step, so the resumed run computes exactly what an uninterrupted one would
 the simulation; one written by a different configuration is refused.
 
 orbax writes each checkpoint to a temporary directory and renames it when
-complete, so a kill during a save leaves the previous checkpoint intact.
+complete, so a kill during a save leaves the previous checkpoint intact. A
+checkpoint that cannot be read back (a file emptied or truncated, a part
+missing) raises :class:`DamagedCheckpoint`, one line naming the directory,
+instead of whatever orbax or TensorStore raises deep inside (a KeyError, a
+JSONDecodeError); deleting the directory starts the run afresh.
 """
 
 from __future__ import annotations
@@ -65,6 +69,20 @@ def fingerprint(simulator, num_steps: int, chunk_steps: int, extra: dict | None 
   return out
 
 
+class OtherConfiguration(ConfigError):
+  """A checkpoint written by a simulation with another :func:`fingerprint`."""
+
+
+class DamagedCheckpoint(ConfigError):
+  """A checkpoint directory whose latest checkpoint cannot be read back."""
+
+
+def _why(error: BaseException) -> str:
+  """An exception as a short phrase on one line (TensorStore's run to pages)."""
+  text = " ".join(str(error).split())
+  return f"{type(error).__name__}: {text[:160] + '…' if len(text) > 160 else text}"
+
+
 class Checkpointer:
   """Saves and restores ``(state, history)`` of one simulation in ``directory``."""
 
@@ -74,36 +92,62 @@ class Checkpointer:
     self._ocp = ocp
     self.directory = pathlib.Path(directory).resolve()
     self.fingerprint = fingerprint
-    # Synchronous saves: the next chunk donates the state's buffers.
-    self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, enable_async_checkpointing=False))
+    self.manager = None
+    if self.directory.exists() and not self.directory.is_dir():
+      raise self._damaged(None, "it is a file, not a directory")
+    try:
+      # Synchronous saves: the next chunk donates the state's buffers.
+      self.manager = ocp.CheckpointManager(
+          self.directory, options=ocp.CheckpointManagerOptions(
+              max_to_keep=1, create=True, enable_async_checkpointing=False))
+    except Exception as e:  # whatever orbax raises on a directory it cannot list
+      raise self._damaged(None, _why(e)) from None
+
+  def _damaged(self, step, why: str) -> DamagedCheckpoint:
+    if self.manager is not None:
+      try:
+        self.close()
+      except Exception:  # closing a manager of a broken directory
+        pass
+    at = "" if step is None else f" (step {step})"
+    return DamagedCheckpoint(
+        f"checkpoint_dir={str(self.directory)!r} holds a damaged checkpoint{at} that cannot "
+        f"be read back ({why}): delete it to start the run afresh.")
 
   def restore(self, target_state):
     """``(state, history)`` of the latest checkpoint, or None if there is none.
 
     Raises:
-      ValueError: the checkpoint was written by a different configuration.
+      OtherConfiguration: the checkpoint was written by a different configuration.
+      DamagedCheckpoint: the latest checkpoint cannot be read back.
     """
-    step = self.manager.latest_step()
-    if step is None:
-      return None
-    ocp = self._ocp
-    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    meta = meta["meta"]
-    theirs = meta["fingerprint"]
+    ocp, step = self._ocp, None
+    try:
+      step = self.manager.latest_step()
+      if step is None:
+        return None
+      meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+      meta = meta["meta"]
+      theirs, history = meta["fingerprint"], meta["history"]
+      if not isinstance(theirs, dict) or not isinstance(history, list):
+        raise ValueError("its metadata is not a fingerprint and a history")
+    except Exception as e:  # orbax's KeyError, JSONDecodeError, TensorStore's
+      raise self._damaged(step, _why(e)) from None
     differ = [f"{k}: {theirs.get(k)!r} in the checkpoint, {v!r} now"
               for k, v in self.fingerprint.items() if theirs.get(k) != v]
     differ += [f"{k}: only in the checkpoint" for k in theirs if k not in self.fingerprint]
     if differ:
-      raise ConfigError(
+      raise OtherConfiguration(
           f"checkpoint_dir={str(self.directory)!r} holds a checkpoint of a different "
           f"configuration ({'; '.join(differ)}). Delete it, or use another directory, to "
           "start afresh.")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
-    restored = self.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-    return restored["state"], meta["history"]
+    try:
+      restored = self.manager.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    except Exception as e:  # a part of the state missing or unreadable
+      raise self._damaged(step, _why(e)) from None
+    return restored["state"], history
 
   def save(self, step: int, state, history: list[dict]) -> None:
     ocp = self._ocp
@@ -117,4 +161,4 @@ class Checkpointer:
     self.manager.close()
 
 
-__all__ = ["Checkpointer", "fingerprint"]
+__all__ = ["Checkpointer", "DamagedCheckpoint", "OtherConfiguration", "fingerprint"]

@@ -52,6 +52,9 @@ FIELDS = {
     "eval_every_epochs": "evaluate every so many epochs (empty: every chunk)",
     "checkpoint_every_epochs": "save the whole state every so many epochs; 0: never",
     "save_final_params": "write final_params.npz next to each summary",
+    "rerun_changed": "true: re-run the points whose finished runs in --workdir were made by "
+                     "another configuration (deleting them); false: refuse, listing the "
+                     "fields that differ",
     "algorithm_options": "options every algorithm of the sweep takes, one per flag: "
                          "--config.algorithm_options.NAME=VALUE (e.g. penalty=max for GA)",
     "options_by_algorithm": "options of one algorithm: --config.options_by_algorithm.ALG.NAME="

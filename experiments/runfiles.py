@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import numpy as np
 
@@ -29,9 +30,19 @@ def load_summaries(results_dir) -> list[dict]:
 
 
 def load_metrics(run_dir) -> list[dict]:
-  """The rows of one run's ``metrics.jsonl``."""
+  """The rows of one run's ``metrics.jsonl``; a line that is not JSON (the torn last line
+  of an interrupted write) is left out, with a warning naming the file and the line."""
   path = pathlib.Path(run_dir) / "metrics.jsonl"
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  rows, lines = [], path.read_text().splitlines()
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      print(f"warning: {path}: line {i + 1} of {len(lines)} is not JSON (a torn write?); "
+            "left out. The same sweep command re-runs the point.", file=sys.stderr)
+  return rows
 
 
 def load_config(run_dir) -> dict:

@@ -1,8 +1,10 @@
 """Shared driver: one simulation per sweep point, seeds on the engine's replica axis.
 
-Each run writes ``config.json``, ``metrics.jsonl`` (one object per chunk and
-seed, slash-namespaced keys) and ``summary.json`` into its own directory; a
-finished run (its summary exists) is skipped when the sweep is re-run. A seed
+Each run writes ``config.json``, ``fingerprint.json`` (what determines its
+numbers), ``metrics.jsonl`` (one object per chunk and seed, slash-namespaced
+keys) and ``summary.json`` into its own directory; a finished run of the same
+fingerprint is skipped when the sweep is re-run, one of another is refused, and
+one sweep at a time holds a work directory (:mod:`experiments.rundir`). A seed
 whose loss or parameters become non-finite is recorded as diverged, with the
 step, and the sweep goes on; one that stays finite but stops learning (train
 error at chance from some evaluation to the end, :func:`stopped_learning_at`)
@@ -16,6 +18,7 @@ sweep and only process 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -30,10 +33,10 @@ import jax
 import numpy as np
 
 import dana_jax as dj
-from dana_jax import data, models, transformer
+from dana_jax import checkpoint, data, models, transformer
 from dana_jax import schedule as S
 from dana_jax.engine.simulator import batches_per_step
-from experiments import registry, validate
+from experiments import registry, rundir, validate
 
 
 class Dataset(NamedTuple):
@@ -45,6 +48,7 @@ class Dataset(NamedTuple):
   train_eval_data: Any  # the same, a subset of the training set
   num_classes: int
   input_shape: tuple  # what the model sees (after augmentation)
+  source: Any = None  # where the data came from (files, sizes), for rundir.data_identity
 
   @property
   def num_train(self) -> int:
@@ -486,9 +490,17 @@ def check_with_library(config, points, mesh) -> None:
 
 
 def finished(point: dict, workdir) -> bool:
-  """Whether every run of a sweep point has its summary (then it is skipped)."""
-  return agreed(all((pathlib.Path(workdir) / c["name"] / "summary.json").exists()
+  """Whether every run of a sweep point has a readable summary (then it is skipped; the
+  sweep first checks that the runs are of its configuration, :func:`rundir.survey`)."""
+  return agreed(all(rundir.summary(pathlib.Path(workdir) / c["name"]) is not None
                     for c in point["cells"]))
+
+
+def run_fingerprints(config, point: dict, data: dict) -> list[dict]:
+  """The fingerprint of each run (cell) of ``point`` (:func:`rundir.fingerprint`)."""
+  fields = config.to_dict()
+  options = options_for(fields, point["algorithm"], point["num_workers"])
+  return [rundir.fingerprint(fields, c, options, data) for c in point["cells"]]
 
 
 def simulator(config, point: dict, dataset, mesh=None):
@@ -543,12 +555,17 @@ def estimate_runtime(config, dataset, mesh=None, steps: int = 20) -> dict:
           "point": point["name"]}
 
 
-def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) -> list[dict]:
-  """Simulates every cell × seed of a sweep point in one program; one summary per cell."""
+def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
+              rerun: bool = False) -> list[dict]:
+  """Simulates every cell × seed of a sweep point in one program; one summary per cell.
+
+  A finished point's summaries are read back, unless ``rerun`` (a point whose
+  files :func:`rundir.survey` found damaged): then it runs again, from its
+  checkpoint if it has a good one (a damaged one is dropped with a note)."""
   cells = point["cells"]
   paths = [workdir / c["name"] / "summary.json" for c in cells]
-  if finished(point, workdir):
-    return [json.loads(p.read_text()) for p in paths if p.exists()]
+  if not rerun and finished(point, workdir):
+    return [rundir.summary(p.parent) for p in paths]
   sim = simulator(config, point, dataset, mesh)
   seeds = list(config.seeds)
   replicas, simulated = replicas_of(config, cells, mesh)
@@ -560,12 +577,15 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
   # One checkpoint per simulation (all its cells), in its first cell's directory.
   checkpoint_every = config.get("checkpoint_every_epochs") or None  # 0: none
   checkpoint_dir = None if checkpoint_every is None else workdir / cells[0]["name"] / "checkpoint"
+  data = rundir.data_identity(config, dataset)
   logs = []
-  for c in cells if writer() else ():
+  for c, fingerprint in zip(cells, run_fingerprints(config, point, data) if writer() else (),
+                            strict=False):
     run_dir = workdir / c["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), **c}, indent=2,
-                                                    default=list))
+    (run_dir / "summary.json").unlink(missing_ok=True)  # finished again when it is rewritten
+    write_config(run_dir, config, c)
+    rundir.write_fingerprint(run_dir, fingerprint)
     logs.append(open(run_dir / "metrics.jsonl", "w"))  # closed after the simulation
   boards = None
   if config.get("tensorboard") and writer():
@@ -592,13 +612,24 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
     for log in logs:
       log.flush()
 
+  def simulate():
+    return dj.simulate(sim, sim.steps_for_epochs(config.epochs),
+                       chunk_steps=config.get("chunk_steps"), eval_data=dataset.eval_data,
+                       checkpoint_dir=checkpoint_dir,
+                       checkpoint_meta=checkpoint_meta(config, point, data),
+                       checkpoint_every_steps=steps_of(checkpoint_every),
+                       train_eval_data=dataset.train_eval_data,
+                       eval_every_steps=eval_every_steps, callback=write)
+
   try:
-    result = dj.simulate(sim, sim.steps_for_epochs(config.epochs),
-                         chunk_steps=config.get("chunk_steps"), eval_data=dataset.eval_data,
-                         checkpoint_dir=checkpoint_dir, checkpoint_meta=checkpoint_meta(config),
-                         checkpoint_every_steps=steps_of(checkpoint_every),
-                         train_eval_data=dataset.train_eval_data,
-                         eval_every_steps=eval_every_steps, callback=write)
+    try:
+      result = simulate()
+    except (checkpoint.DamagedCheckpoint, checkpoint.OtherConfiguration) as e:
+      # Raised before any chunk or callback: the run starts afresh, its files as they are.
+      print(f"note: {e} Deleted; {point['name']} starts afresh.", flush=True)
+      if writer():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+      result = simulate()
   finally:
     for log in logs:
       log.close()
@@ -657,13 +688,25 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None) ->
 
 
 # Fields that do not change what a run computes: a checkpoint may be resumed with others.
-RUN_INDEPENDENT = ("mesh", "host_devices", "distributed", "checkpoint_every_epochs",
-                   "save_final_params")
+RUN_INDEPENDENT = rundir.RUN_INDEPENDENT
 
 
-def checkpoint_meta(config) -> dict:
-  """The config fields a checkpoint must match to be resumed."""
-  return {k: v for k, v in config.to_dict().items() if k not in RUN_INDEPENDENT}
+def checkpoint_meta(config, point: dict | None = None, data: dict | None = None) -> dict:
+  """The fields a checkpoint must match to be resumed: with ``point`` (and ``data``,
+  :func:`rundir.data_identity`), the fingerprint of each of its runs (``<run>/<field>``),
+  so that a change to another point of the sweep leaves it resumable; without, the
+  config fields but :data:`RUN_INDEPENDENT`."""
+  if point is None:
+    return {k: v for k, v in config.to_dict().items() if k not in RUN_INDEPENDENT}
+  return {f"{c['name']}/{k}": v
+          for c, fields in zip(point["cells"], run_fingerprints(config, point, data or {}),
+                               strict=True) for k, v in fields.items()}
+
+
+def write_config(run_dir: pathlib.Path, config, cell: dict) -> None:
+  """A run's ``config.json``: the sweep's fields and the run's own (its cell)."""
+  write_atomically(run_dir / "config.json",
+                   json.dumps({**config.to_dict(), **cell}, indent=2, default=list))
 
 
 def save_params(path, params, replicas) -> None:
@@ -770,7 +813,13 @@ def check_memory(config, points, dataset, mesh) -> None:
 
 def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
   """Every point of ``config``'s sweep, in order; finished points are skipped. Prints one
-  line per point (finished or skipped) and, while it runs, one progress bar."""
+  line per point (finished or skipped) and, while it runs, one progress bar.
+
+  Once everything is checked the sweep holds the work directory's lock
+  (:func:`rundir.sweep_lock`) and surveys its run directories
+  (:func:`rundir.survey`): runs of another fingerprint refuse it (or, with
+  ``config.rerun_changed``, run again), damaged files are set aside and their
+  points re-run."""
   workdir = pathlib.Path(workdir)
   # Everything is checked before anything is compiled or written: the experiment's
   # own fields here, the rest by dana_jax once jax has started (setup_devices).
@@ -790,20 +839,84 @@ def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
     library_probe(config.algorithms[0], batch_size=config.batch_size,
                   num_examples=dataset.num_train,
                   algorithm_options=options_for(config, config.algorithms[0], 1))
-  check_memory(config, [p for p in points if not finished(p, workdir)], dataset, mesh)
-  summaries = []  # run directories are made when their run starts (parents too)
-  for i, point in enumerate(points):
-    tag = f"[{i + 1}/{len(points)}] {point['name']}"
-    if finished(point, workdir):
-      summaries.extend(run_point(config, point, workdir, dataset, mesh))  # read back
-      print(f"{tag}: skipped: finished", flush=True)
-      continue
-    began = time.perf_counter()
-    got = run_point(config, point, workdir, dataset, mesh)
-    summaries.extend(got)
-    errors = 100 * np.asarray([s["final_test_error"] for s in got], float).ravel()
-    finite = errors[np.isfinite(errors)]
-    result = (f"final test error {finite.mean():.2f}% (mean of {finite.size} finite of "
-              f"{errors.size})" if finite.size else "every seed diverged")
-    print(f"{tag}: finished in {time.perf_counter() - began:.0f} s; {result}", flush=True)
+  fresh = not agreed(workdir.exists())
+  if fresh:  # refused before the lock makes the directory
+    check_memory(config, points, dataset, mesh)
+  with rundir.sweep_lock(workdir) if writer() else contextlib.nullcontext() as held:
+    if config.get("checkpoint_every_epochs") and not rundir.shared_by_processes(workdir, held):
+      if writer():
+        print(f"note: the processes do not share --workdir={str(workdir)!r}: no checkpoints "
+              "in this sweep (a kill loses its running points; a shared disk resumes them)",
+              flush=True)
+      config = config.copy_and_resolve_references()
+      config.checkpoint_every_epochs = 0.0  # run-independent: the fingerprints stay
+    done = _survey(config, points, workdir, rundir.data_identity(config, dataset))
+    if not fresh:
+      check_memory(config, [p for p in points if p["name"] not in done], dataset, mesh)
+    summaries = []  # run directories are made when their run starts (parents too)
+    for i, point in enumerate(points):
+      tag = f"[{i + 1}/{len(points)}] {point['name']}"
+      if point["name"] in done:
+        summaries.extend(run_point(config, point, workdir, dataset, mesh))  # read back
+        print(f"{tag}: skipped: finished", flush=True)
+        continue
+      began = time.perf_counter()
+      got = run_point(config, point, workdir, dataset, mesh, rerun=True)
+      summaries.extend(got)
+      print(f"{tag}: finished in {time.perf_counter() - began:.0f} s; {result_line(got)}",
+            flush=True)
   return summaries
+
+
+def result_line(summaries: list[dict]) -> str:
+  """A point's final test error over its seeds that neither diverged nor failed, and how
+  many did: "final test error 2.33% (mean of 2 seeds; 1 diverged)"."""
+  errors, diverged, failed = [], 0, 0
+  for s in summaries:
+    flags = zip(s["final_test_error"], s.get("diverged") or [False] * len(s["seeds"]),
+                s.get("failed") or [False] * len(s["seeds"]), strict=True)
+    for error, d, f in flags:
+      if d or error is None or not np.isfinite(error):
+        diverged += 1
+      elif f:
+        failed += 1
+      else:
+        errors.append(100 * error)
+  counts = "; ".join(f"{k} {what}" for k, what in ((diverged, "diverged"), (failed, "failed"))
+                     if k)
+  if not errors:
+    return (f"every seed diverged ({diverged} of {diverged})" if not failed else
+            f"no seed learned ({counts})")
+  seeds = f"mean of {len(errors)} seed{'s' if len(errors) > 1 else ''}"
+  return f"final test error {np.mean(errors):.2f}% ({seeds}{'; ' + counts if counts else ''})"
+
+
+def _survey(config, points, workdir: pathlib.Path, data: dict) -> set:
+  """The names of the points already finished in ``workdir`` by this configuration.
+
+  Run directories of another fingerprint refuse the sweep (one line: the fields
+  that differ, and the two ways on), or, with ``config.rerun_changed``, are
+  deleted so their points run again; damaged files are handled by
+  :func:`rundir.survey`, which says what it did in one note line each.
+  """
+  refusal, done, changed = None, set(), {}
+  if writer():
+    found = rundir.survey(workdir, points, [run_fingerprints(config, p, data) for p in points],
+                          lambda run_dir, cell: write_config(run_dir, config, cell))
+    for note in found.notes:
+      print(f"note: {note}", flush=True)
+    done, changed = found.finished, found.changed
+    if found.others:
+      refusal = rundir.others_message(workdir, found.others)
+    elif changed and not config.get("rerun_changed", False):
+      refusal = rundir.changed_message(workdir, changed)
+    for point in points if refusal is None else ():
+      if point["name"] in changed:
+        print(f"note: {point['name']}: another configuration's run; deleted to run again "
+              "(rerun_changed)", flush=True)
+        for c in point["cells"]:
+          shutil.rmtree(workdir / c["name"], ignore_errors=True)
+  if agreed(refusal is not None):
+    raise validate.ConfigError(refusal or "process 0 refused the work directory (its error "
+                               "line says why)")
+  return {p["name"] for p in points if agreed(p["name"] in done)}

@@ -120,3 +120,39 @@ def test_sigkill_mid_run_then_same_command_resumes_to_identical_files(tmp_path):
   assert summary["final_test_error"] == json.loads(
       (run_w / "summary.json").read_text())["final_test_error"]
   assert not (run_k / "checkpoint").exists()  # removed once the summary is written
+
+
+def test_a_damaged_checkpoint_is_one_error_naming_its_directory(tmp_path):
+  """Every part of a checkpoint emptied or missing: a DamagedCheckpoint (a ConfigError)
+  naming the directory, not orbax's KeyError or a JSONDecodeError; an empty directory
+  (no checkpoint yet) starts afresh."""
+  import shutil
+
+  from dana_jax.checkpoint import DamagedCheckpoint
+  good = tmp_path / "good"
+  with pytest.raises(Interrupt):
+    dj.simulate(simulator(), 40, chunk_steps=10, checkpoint_dir=good, progress=False,
+                callback=interrupted_after(2))
+  (step,) = [p.name for p in good.iterdir() if p.name.isdigit()]
+  damages = {
+      "meta emptied": lambda d: (d / step / "meta" / "metadata").write_text(""),
+      "state metadata emptied": lambda d: (d / step / "state" / "_METADATA").write_text(""),
+      "state missing": lambda d: shutil.rmtree(d / step / "state"),
+      "step emptied": lambda d: [shutil.rmtree(d / step), (d / step).mkdir()],
+      "array data emptied": lambda d: [p.write_bytes(b"") for p in
+                                       (d / step / "state").rglob("d/*") if p.is_file()],
+  }
+  sim = simulator()
+  for name, damage in damages.items():
+    broken = tmp_path / name.replace(" ", "_")
+    shutil.copytree(good, broken)
+    damage(broken)
+    with pytest.raises(DamagedCheckpoint) as e:
+      dj.simulate(sim, 40, chunk_steps=10, checkpoint_dir=broken, progress=False)
+    message = str(e.value)
+    assert message.startswith(f"checkpoint_dir={str(broken.resolve())!r} holds a damaged "
+                              f"checkpoint (step {step})"), (name, message)
+    assert "\n" not in message and message.endswith("delete it to start the run afresh.")
+  (tmp_path / "file").write_text("")
+  with pytest.raises(DamagedCheckpoint, match="it is a file, not a directory"):
+    dj.simulate(sim, 40, chunk_steps=10, checkpoint_dir=tmp_path / "file", progress=False)

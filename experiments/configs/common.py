@@ -32,6 +32,11 @@ removed when the run's summary is written. 0: no checkpoints.
 ``save_final_params``: write ``final_params.npz`` (one array per parameter,
 seeds on the first axis) next to each summary.
 
+``rerun_changed``: a sweep that finds runs of its points written with another
+fingerprint (any field that changes a run's numbers, its data or the dana_jax
+version differs) refuses, listing the fields; with ``rerun_changed=True`` it
+deletes those runs and runs their points again (``experiments.rundir``).
+
 ``host_devices`` > 0 asks XLA:CPU for that many host devices (sets
 ``XLA_FLAGS=--xla_force_host_platform_device_count`` before jax starts).
 Measured on 2 cores (docs/benchmarks.md): the Fashion-MNIST CNN at N = 16 runs
@@ -68,6 +73,7 @@ def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.Confi
   config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks
   config.checkpoint_every_epochs = 1.0  # 0: no checkpoints
   config.save_final_params = True
+  config.rerun_changed = False  # True: re-run the points whose runs have another fingerprint
   config.mesh = ml_collections.ConfigDict({"replicas": 1, "workers": 1})
   config.host_devices = 0
   config.distributed = ml_collections.ConfigDict({

@@ -64,8 +64,9 @@ def get_config(preset: str = "main"):
   config.timing = "homogeneous"
   config.execution = "auto"
   common.add_common_fields(config)
-  # Runs of a few seconds resume run by run: no checkpoints by default.
-  config.checkpoint_every_epochs = 0.0
+  # A kill loses at most about an epoch of each running point (checkpoints do not change
+  # the numbers: a resumed run equals an uninterrupted one, tests/test_checkpoint.py).
+  config.checkpoint_every_epochs = 1.0
   if preset in ("modern", "modern_heterogeneous"):
     common.set_modern(config, heterogeneous=preset == "modern_heterogeneous")
   elif preset != "main":

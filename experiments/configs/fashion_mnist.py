@@ -87,9 +87,10 @@ def get_config(preset: str = "main"):
   config.timing = "homogeneous"
   config.execution = "auto"
   common.add_common_fields(config)
-  # Runs of about 30 s resume run by run; a checkpoint per epoch cost +30% at N = 32
-  # (DANA-GA, 3 seeds: 34.5 vs 26.5 s, measured), so none by default.
-  config.checkpoint_every_epochs = 0.0
+  # A kill loses at most about an epoch of each running point. The price: a checkpoint per
+  # epoch cost +30% at N = 32 (DANA-GA, 3 seeds: 34.5 vs 26.5 s, measured), where the
+  # state holds N copies of the parameters; --config.checkpoint_every_epochs=0 turns it off.
+  config.checkpoint_every_epochs = 1.0
   config.train_eval_examples = 10_000
   if preset == "cnn":
     config.model = "cnn"

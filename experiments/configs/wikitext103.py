@@ -92,7 +92,8 @@ def get_config(preset: str = "paper"):
     config.epochs = 1
     config.warmup_epochs, config.decay_epochs = 0.1, (0.75,)
     config.train_eval_examples = config.eval_examples = 1024
-    config.checkpoint_every_epochs = 0.0
+    # One epoch per run: a checkpoint at the first evaluation after every quarter of it.
+    config.checkpoint_every_epochs = 0.25
     config.max_train_windows = 20_000  # of FOLDOC's 143k: the CPU budget
     config.chunk_steps = 125  # an evaluation every 125 master steps (10 per epoch)
     if preset == "offline":
