@@ -3,7 +3,7 @@ schedule rule.
 
 One registry, :data:`ALGORITHMS`, maps the names of the GA paper (``sgd``,
 ``asgd``, ``nag``, ``sa``, ``ga``, ``dana``, ``dana_sa``, ``dana_ga``,
-``dc_asgd``, ``ssgd``) and of the methods after it (SPEC §6:
+``dc_asgd``, ``ssgd``) and of the methods after it (spec §6:
 ``delay_adaptive``, ``ringmaster``, ``msync``, ``rennala``,
 ``async_local_sgd``) to builders; configs refer to these names only. Every
 optimizer computes d = g + λθ (coupled L2 at the master) before any penalty,
@@ -57,7 +57,7 @@ PENALIZE_WEIGHT_DECAY = Bool("whether the penalty divides λθ too")
 
 
 class EventPlan(NamedTuple):
-  """What an algorithm changes in the event model (SPEC §6.0); None: the default.
+  """What an algorithm changes in the event model (spec §6.0); None: the default.
 
   Attributes:
     restart_rule: a :data:`dana_jax.schedule.RestartRule` (e.g. Ringmaster's).
@@ -170,7 +170,7 @@ def _nag(learning_rate, momentum, weight_decay, num_workers):
 
 
 def _base(base, learning_rate, momentum, weight_decay):
-  """(coupled L2 λθ first?, the base optimizer) of option ``base`` (SPEC §6.6).
+  """(coupled L2 λθ first?, the base optimizer) of option ``base`` (spec §6.6).
 
   ``sgd``: NAG (2.2). ``adam``: optax's Adam with b1 = γ, after coupled L2.
   ``adamw``: optax's AdamW, b1 = γ, decoupled weight decay λ. ``muon``:
@@ -232,10 +232,10 @@ def _ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, eps=1
         penalty="one_plus", per_tensor=False, penalize_weight_decay=True, base="sgd"):
   del num_workers
   coupled, base_tx = _base(base, learning_rate, momentum, weight_decay)
-  if base == "sgd":  # SPEC §2.4: C from the Nesterov buffer and η_max
+  if base == "sgd":  # spec §2.4: C from the Nesterov buffer and η_max
     ga = _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor)
     buffer, gamma = _trace_buffer, momentum
-  else:  # SPEC §6.6: C = √r̂ + ε of the applied step u = θ_t − θ_(t−1)
+  else:  # spec §6.6: C = √r̂ + ε of the applied step u = θ_t − θ_(t−1)
     ga = _gap_aware_penalty(1.0, beta, eps, penalty, per_tensor)
     base_tx, buffer, gamma = T.track_update(base_tx), _last_update, None
   if not coupled:
@@ -266,7 +266,7 @@ def _dana_ga(learning_rate, momentum, weight_decay, num_workers, *, beta=0.999, 
              gap_against="lookahead"):
   if gap_against not in ("lookahead", "params"):
     raise ConfigError(f"gap_against={gap_against!r} is not allowed: choose 'lookahead' "
-                     "(the look-ahead difference of SPEC §2.8) or 'params' (θ_t − θ̂_k).")
+                     "(the look-ahead difference of docs/spec.md §2.8) or 'params' (θ_t − θ̂_k).")
   ga = _gap_aware_penalty(learning_rate, beta, eps, penalty, per_tensor)
   dana_tx = T.dana(learning_rate, momentum, num_workers=num_workers)
   momentum_tx = dana_tx if penalize_weight_decay else optax.chain(

@@ -36,7 +36,7 @@ def windows(tokens, length: int):
 
   Window k is ``inputs[k] = s[kT : (k+1)T]`` with ``labels[k] = s[kT+1 : (k+1)T+1]``
   (the next token at each position; a label may be the next window's first
-  input). These are the examples of the data stream (SPEC §1): each epoch is a
+  input). These are the examples of the data stream (docs/spec.md §1): each epoch is a
   fresh permutation of the windows. Returns ``(inputs, labels)``, int32 [n, T],
   n = (len(s) − 1) // T.
   """

@@ -1,4 +1,4 @@
-"""The GA paper's learning-rate schedule (SPEC §3) as a traceable optax schedule, per
+"""The GA paper's learning-rate schedule (spec §3) as a traceable optax schedule, per
 master step or in epochs (:class:`InEpochs`, resolved by the simulator)."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class InEpochs:
 
   ``epoch`` is a traced float (fractional inside an epoch: master step / steps
   per epoch). Given as ``Simulator(learning_rate_schedule=InEpochs(...))``, the
-  simulator supplies its own steps per epoch (SPEC §2.9: G gradients per
+  simulator supplies its own steps per epoch (spec §2.9: G gradients per
   round, H batches per job, the expected H_i with DyLU), so a schedule can be
   written before anyone knows that number. E.g. a cosine decay over 20 epochs:
   ``InEpochs(lambda base, e: base * optax.cosine_decay_schedule(1.0, 20)(e))``.

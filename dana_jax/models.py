@@ -1,6 +1,6 @@
 """Small flax models and the adapter that turns a flax module into an engine Model.
 
-BatchNorm running statistics belong to the master (SPEC §1): a worker's
+BatchNorm running statistics belong to the master (spec §1): a worker's
 training forward pass yields its batch's *contribution* (1 − m)·stat, obtained
 by running the module with zeroed running statistics, and the master folds it
 in at arrival: running ← m·running + contribution, m being each BatchNorm
@@ -119,7 +119,7 @@ def _batch_norm_calls(module, init, input_shape, input_dtype, rngs_for):
     raise ConfigError(
         f"flax_model: the BatchNorm layers {sorted(set(frozen))} use their running average "
         "in training (use_running_average=True with train=True); that is not supported: "
-        "a worker's forward pass does not see the master's running statistics (SPEC §1).")
+        "a worker's forward pass does not see the master's running statistics (docs/spec.md §1).")
   return found
 
 

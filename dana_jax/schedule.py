@@ -1,4 +1,4 @@
-"""The training-independent event schedule of a simulation (SPEC §1, §6.0).
+"""The training-independent event schedule of a simulation (docs/spec.md §1, §6.0).
 
 Which worker's gradient reaches the parameter server when depends only on the
 timing model and its seed, never on training, so it is computed here, once,
@@ -13,7 +13,7 @@ in plain numpy, and handed to the engine as arrays. Two families:
   *blocks*: runs of consecutive events whose workers are all distinct
   (capped at ``block_size``). Every gradient applied inside a block was read
   before it, which is what lets the engine compute a block's gradients
-  together (DESIGN.md).
+  together (docs/semantics.md, blocks).
 * **Synchronous rounds** (:class:`Rounds`): round r applies the mean of G
   gradients all computed at θ_r; a ``round_rule`` gives G and the rounds'
   durations (SSGD: G = N, each round takes max_i X_i).
@@ -57,7 +57,7 @@ APPLY, RESTART, NOOP, DISCARD = 0, 1, 2, 3
 
 # ``restart_rule(step_count, read_step) -> bool [N]``: called after every apply
 # event with the master step count after it and every worker's r_k; the workers
-# it marks are restarted, in worker-id order (SPEC §6.0).
+# it marks are restarted, in worker-id order (spec §6.0).
 RestartRule = Callable[[int, np.ndarray], np.ndarray]
 
 # ``discard_rule(lag) -> bool``: called for every arriving gradient with its lag τ;
@@ -67,7 +67,7 @@ DiscardRule = Callable[[int], bool]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Schedule:
-  """The events of an asynchronous simulation of T master steps (SPEC §1, §6.0).
+  """The events of an asynchronous simulation of T master steps (spec §1, §6.0).
 
   Per master step (apply event) t:
 
@@ -84,7 +84,7 @@ class Schedule:
     event_kind: int8 [E], :data:`APPLY`, :data:`RESTART` or :data:`DISCARD`.
     event_worker: int32 [E].
     event_time: float64 [E].
-    event_dispatch: int32 [E], the dispatch number of the event's job (SPEC §1
+    event_dispatch: int32 [E], the dispatch number of the event's job (spec §1
       data: which batch of the stream it computes on; a restarted job keeps it).
     event_step: int32 [E], the master step the event belongs to: t for an
       apply event, for a restart event the apply event that caused it, for a
@@ -255,7 +255,7 @@ def _arrival_dispatches(worker: np.ndarray, lag: np.ndarray, num_workers: int) -
 
 
 def _events_with_restarts(timing, num_workers, num_steps, seed, restart_rule, discard_rule):
-  """SPEC §6.0 event by event: the earliest completion applies (ties: lower id) unless
+  """spec §6.0 event by event: the earliest completion applies (ties: lower id) unless
   ``discard_rule`` marks it (then the worker reads again on its next batch and nothing is
   applied); after an apply, the workers ``restart_rule`` marks restart at that time,
   keeping their batch. Each new job takes its worker's next draw; the jobs used are those
@@ -345,7 +345,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
                   block_size: int = 1, boundaries: Sequence[int] = (),
                   restart_rule: RestartRule | None = None,
                   discard_rule: DiscardRule | None = None) -> Schedule:
-  """Computes the events of ``num_steps`` master steps (SPEC §1, §6.0).
+  """Computes the events of ``num_steps`` master steps (spec §1, §6.0).
 
   Args:
     timing: a timing model (``homogeneous()``, ``heterogeneous()``,
@@ -473,7 +473,7 @@ def one_draw_per_round(draws: WorkerDraws, num_rounds: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class SynchronousRule:
-  """SSGD's rounds (SPEC §2.9): all N workers, a round takes max_i X_i of one draw each."""
+  """SSGD's rounds (spec §2.9): all N workers, a round takes max_i X_i of one draw each."""
 
   def gradients(self, num_workers: int) -> int:
     return num_workers
@@ -486,7 +486,7 @@ class SynchronousRule:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Rounds:
-  """The rounds of a synchronous simulation (SPEC §6.0).
+  """The rounds of a synchronous simulation (spec §6.0).
 
   Attributes:
     num_workers: N.
@@ -542,7 +542,7 @@ def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed:
 
 def synchronous_times(timing: TimingModel, num_workers: int, num_steps: int,
                       seed: int = 0) -> np.ndarray:
-  """Simulated end times of SSGD iterations: each takes max_i X_i (SPEC §1)."""
+  """Simulated end times of SSGD iterations: each takes max_i X_i (spec §1)."""
   return make_rounds(timing, num_workers, num_steps, seed=seed).time
 
 

@@ -1,4 +1,4 @@
-"""The schedule rules of the methods after the GA paper (SPEC §6.2–6.4).
+"""The schedule rules of the methods after the GA paper (spec §6.2–6.4).
 
 What these methods change is not the update but *which* gradients the master
 applies when: they are rules of the training-independent schedule
@@ -6,7 +6,7 @@ applies when: they are rules of the training-independent schedule
 
 * :class:`RestartAtDelay`: Ringmaster ASGD's cancellation — after every
   master step t, each worker whose job has reached delay t + 1 − r_k ≥ R is
-  restarted (a restart event, SPEC §6.0), so no applied gradient is R steps
+  restarted (a restart event, spec §6.0), so no applied gradient is R steps
   stale.
 * :class:`DiscardAtDelay`: Ringmaster without cancellation — a gradient that
   arrives with τ ≥ R is discarded; the worker reads again.
@@ -47,7 +47,7 @@ def _check_count(field, value, at_most=None, meaning=""):
 
 @dataclasses.dataclass(frozen=True)
 class RestartAtDelay:
-  """Restart every worker whose job has reached delay ``max_delay`` (SPEC §6.2).
+  """Restart every worker whose job has reached delay ``max_delay`` (spec §6.2).
 
   A :data:`dana_jax.schedule.RestartRule`: called after each apply event with
   the step count t + 1 and every worker's read step r_k.
@@ -65,7 +65,7 @@ class RestartAtDelay:
 
 @dataclasses.dataclass(frozen=True)
 class DiscardAtDelay:
-  """Discard an arriving gradient of delay τ ≥ ``max_delay`` (SPEC §6.2, ``cancel=False``)."""
+  """Discard an arriving gradient of delay τ ≥ ``max_delay`` (spec §6.2, ``cancel=False``)."""
 
   max_delay: int
 
@@ -79,7 +79,7 @@ class DiscardAtDelay:
 
 @dataclasses.dataclass(frozen=True)
 class FastestRule:
-  """m-synchronous rounds (SPEC §6.3): one draw X_i per worker and round; the round's
+  """m-synchronous rounds (spec §6.3): one draw X_i per worker and round; the round's
   G = m gradients are the m earliest (ties: lower id); it lasts the m-th smallest X_i."""
 
   num_gradients: int

@@ -1,4 +1,4 @@
-"""Timing models: how long each worker's batches take (SPEC §1).
+"""Timing models: how long each worker's batches take (spec §1).
 
 A timing model draws the batch times ``X[i, j]`` (worker i's j-th job) from
 per-worker numpy streams, so a schedule of T events is a prefix of a longer
@@ -51,7 +51,7 @@ class TimingModel:
     raise NotImplementedError
 
   def worker_means(self, num_workers: int, seed: int) -> np.ndarray:
-    """Each worker's mean batch time [N] under timing seed ``seed`` (DyLU, SPEC §6.5)."""
+    """Each worker's mean batch time [N] under timing seed ``seed`` (DyLU, spec §6.5)."""
     del seed
     return np.full(num_workers, self.mean())
 
@@ -99,7 +99,7 @@ class GammaTiming(TimingModel):
 
   With ``worker_speed_shape`` set, each worker first draws a persistent mean
   batch time m_i ~ Gamma(worker_speed_shape, mean / worker_speed_shape) and then
-  X_ij ~ Gamma(shape, m_i / shape): slow and fast machines (SPEC §1).
+  X_ij ~ Gamma(shape, m_i / shape): slow and fast machines (spec §1).
   """
 
   shape: float = 100.0
@@ -152,7 +152,7 @@ def heterogeneous(mean: float = MEAN_BATCH_TIME, shape: float = 4.0,
                   worker_speed_shape: float | None = None) -> GammaTiming:
   """A heterogeneous environment: same mean, gamma shape 4 (CV 0.5) by default.
 
-  The GA paper's exact parameters are not known (SPEC §1, a documented
+  The GA paper's exact parameters are not known (spec §1, a documented
   choice). ``worker_speed_shape`` adds persistent per-worker speeds.
   """
   check_all("timing", declared(heterogeneous), dict(mean=mean, shape=shape))
@@ -252,7 +252,7 @@ def make_timing(name: str, **kwargs) -> TimingModel:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class JobTiming(TimingModel):
-  """Jobs of H consecutive batches: a job takes the sum of H draws of ``base`` (SPEC §6.5:
+  """Jobs of H consecutive batches: a job takes the sum of H draws of ``base`` (spec §6.5:
   a worker running H local steps).
 
   ``draws_per_job``: H, or one H_i per worker (DyLU): worker i's j-th job then takes

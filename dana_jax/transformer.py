@@ -11,7 +11,7 @@ LayerNorm and a projection to the vocabulary. Positions are learned embeddings
 added to the token embeddings, or rotary (RoPE, Su et al. 2021: queries and
 keys rotated by position-dependent angles θ_i = t · 10000^(−2i/d_h)).
 
-Trained with next-token cross-entropy on fixed-length windows (SPEC §1: each
+Trained with next-token cross-entropy on fixed-length windows (docs/spec.md §1: each
 window is one example of the data stream): ``inputs = s[k:k+T]``,
 ``labels = s[k+1:k+T+1]``. :func:`language_model` wraps a module as an engine
 :class:`~dana_jax.engine.Model` with that loss and the metrics ``loss``

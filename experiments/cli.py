@@ -385,6 +385,6 @@ def help_text(name: str, spec: str | None = None) -> str:
   if not names:  # an experiment without algorithms (the speedup model)
     return "\n".join(lines)
   lines += ["", "Algorithm options (--config.algorithm_options.NAME=VALUE for all, "
-            "--config.options_by_algorithm.ALG.NAME=VALUE for one; semantics: SPEC.md):"]
+            "--config.options_by_algorithm.ALG.NAME=VALUE for one; semantics: docs/spec.md):"]
   lines += [f"  {a}: {', '.join(dj.get_algorithm(a).options()) or '(none)'}" for a in names]
   return "\n".join(lines)

@@ -36,7 +36,7 @@ FIELDS = {
     "weight_decay": "λ ≥ 0",
     "warmup_epochs": "linear warm-up of η over so many epochs (≥ 0)",
     "decay_epochs": "η × 0.1 at each of these epochs (increasing)",
-    "timing": "the batch-time model (SPEC §2.2)",
+    "timing": "the batch-time model (docs/spec.md §1)",
     "timing_shape": "the gamma shape of the batch times (empty: the model's; 100 homogeneous, "
                     "4 heterogeneous)",
     "timing_trace": "with timing=trace: a .npy file of batch times [num_workers, jobs]",

@@ -2,7 +2,7 @@
 
 Error against N (one sweep, or several environments side by side: the GA
 paper's Figure 13 beside its homogeneous one), against epoch and against
-simulated time (SPEC §7), one panel per N; the lag with its spread and
+simulated time (docs/spec.md §7), one panel per N; the lag with its spread and
 histogram and the gap (the paper's Figure 4); the timing densities, the
 speedup model and the η × γ heatmap. Every figure is returned (closed) so a
 test can read its panels and legends.
@@ -409,7 +409,7 @@ def plot_lag(results_dir, out_path, algorithms=None):
 
 def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
                        ylabel="test error (%)", ymax=None):
-  """Test error against simulated time (SPEC §7): one panel per N > 1, every algorithm of
+  """Test error against simulated time (spec §7): one panel per N > 1, every algorithm of
   the sweep on the same axes (asynchronous and synchronous alike) in its fixed colour,
   the single-worker baseline dashed in every panel; mean ± std over seeds; one y scale.
   Log time axis: N = 1 and SSGD take many times longer than the asynchronous runs.

@@ -130,7 +130,7 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
             "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
             error_table(summaries, "mean_gap_rms", scale=1.0, formats=(".3g", ".2g"),
                         baseline=False) +
-            "\n\n## Simulated time to the target error (SPEC §7)\n\n" +
+            "\n\n## Simulated time to the target error (docs/spec.md §7)\n\n" +
             time_to_target_table(results_dir, summaries, target_points, target_error) + "\n")
     if any("simulated_time" in s for s in summaries):
       text += ("\n## Total simulated time of the run\n\n" +
@@ -279,7 +279,7 @@ def cli(argv=None):
   target = parser.add_mutually_exclusive_group()
   target.add_argument("--target-points", metavar="P", type=_percent(0, 100), default=1.0,
                       help="the time-to-target table's target: the single-worker baseline's "
-                      "final test error plus P percentage points (SPEC §7; default 1)")
+                      "final test error plus P percentage points (docs/spec.md §7; default 1)")
   target.add_argument("--target-error", metavar="E", type=_percent(0, 100), default=None,
                       help="the target as a test error in percent instead (e.g. 15), also "
                       "for a sweep without a single-worker baseline")

@@ -79,7 +79,7 @@ def evaluations(run_dir, key: str = "test/error"):
   """(seeds evaluated, [(seed, step, simulated time, value)] of the finite evaluations of
   ``key`` (the test error by default).
 
-  The time axis of SPEC §7: a run's logged ``time/simulated``, except a
+  The time axis of docs/spec.md §7: a run's logged ``time/simulated``, except a
   single-worker run's, which is its step × 128 (one worker of average speed:
   the baseline every speedup is over). Non-finite (diverged) evaluations are
   not in the list, but their seeds are among those evaluated.

@@ -2,7 +2,7 @@
 
 Error per algorithm and N (mean ± std over seeds, diverged and failed seeds
 marked), the η × γ grid, the seeds that diverged or failed, and the simulated
-time to a target error with the speedup over one worker (SPEC §7).
+time to a target error with the speedup over one worker (docs/spec.md §7).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def time_to_target(results_dir, summaries, target_points: float = 1.0,
                    target_error: float | None = None):
   """Per (algorithm, N): the simulated time at which test error first reaches the target.
 
-  SPEC §7: the target is the single-worker baseline's mean final test error
+  spec §7: the target is the single-worker baseline's mean final test error
   plus ``target_points`` percentage points, or ``target_error`` (a fraction,
   e.g. 0.15) where given. A seed's time is the simulated time
   (:func:`experiments.runfiles.evaluations`) of its first evaluation at or
@@ -146,7 +146,7 @@ def time_to_target(results_dir, summaries, target_points: float = 1.0,
 
 def time_to_target_table(results_dir, summaries, target_points: float = 1.0,
                          target_error: float | None = None) -> str:
-  """Markdown: mean simulated time to the target (SPEC §7; arguments as
+  """Markdown: mean simulated time to the target (spec §7; arguments as
   :func:`time_to_target`) and the speedup over one worker reaching it."""
   target, times = time_to_target(results_dir, summaries, target_points, target_error)
   if target is None:

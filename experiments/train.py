@@ -509,7 +509,7 @@ def simulator(config, point: dict, dataset, mesh=None):
   model = make_model(config, dataset.input_shape, dataset.num_classes)
   _, simulated = replicas_of(config, point["cells"], mesh)
   options = options_for(config, algorithm, num_workers)
-  # G gradients per round, H batches per job (SPEC §2.9, §6.5).
+  # G gradients per round, H batches per job (docs/spec.md §2.9, §6.5).
   timing = timing_model(config)
   steps_per_epoch = (dataset.num_train // config.batch_size) / batches_per_step(
       algorithm, num_workers, options, timing, [s for _, s in simulated])

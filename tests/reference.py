@@ -1,7 +1,7 @@
-"""An independent, obviously-correct reference for SPEC §1, §2 and §6.
+"""An independent, obviously-correct reference for spec §1, §2 and §6.
 
 Plain numpy on flat parameter vectors, one worker at a time, following the
-SPEC's equations literally. Only the gradient of the model (jax.grad, not
+equations of docs/spec.md literally. Only the gradient of the model (jax.grad, not
 jitted) and the random batch times (drawn from the same timing model) are
 shared with the code under test.
 """
@@ -16,7 +16,7 @@ from jax.flatten_util import ravel_pytree
 
 
 class ReferenceMaster:
-  """The master update rules of SPEC §2 on flat float64 vectors."""
+  """The master update rules of spec §2 on flat float64 vectors."""
 
   def __init__(self, algorithm, theta, *, num_workers, lr, momentum, weight_decay,
                beta=0.999, eps=1e-8, penalty="one_plus", segments=None,
@@ -24,8 +24,8 @@ class ReferenceMaster:
                dc_adaptive=False, dc_decay=0.95, dc_eps=1e-7, dtype=np.float64, base="sgd",
                buffer_size=None, activation=0.0):
     self.alg = algorithm
-    self.base = base              # SPEC §6.6: sgd, adam or adamw
-    self.b = buffer_size          # SPEC §6.5 delayed Nesterov: b, c
+    self.base = base              # spec §6.6: sgd, adam or adamw
+    self.b = buffer_size          # spec §6.5 delayed Nesterov: b, c
     self.c = activation
     p0 = np.asarray(theta).size
     self.adam_m = np.zeros(p0)
@@ -63,13 +63,13 @@ class ReferenceMaster:
     return self.alg.startswith("dana")
 
   def read(self):
-    """θ̂ for a worker that reads now, after the last update (SPEC §2.6)."""
+    """θ̂ for a worker that reads now, after the last update (spec §2.6)."""
     if self.dana:
       return self.theta - self.last_eta * self.gamma * self.V.sum(0)
     return self.theta.copy()
 
   def gap(self, stale):
-    """Δ of SPEC §2.4 / §2.8 for an arriving gradient at step t (before the update)."""
+    """Δ of spec §2.4 / §2.8 for an arriving gradient at step t (before the update)."""
     if self.dana and self.gap_against == "lookahead":
       return (self.theta - self.lr(self.t) * self.gamma * self.V.sum(0)) - stale
     return self.theta - stale
@@ -89,9 +89,9 @@ class ReferenceMaster:
     d = g + wd_term if (self.penalize_wd or self.alg not in ("ga", "dana_ga")) else g
     if self.alg in ("sa", "dana_sa"):
       d = d / max(tau, 1)
-    if self.alg == "delay_adaptive":  # SPEC §6.1
+    if self.alg == "delay_adaptive":  # spec §6.1
       d = d * min(1.0, self.n / max(tau, 1))
-    if self.alg == "ga" and self.base != "sgd":  # SPEC §6.6: C from the applied step
+    if self.alg == "ga" and self.base != "sgd":  # spec §6.6: C from the applied step
       u = self.last_update
       self.r = self.beta * self.r + (1 - self.beta) * u * u
       self.count += 1
@@ -133,7 +133,7 @@ class ReferenceMaster:
       if self.base == "adamw":  # decoupled weight decay
         step = step + self.wd * self.theta
       self.theta = self.theta - eta * step
-    elif self.alg == "delayed_nesterov":  # SPEC §6.5 DN
+    elif self.alg == "delayed_nesterov":  # spec §6.5 DN
       self.accumulator = self.accumulator + d
       b, c = self.b, self.c
       if (self.t + 1) % b == 0:
@@ -158,7 +158,7 @@ class ReferenceMaster:
 
 
 def data_order_batch(seed, num_examples, batch_size, dispatch):
-  """SPEC §1 data stream: epoch = fresh seeded permutation, batches of exactly B."""
+  """spec §1 data stream: epoch = fresh seeded permutation, batches of exactly B."""
   per_epoch = num_examples // batch_size
   epoch, pos = divmod(dispatch, per_epoch)
   perm = np.random.default_rng([seed, 0xDA7A, epoch]).permutation(num_examples)
@@ -177,7 +177,7 @@ def flattened(params0, state0):
 def event_simulation(model, algorithm, x, y, *, batch_times, num_steps, num_workers,
                      batch_size, lr, momentum, weight_decay, seed, params0, state0,
                      bn_momentum=0.9, dtype=np.float64, **options):
-  """Heap-driven simulation of SPEC §1, one worker at a time.
+  """Heap-driven simulation of spec §1, one worker at a time.
 
   Returns (theta, model_state, list of lags, list of workers).
   """
@@ -223,7 +223,7 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
                         local_steps=1, inner_lr=None, inner_momentum=0.0, inner="sgd",
                         inner_weight_decay=0.0, discard_at=None, worker_local_steps=None,
                         **options):
-  """SPEC §6.0 (restart events) and §6.5's workers (H local steps), one event at a time.
+  """spec §6.0 (restart events) and §6.5's workers (H local steps), one event at a time.
 
   Literal: a list of in-flight jobs (worker, completion time, dispatch); the earliest
   completion (ties: lower id) is applied; then every worker ``restart_rule(t + 1, r)``
@@ -234,10 +234,10 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
   dH … dH + H − 1 of the stream, sending θ̂ − θ^(H); ``inner="adamw"``: AdamW
   (b1 0.9, b2 0.999, ε 1e-8, decoupled ``inner_weight_decay``) instead, its
   moments and count persisting per worker. With ``local_steps=1`` and
-  ``inner_lr=None`` the job is one gradient. ``discard_at`` = R (SPEC §6.2,
+  ``inner_lr=None`` the job is one gradient. ``discard_at`` = R (spec §6.2,
   Ringmaster without cancellation): an arriving gradient with τ ≥ R is
   dropped; the worker reads again and starts a job on the next batch.
-  ``worker_local_steps`` = [H_0, …] (DyLU, SPEC §6.5): worker k's job runs H_k ≤ H
+  ``worker_local_steps`` = [H_0, …] (DyLU, spec §6.5): worker k's job runs H_k ≤ H
   steps on the next H_k batches of the stream (dispatches take batches in the order
   they are made) and takes the worker's next H_k draws (its j-th job: draws
   jH_k … jH_k + H_k − 1 of its trace row; rows are consumed in order, none skipped).
@@ -337,7 +337,7 @@ def event_simulation_v2(model, algorithm, x, y, *, batch_times, num_steps, num_w
 def round_simulation(model, algorithm, x, y, *, num_rounds, gradients_per_round, batch_size,
                      lr, momentum, weight_decay, seed, params0, state0, bn_momentum=0.9,
                      dtype=np.float32):
-  """SPEC §6.0 synchronous rounds: round r applies the mean of G gradients, all at θ_r, on
+  """spec §6.0 synchronous rounds: round r applies the mean of G gradients, all at θ_r, on
   batches rG … rG + G − 1 of the stream (statistics folded in that order)."""
   flat0, unravel, running, sunravel = flattened(params0, state0)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=1, lr=lr,

@@ -23,7 +23,7 @@ def digits():
   return data.digits()
 
 
-# The methods of SPEC §6, with the options they need; their schedules differ from plain
+# The methods of docs/spec.md §6, with the options they need; their schedules differ from plain
 # asynchrony (cancellations, rounds, H batches per job), so the lag check is theirs.
 OPTIONS = {"ringmaster": {"max_delay": 8}, "msync": {"num_gradients": 12},
            "rennala": {"num_gradients": 16},

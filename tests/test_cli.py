@@ -264,7 +264,7 @@ def test_schedule_in_epochs_needs_no_steps_per_epoch():
   sim = dj.Simulator(model, "ssgd", x, y, num_workers=4, batch_size=32,
                      learning_rate_schedule=dj.paper_in_epochs(
                          num_workers=4, warmup_epochs=2.0, decay_epochs=(3.0,)))
-  per_epoch = (len(y) // 32) / 4  # SSGD: rounds of 4 gradients (SPEC §2.9)
+  per_epoch = (len(y) // 32) / 4  # SSGD: rounds of 4 gradients (docs/spec.md §2.9)
   assert sim.steps_per_epoch == per_epoch
   lr = sim.learning_rate_fn(0.1)
   for step in (0, 5, 17, 23, 40):

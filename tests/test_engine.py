@@ -1,4 +1,4 @@
-"""The engine against an independent event-driven reference (SPEC §1, §2)."""
+"""The engine against an independent event-driven reference (docs/spec.md §1, §2)."""
 
 import functools
 import re

@@ -1,4 +1,4 @@
-"""SPEC §6.0 events (restarts, synchronous rounds) and worker programs, against a literal
+"""docs/spec.md §6.0 events (restarts, synchronous rounds) and worker programs, against a literal
 one-event-at-a-time reference (tests/reference.py)."""
 
 import dataclasses

@@ -69,7 +69,7 @@ def test_every_algorithm_keeps_float64_params_and_state():
 
 
 def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
-  """A few steps against the numpy float64 transcription of SPEC §2.4 / §2.8."""
+  """A few steps against the numpy float64 transcription of docs/spec.md §2.4 / §2.8."""
   run_x64("""
       import jax, jax.numpy as jnp, numpy as np, optax
       from jax.flatten_util import ravel_pytree

@@ -1,5 +1,5 @@
-"""The methods of SPEC §6 (delay-adaptive, Ringmaster, m-sync, Rennala, asynchronous
-local SGD, adaptive bases) against literal transcriptions of their SPEC paragraphs
+"""The methods of spec §6 (delay-adaptive, Ringmaster, m-sync, Rennala, asynchronous
+local SGD, adaptive bases) against literal transcriptions of their paragraphs of the spec
 (tests/reference.py), and the properties the issue names."""
 
 import flax.linen as nn

@@ -2,7 +2,7 @@
 
 For random timing models, N and T: each worker's arrivals happen at the
 cumulative sums of its own batch times and in time order, every lag is the
-number of master steps since that worker's previous arrival (SPEC §1), and
+number of master steps since that worker's previous arrival (docs/spec.md §1), and
 blocks partition the steps without repeating a worker. For random gradients,
 parameters and lags: SA and GA never amplify a gradient (divisor ≥ 1).
 """

@@ -1,4 +1,4 @@
-"""Schedule: arrival order, lags, blocks and the speedup model (SPEC §1)."""
+"""Schedule: arrival order, lags, blocks and the speedup model (docs/spec.md §1)."""
 
 import heapq
 

@@ -79,9 +79,20 @@ def test_no_tracked_file_refers_to_the_external_spec():
   hits = [f"{rel}:{n}: {line.strip()}"
           for rel, text in _tracked_text_files().items() if rel not in (SPEC_PAGE, THIS)
           for n, line in enumerate(text.splitlines(), 1) if EXTERNAL.search(line)]
-  assert not hits, ("cite docs/spec.md instead (python tools_spec_refs.py rewrites these):\n"
+  assert not hits, ("cite docs/spec.md instead:\n"
                     + "\n".join(hits[:50]) + (f"\n… {len(hits) - 50} more" if len(hits) > 50
                                               else ""))
+
+
+# The team's notes outside the repository, which a clone does not have.
+OUTSIDE = re.compile(r"\.\./shared|\b(?:DESI" + r"GN|ENVIRON" + r"MENT|STY" + r"LE)\.md")
+
+
+def test_no_tracked_file_refers_to_files_outside_the_repository():
+  hits = [f"{rel}:{n}: {line.strip()}"
+          for rel, text in _tracked_text_files().items() if rel != THIS
+          for n, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
+  assert not hits, "a clone has no such file:\n" + "\n".join(hits[:50])
 
 
 def test_every_cited_section_exists():

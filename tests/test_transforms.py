@@ -1,4 +1,4 @@
-"""Every rule of SPEC §2 against a numpy implementation of its equations."""
+"""Every rule of docs/spec.md §2 against a numpy implementation of its equations."""
 
 import jax
 import jax.numpy as jnp
@@ -118,7 +118,7 @@ def test_no_staleness_reduces_to_base(name, base):
 
 
 def test_dana_with_one_worker_is_nesterov():
-  """DANA's look-aheads are NAG's iterates when λ = 0 (SPEC §2.6)."""
+  """DANA's look-aheads are NAG's iterates when λ = 0 (spec §2.6)."""
   rng = np.random.default_rng(2)
   theta = jnp.asarray(rng.normal(size=6), jnp.float32)
   dana = dj.optimizer("dana", learning_rate=0.05, momentum=0.9, weight_decay=0.0)

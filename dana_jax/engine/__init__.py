@@ -1,6 +1,6 @@
 """The exact asynchronous-SGD simulator: one compiled program per chunk of steps.
 
-SPEC §1 and §6.0 event semantics, DESIGN.md architecture. An apply event
+docs/spec.md §1 and §6.0 event semantics. An apply event
 (master step t) applies the job of the arriving worker k_t — computed on
 what k read (its row of the read-copy stack) with the batches of its
 dispatch — folds that job's BatchNorm statistics into the master's, and lets
@@ -8,7 +8,7 @@ k read again (θ, or DANA's look-ahead); a restart event only lets k read
 again; a synchronous round applies the mean of G gradients computed at θ_r.
 
 A job depends only on what its worker read and on its batches, so *when* it
-is computed is free (DESIGN.md: only the order in which gradients are
+is computed is free (only the order in which gradients are
 computed changes). The engine computes it when its worker arrives, from the
 stored read copy: then no pending gradient or statistics need be stored.
 
@@ -30,7 +30,7 @@ The pieces, each with one job:
 
 =============  ==============================================================
 ``core``       the model interface, the carried state, hyperparameters
-``data``       the global data stream (SPEC §1), training sets on the host
+``data``       the global data stream (spec §1), training sets on the host
 ``workers``    worker programs: one gradient, or H local optimizer steps
 ``step``       traced functions: a job, a master event, the loops, the summary
 ``plan``       the host side of a chunk: events, rows, batches, examples

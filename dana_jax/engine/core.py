@@ -25,7 +25,7 @@ def default_execution(backend: str | None = None) -> str:
   14.5 vs 64.9 ms — a vmap over weight versions turns convolutions into
   grouped convolutions, which XLA:CPU runs slowly. GPU/TPU: ``"blocks"``,
   because a larger effective batch K·B is what fills an accelerator
-  (DESIGN.md); not yet measured on a GPU (``benchmarks/gpu.sh`` measures it).
+  (the design's choice); not yet measured on a GPU (``benchmarks/gpu.sh`` measures it).
   """
   backend = backend or jax.default_backend()
   return "steps" if backend == "cpu" else "blocks"

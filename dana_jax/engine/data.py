@@ -1,4 +1,4 @@
-"""Where a simulation's batches come from: the global data stream (SPEC §1) and
+"""Where a simulation's batches come from: the global data stream (docs/spec.md §1) and
 training sets kept on the host."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dana_jax._checks import require as _require
 
 
 class DataOrder:
-  """The global data stream of SPEC §1, computed on the host.
+  """The global data stream of spec §1, computed on the host.
 
   Each epoch is a fresh seeded permutation of the training set cut into
   ``floor(n / B)`` batches of exactly B; dispatch m takes batch m of the
@@ -46,7 +46,7 @@ class HostData:
 
   For data that does not fit in device memory (ImageNet). Subclasses define
   ``__len__`` and :meth:`load`; the engine calls ``load`` with each chunk's
-  example indices (the same global data order as for arrays, SPEC §1) and
+  example indices (the same global data order as for arrays, spec §1) and
   passes the result into the compiled chunk, so a run gives the same result
   whether its data is an array or a :class:`HostData` holding that array.
   """

@@ -1,5 +1,5 @@
-"""The memory model of DESIGN.md: what the carried state and the schedule cost, checked
-before either exists.
+"""The memory model: what the carried state (N read copies per run) and the schedule
+cost, checked before either exists.
 
 Two budgets. The *device* holds the carried state (θ, the optimizer state, the N read
 copies and worker states, per replica) and the training arrays. The *host* holds the

@@ -66,7 +66,7 @@ def _job_batches(dispatch: np.ndarray, per_job: int, sched=None, steps=None) -> 
   batches of the stream, o_d … o_d + H_w(d) − 1 with o_d = Σ_(d' < d) H_w(d'); its
   entries past H_w(d) hold −o_d − 1 (a step not run; see ``step.job``). Dispatches are
   numbered in the order they are made: worker k's first is k, then one per apply or
-  discard event, for that event's worker (SPEC §1).
+  discard event, for that event's worker (docs/spec.md §1).
   """
   dispatch = np.asarray(dispatch, np.int64)
   if steps is None:

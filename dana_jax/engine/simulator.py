@@ -104,7 +104,7 @@ def _one_rule(field, given, of_algorithm):
 
 def batches_per_step(algorithm, num_workers: int, options=None, timing=None,
                      timing_seeds=(0,), *, worker_program=None, round_rule=None) -> int | float:
-  """Stream batches per master step (SPEC §2.9, §6.5): G per synchronous round, H per
+  """Stream batches per master step (docs/spec.md §2.9, §6.5): G per synchronous round, H per
   job, or with DyLU the expected H_i of an apply event
   (:func:`~dana_jax.engine.workers.batches_per_job`). The algorithm's own rules unless
   ``worker_program`` / ``round_rule`` are given; usable before a simulator exists (an
@@ -120,7 +120,7 @@ def batches_per_step(algorithm, num_workers: int, options=None, timing=None,
 
 
 class Simulator:
-  """Simulates one parameter server and N workers (SPEC §1, §6.0).
+  """Simulates one parameter server and N workers (spec §1, §6.0).
 
   Args:
     model: a :class:`Model`.
@@ -202,7 +202,7 @@ class Simulator:
     self.hyperparams = check_hyperparams(hyperparams or Hyperparams(), self.num_replicas)
     self.synchronous = self.algorithm.synchronous
     self.algorithm.check_options(self.options)
-    # The algorithm's own rules (SPEC §6); each checks its options here, before compiling.
+    # The algorithm's own rules (spec §6); each checks its options here, before compiling.
     event_plan = self.algorithm.event_plan(int(num_workers), self.options)
     self.algorithm.optimizer(0.1, 0.9, 1e-4, int(num_workers), self.options)
     restart_rule = _one_rule("restart_rule", restart_rule, event_plan.restart_rule)
@@ -255,7 +255,7 @@ class Simulator:
                             round_rule=self.round_rule)
 
   def steps_for_epochs(self, epochs: float) -> int:
-    """Master steps (rounds) of ``epochs`` passes of the stream, floored (SPEC §2.9)."""
+    """Master steps (rounds) of ``epochs`` passes of the stream, floored (spec §2.9)."""
     return max(1, int(np.floor(epochs * self.steps_per_epoch + 1e-9)))
 
   def learning_rate_fn(self, base):

@@ -89,7 +89,7 @@ def _own(state, worker) -> Own:
 
 
 def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=None):
-  """One event for ``worker`` (SPEC §1 steps 1–3, §6.0); returns ``(state, metrics)``.
+  """One event for ``worker`` (docs/spec.md §1 steps 1–3, §6.0); returns ``(state, metrics)``.
 
   ``own``: the worker's rows read before this event (:func:`_own`);
   ``arrival = (gradient, contributions, loss, worker_row)``: what its job
@@ -98,7 +98,7 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
   or a no-op (padding). Masked events select per leaf on what an event
   touches (θ, the optimizer state's O(params) leaves, one row of each
   stack), never on the [N, …] stacks: a ``lax.cond`` would, once vmapped over
-  replicas, become a select over the whole state (ENVIRONMENT.md).
+  replicas, become a select over the whole state (docs/benchmarks.md).
 
   θ and the rows are updated in place; on XLA:CPU that happens without a copy
   only if every reader of the old value is computed first, so the writes are
@@ -215,7 +215,7 @@ def run_blocks(parts: Parts, state, xs, data_key, hp, data):
 
 
 def run_rounds(parts: Parts, state, xs, data_key, hp, data):
-  """Synchronous rounds: the mean of G gradients at θ_r (SPEC §6.0, §2.9)."""
+  """Synchronous rounds: the mean of G gradients at θ_r (spec §6.0, §2.9)."""
   tx = parts.optimizer(hp)
 
   def gradients(params, examples, batches, data_key, data):

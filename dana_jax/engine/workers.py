@@ -1,4 +1,4 @@
-"""Worker programs: what a worker computes from the parameters it read (DESIGN.md).
+"""Worker programs: what a worker computes from the parameters it read.
 
 A program sees one job: the parameters θ̂_k the worker read, its own
 per-worker state (if any), and the job's H batches of the stream. It returns
@@ -12,7 +12,7 @@ writes the row back.
 * :class:`Gradient`: one mini-batch gradient (the GA paper's workers).
 * :class:`LocalSteps`: H inner steps of an optax optimizer on H consecutive
   batches, sending the pseudo-gradient θ̂_k − θ_k^(H) (asynchronous local SGD,
-  SPEC §6.5); the inner optimizer state persists across a worker's jobs.
+  docs/spec.md §6.5); the inner optimizer state persists across a worker's jobs.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Gradient:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LocalSteps:
-  """H inner optimizer steps per job; sends θ̂_k − θ_k^(H) (SPEC §6.5).
+  """H inner optimizer steps per job; sends θ̂_k − θ_k^(H) (spec §6.5).
 
   Args:
     num_steps: H ≥ 1, inner steps (and batches) per job.
@@ -164,7 +164,7 @@ INNER_OPTIMIZERS = ("adamw", "sgd")
 
 @dataclasses.dataclass(frozen=True)
 class InnerOptimizer:
-  """The inner optimizer of asynchronous local SGD by name (SPEC §6.5).
+  """The inner optimizer of asynchronous local SGD by name (spec §6.5).
 
   ``adamw``: optax's AdamW (b1 0.9, b2 0.999, ε 1e-8) with decoupled weight
   decay λ_in = the replica's ``weight_decay`` hyperparameter; ``sgd``: plain

@@ -1,4 +1,4 @@
-"""Staleness-mitigation rules as optax transforms (SPEC §2).
+"""Staleness-mitigation rules as optax transforms (docs/spec.md §2).
 
 One algorithm per module; each factory returns an
 ``optax.GradientTransformationExtraArgs`` whose update takes the staleness
@@ -49,7 +49,7 @@ def read_params(opt_state: Any, params: optax.Params) -> optax.Params:
 
 
 def gap_reference(opt_state: Any, params: optax.Params) -> optax.Params:
-  """What the gap Δ of an arriving gradient is measured against (SPEC §2.8).
+  """What the gap Δ of an arriving gradient is measured against (spec §2.8).
 
   For DANA, the look-ahead a worker would read before this step's update;
   otherwise the master parameters.

@@ -1,6 +1,6 @@
 """DANA (DANA-Zero): one momentum vector per worker and a look-ahead read.
 
-At the master, for the arriving worker k (SPEC §2.6):
+At the master, for the arriving worker k (docs/spec.md §2.6):
 
     v^k ← γ v^k + d
     θ   ← θ − η v^k

@@ -1,6 +1,6 @@
 """Delay compensation (DC-ASGD): a first-order Taylor correction of the gradient.
 
-    g ← g + λ_dc · g ⊙ g ⊙ Δ,     Δ = θ_t − θ̂_k  (SPEC §2.5)
+    g ← g + λ_dc · g ⊙ g ⊙ Δ,     Δ = θ_t − θ̂_k  (docs/spec.md §2.5)
 
 then the NAG-ASGD rule. The adaptive variant first updates
 MS ← m·MS + (1 − m) g² and uses λ_dc = λ_0 / √(MS + ε) element-wise.

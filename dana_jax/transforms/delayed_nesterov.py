@@ -1,6 +1,6 @@
 """The delayed Nesterov outer rule of asynchronous local SGD, and an update tracker.
 
-Delayed Nesterov (DN; SPEC §6.5): pseudo-gradients g are accumulated and the
+Delayed Nesterov (DN; docs/spec.md §6.5): pseudo-gradients g are accumulated and the
 momentum is refreshed only every b master steps, so that b workers' stale
 contributions enter it together:
 
@@ -83,7 +83,7 @@ class TrackUpdateState(NamedTuple):
 def track_update(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
   """``inner``, remembering the update it returned at the previous step.
 
-  Gap-Aware over an adaptive base (SPEC §6.6) normalizes the gap by the
+  Gap-Aware over an adaptive base (spec §6.6) normalizes the gap by the
   running size of the applied step u = θ_t − θ_(t−1), which only the base
   optimizer knows.
   """

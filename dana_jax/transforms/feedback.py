@@ -40,7 +40,7 @@ def gap_feedback(
       against; None means the master parameters.
     momentum: γ; when 0 the penalty's u is the incoming direction d. None:
       always ``previous_buffer`` (e.g. the previous applied update, for an
-      adaptive base; SPEC §6.6).
+      adaptive base; docs/spec.md §6.6).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs``.

@@ -1,6 +1,6 @@
 """Gap-Aware (GA) gradient penalty: shrink each coordinate by how far it moved.
 
-Element-wise, at every master step (SPEC §2.4):
+Element-wise, at every master step (docs/spec.md §2.4):
 
     r ← β r + (1 − β) u²          u: the momentum buffer applied at the
                                      previous master step (d when γ = 0)

@@ -1,4 +1,4 @@
-"""The GA paper's CIFAR-10 experiments (SPEC §4), one preset per figure.
+"""The GA paper's CIFAR-10 experiments (docs/spec.md §4), one preset per figure.
 
 Commands (from the repository root; a GPU or TPU is expected, CIFAR-10 in
 tfds's array_record format under ~/tensorflow_datasets or --config.data_dir):
@@ -19,7 +19,7 @@ Presets:
   heterogeneous main in the heterogeneous environment, Gamma shape 4 (Fig. 13).
   asgd_grid     ASGD at N = 32 over η × γ, γ negative included (Fig. 9–11).
 
-Hyperparameters of SPEC §3: batch 128, η = 0.1, γ = 0.9, λ = 1e-4, warm-up
+Hyperparameters of spec §3: batch 128, η = 0.1, γ = 0.9, λ = 1e-4, warm-up
 over 5 epochs from η/N, ×0.1 at epochs 80 and 120 of 160; pad-4 crop and flip.
 
 Expected (GA paper): single-worker ResNet-20 about 8% test error; ASGD at

@@ -86,7 +86,7 @@ MODERN_ALGORITHMS = ("ga", "dana_ga", "delay_adaptive", "ringmaster", "msync", "
 
 
 def set_modern(config: ml_collections.ConfigDict, heterogeneous: bool):
-  """The 2026 comparison (SPEC §6): GA and DANA-GA against the methods after them.
+  """The 2026 comparison (spec §6): GA and DANA-GA against the methods after them.
 
   Same η, γ, λ and learning-rate schedule as the experiment's main sweep for
   every method (no per-method tuning), except asynchronous local SGD, whose
@@ -95,7 +95,7 @@ def set_modern(config: ml_collections.ConfigDict, heterogeneous: bool):
 
   * ``ringmaster``: ``max_delay`` R = N (a job is cancelled once N master
     steps stale — more than a homogeneous worker's typical delay N − 1);
-    γ = 0, their method exactly (SPEC §6.2). With the sweep's γ = 0.9 it is
+    γ = 0, their method exactly (spec §6.2). With the sweep's γ = 0.9 it is
     heavy-ball ASGD below delay R, which fails on digits at every N like
     ASGD (measured: results/README.md).
   * ``msync``: ``num_gradients`` m = round(0.9 N) (N − m backup workers; Chen
@@ -107,9 +107,9 @@ def set_modern(config: ml_collections.ConfigDict, heterogeneous: bool):
     delayed-Nesterov outer rule (buffer b = N, activation 0) with DiLoCo's
     outer η = 0.7 and γ = 0.9 (Douillard et al. 2023; Liu et al. 2024), under
     the same warm-up and decays.
-  * ``delay_adaptive``: γ = 0, their method exactly (SPEC §6.1); with
+  * ``delay_adaptive``: γ = 0, their method exactly (spec §6.1); with
     γ = 0.9 it is NAG-ASGD for τ ≤ N and fails like it (measured).
-  * ``ga``, ``dana_ga``, ``ssgd``: no options (SPEC defaults).
+  * ``ga``, ``dana_ga``, ``ssgd``: no options (the defaults of docs/spec.md).
 
   ``heterogeneous``: gamma shape 4 (CV 0.5) per batch and persistent worker
   speeds (``worker_speed_shape`` 2: each worker's mean batch time drawn once,

@@ -36,7 +36,7 @@ from experiments.configs import common
 PRESETS = {
     "main": "the GA paper's nine rules at N = 4, 16, 32 and single-worker SGD; CPU, "
             "measured 106 s on 2 cores (2026-12-02, results/digits)",
-    "modern": "GA, DANA-GA and the methods of SPEC §6 at N = 4 … 32, homogeneous; CPU, "
+    "modern": "GA, DANA-GA and the methods of docs/spec.md §6 at N = 4 … 32, homogeneous; CPU, "
               "measured 299 s on 2 cores (results/digits_modern)",
     "modern_heterogeneous": "the same with persistent slow workers; CPU, measured 300 s on "
                             "2 cores (results/digits_modern_heterogeneous)",

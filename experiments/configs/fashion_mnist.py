@@ -8,7 +8,7 @@ tfds's own ``fashion_mnist`` where the network allows):
 
 NAG-ASGD, SA, GA, DANA-SA and DANA-GA at N ∈ {4, 8, 16, 32}, plus single-worker
 SGD, 3 seeds each on the engine's replica axis; MLP 784-256-256-10, batch 128,
-η = 0.1, γ = 0.9, λ = 1e-4 (SPEC §3, no retuning), warm-up over 1 epoch and
+η = 0.1, γ = 0.9, λ = 1e-4 (spec §3, no retuning), warm-up over 1 epoch and
 ×0.1 at epochs 5 and 7 of 8 (the paper's 5/80/120 of 160, shortened),
 homogeneous Gamma(100, 1.28) timing.
 
@@ -54,8 +54,8 @@ PRESETS = {
                       "(results/fashion_mnist_ga_no_momentum)",
     "cnn": "main with the small CNN; not run: about 1 h on 2 CPU cores, estimated from "
            "docs/benchmarks.md's ~15 ms per CNN master step",
-    "modern": "GA, DANA-GA and the methods of SPEC §6, homogeneous; not run: about 40 min on "
-              "2 CPU cores, as its heterogeneous twin",
+    "modern": "GA, DANA-GA and the methods of docs/spec.md §6, homogeneous; not run: about "
+              "40 min on 2 CPU cores, as its heterogeneous twin",
     "modern_heterogeneous": "the same with persistent slow workers; CPU, measured 2287 s "
                             "(results/fashion_mnist_modern_heterogeneous)",
     "bases_adam": "SA and GA over Adam against Adam at N = 1; CPU, measured 627 s",

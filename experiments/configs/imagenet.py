@@ -1,4 +1,4 @@
-"""The GA paper's ImageNet curves (SPEC §4, Fig. 8): ResNet-50, N = 64.
+"""The GA paper's ImageNet curves (docs/spec.md §4, Fig. 8): ResNet-50, N = 64.
 
 Command (from the repository root; a GPU or TPU with ≥ 40 GB of memory, and
 imagenet2012 prepared by tfds in array_record format — ImageNet cannot be
@@ -10,7 +10,7 @@ prints tfds's manual-download instructions and the `tfds build` command):
 NAG-ASGD, SA, GA, DANA-SA and DANA-GA at N = 64, plus single-worker SGD, one
 seed; test error vs epoch in ``test_error_vs_epoch.png`` (drawn from
 ``metrics.jsonl``, evaluated every epoch on the 50,000 validation images).
-SPEC §3: batch 128 per gradient, η = 0.1, γ = 0.9, λ = 1e-4, warm-up from η/N
+spec §3: batch 128 per gradient, η = 0.1, γ = 0.9, λ = 1e-4, warm-up from η/N
 over 5 epochs, ×0.1 at epochs 30, 60 and 80 of 90.
 
 Data path: the training set stays on the host. Each chunk's batches are

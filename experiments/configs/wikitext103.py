@@ -11,7 +11,7 @@ Commands (from the repository root):
 A decoder-only Transformer (``dana_jax.transformer.DecoderLM``: pre-LayerNorm,
 causal self-attention, learned or rotary positions) on byte-level tokens,
 trained with next-token cross-entropy on non-overlapping windows of
-``window`` bytes (each epoch a fresh permutation of the windows, SPEC §1).
+``window`` bytes (each epoch a fresh permutation of the windows, docs/spec.md §1).
 ``test/…`` metrics are measured on the corpus's *validation* split (the first
 ``eval_examples`` windows): loss in nats per byte, ``bits_per_token`` (bits
 per byte), and ``error`` (next bytes not predicted). Perplexity per byte is
