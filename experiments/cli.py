@@ -361,8 +361,9 @@ def help_text(name: str, spec: str | None = None) -> str:
   lines += [
       "Flags:",
       f"  --workdir=DIR       where results go (default runs/{name}); " + getattr(
-          module, "WORKDIR_HELP", "finished runs there are skipped, an interrupted one "
-          "resumes"),
+          module, "WORKDIR_HELP", "one sweep at a time; finished runs of the same "
+          "configuration are skipped, an interrupted one resumes, runs of another "
+          "configuration are refused (see --config.rerun_changed)"),
       "  --verbosity=LEVEL   library logging: 0 warnings (default), 1 info, 2 debug",
       "  --config.FIELD=VALUE  set a field below: tuples as 4,8 or (4, 8), empty for none",
       "  --help              this text", "",
