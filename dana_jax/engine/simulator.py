@@ -195,7 +195,6 @@ class Simulator:
     _require(execution in EXECUTIONS, "execution", execution, f"choose one of {EXECUTIONS}")
     self.execution = default_execution() if execution == "auto" else execution
     self.num_examples = _check_data(train_inputs, train_labels, batch_size)
-    checks.check_data(model, train_inputs, train_labels, what="train", augment=augment)
     self.host_data = isinstance(train_inputs, HostData)
     self.single, self.seeds, self.timing_seeds = _check_seeds(seeds, timing_seeds)
     self.num_replicas = len(self.seeds)
@@ -229,6 +228,8 @@ class Simulator:
     self.masked_steps = restart_rule is not None or self.discard_rule is not None
     self.learning_rate_schedule, self.augment = learning_rate_schedule, augment
     self.data_nbytes = 0 if self.host_data else _nbytes(train_inputs) + _nbytes(train_labels)
+    # The data fit the model (after the options: a bad option never touches the model).
+    checks.check_data(model, train_inputs, train_labels, what="train", augment=augment)
     # The state and the schedule's per-worker part fit, before either (or the data) exists.
     memory.check_size(self)
     if self.host_data:
