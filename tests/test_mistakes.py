@@ -136,6 +136,15 @@ EXPERIMENT_MISTAKES = [
      ["config.options_by_algorithm.ga.learning_rate='true'", "need a number"]),
     ("digits", ["--config.options_by_algorithm.ga.momentum=5"],
      ["config.options_by_algorithm.ga", "(−1, 1)"]),
+    # options of an algorithm the sweep leaves out are checked too (a typo is no less one)
+    ("digits", ["--config.options_by_algorithm.sa.beta=0.5"],
+     ["config.options_by_algorithm.sa", "'sa' takes ['base']"]),
+    ("digits", ["--config.options_by_algorithm.dana_ga.beta=2"],
+     ["config.options_by_algorithm.dana_ga", "beta=2", "[0, 1)"]),
+    ("digits", ["--config.options_by_algorithm.dana_ga.learning_rate=-1"],
+     ["config.options_by_algorithm.dana_ga", "learning_rate=-1"]),
+    ("digits", ["--config.options_by_algorithm.msync.num_gradients=0"],
+     ["config.options_by_algorithm.msync", "num_gradients"]),
     ("digits", ["--config.algorithms=msync", "--config.options_by_algorithm.msync."
                 "num_gradients=x*N"], ["config.options_by_algorithm.msync.num_gradients",
                                        "<a>*N"]),
