@@ -164,9 +164,18 @@ def validate_config(config) -> None:
 
 
 def _validate_trace(config) -> None:
-  """A trace file exists and is a .npy array; what is in it is dana_jax's to check."""
+  """A trace file exists and is a .npy array; what is in it is dana_jax's to check. A
+  trace given to another timing, or a gamma shape given with a trace, would be ignored:
+  refused instead of silently unused."""
   if config.get("timing") != "trace":
+    if config.get("timing_trace"):
+      _fail("timing_trace", config.timing_trace, "a trace is read only with "
+            f"--config.timing=trace (here config.timing={config.get('timing')!r}); set that, "
+            "or leave timing_trace empty")
     return
+  if config.get("timing_shape") is not None:
+    _fail("timing_shape", config.timing_shape, "the trace gives every batch time with "
+          "config.timing='trace'; leave timing_shape unset (--config.timing_shape=None)")
   path = config.get("timing_trace") or ""
   if not pathlib.Path(path).is_file():
     _fail("timing_trace", path, "timing='trace' needs a .npy file of batch times "

@@ -115,6 +115,11 @@ EXPERIMENT_MISTAKES = [
      ["config.timing_trace", ".npy file"]),
     ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_file"],
      ["config.timing_trace", "not a readable .npy array"]),
+    # a timing field the chosen timing would ignore
+    ("digits", ["--config.timing_trace={tmp}/a_file"],
+     ["config.timing_trace=", "only with --config.timing=trace", "'homogeneous'"]),
+    ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_file",
+                "--config.timing_shape=3"], ["config.timing_shape=3.0", "leave timing_shape"]),
     # algorithm options
     ("digits", ["--config.algorithm_options.penalty=nosuch"], ["penalty='nosuch'",
                                                                "options_by_algorithm"]),
