@@ -232,7 +232,12 @@ def check_dataset(config, dataset) -> None:
           f"{tuple(dataset.input_shape)} ({type(e).__name__}: "
           f"{(str(e).strip().splitlines() or [''])[0][:200]})")
   shape = getattr(out, "shape", None)  # a model returning a tree of arrays: no width
-  width = int(shape[-1]) if shape else None
+  if shape is None or len(shape) < 2:  # a scalar, one number per example, or a tree
+    _fail("model", config.model, "its output for a batch of 1 example is "
+          + (f"of shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}")
+          + f": need an array of shape (batch, …, {classes}), one output per class of "
+          f"{config.dataset}")
+  width = int(shape[-1])
   if width != classes:
     _fail("model", config.model, f"its output width is {width}: need one output per class, "
           f"{classes} for {config.dataset}")
