@@ -110,9 +110,9 @@ EVAL_MISTAKES = [
      ["train_eval_labels=-1"]),
     ("eval NaN", dict(eval_data=(with_value(VX, (2, 1, 1), np.nan), VY)),
      ["eval_inputs=nan", "example 2"]),
-    ("labels missing", dict(eval_data=(VX, VY[:-1])), ["eval_labels=shape (299,)",
+    ("labels missing", dict(eval_data=(VX, VY[:-1])), ["eval_data[1]=(299,)",
                                                        "one label per example (300)"]),
-    ("not a pair", dict(eval_data=VX), ["eval_data=ndarray", "(inputs, labels)"]),
+    ("not a pair", dict(eval_data=VX), ["eval_data='ndarray'", "(inputs, labels)"]),
 ]
 
 
