@@ -402,11 +402,23 @@ def library_probe(algorithm, *, num_examples: int = sys.maxsize, **simulator_arg
 
 
 def _require_algorithm(name, config):
-  """A registered algorithm (a preset's options for one the sweep leaves out are unused)."""
+  """A registered algorithm whose own options it takes, each value as its option allows
+  (checked even where the sweep leaves it out: a preset's options for it are then unused,
+  but a mistake in them is still one).  Values of the form ``"<a>*N"`` are checked at
+  N = 1; the options shared through ``algorithm_options`` are checked with the algorithms
+  of the sweep (:func:`check_with_library`)."""
   if name not in dj.ALGORITHMS:
     raise validate.ConfigError(f"config.options_by_algorithm.{name} is not allowed: "
                                f"{name!r} is not an algorithm; choose from "
                                f"{sorted(dj.ALGORITHMS)}")
+  mine = (config.get("options_by_algorithm", None) or {}).get(name, None) or {}
+  own = {k: v for k, v in dict(mine).items() if k not in ("learning_rate", "momentum")}
+  with validate.library_check(f"options_by_algorithm.{name}"):
+    dj.get_algorithm(name).check_options(options_for({"options_by_algorithm": {name: own}},
+                                                     name, 1))
+    hyper = {k: v for k, v in dict(mine).items() if k in ("learning_rate", "momentum")}
+    if hyper:
+      library_probe("asgd", hyperparams=dj.Hyperparams(**hyper))
 
 
 def check_with_library(config, points, mesh) -> None:

@@ -164,9 +164,18 @@ def validate_config(config) -> None:
 
 
 def _validate_trace(config) -> None:
-  """A trace file exists and is a .npy array; what is in it is dana_jax's to check."""
+  """A trace file exists and is a .npy array; what is in it is dana_jax's to check. A
+  trace given to another timing, or a gamma shape given with a trace, would be ignored:
+  refused instead of silently unused."""
   if config.get("timing") != "trace":
+    if config.get("timing_trace"):
+      _fail("timing_trace", config.timing_trace, "a trace is read only with "
+            f"--config.timing=trace (here config.timing={config.get('timing')!r}); set that, "
+            "or leave timing_trace empty")
     return
+  if config.get("timing_shape") is not None:
+    _fail("timing_shape", config.timing_shape, "the trace gives every batch time with "
+          "config.timing='trace'; leave timing_shape unset (--config.timing_shape=None)")
   path = config.get("timing_trace") or ""
   if not pathlib.Path(path).is_file():
     _fail("timing_trace", path, "timing='trace' needs a .npy file of batch times "
@@ -223,7 +232,12 @@ def check_dataset(config, dataset) -> None:
           f"{tuple(dataset.input_shape)} ({type(e).__name__}: "
           f"{(str(e).strip().splitlines() or [''])[0][:200]})")
   shape = getattr(out, "shape", None)  # a model returning a tree of arrays: no width
-  width = int(shape[-1]) if shape else None
+  if shape is None or len(shape) < 2:  # a scalar, one number per example, or a tree
+    _fail("model", config.model, "its output for a batch of 1 example is "
+          + (f"of shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}")
+          + f": need an array of shape (batch, …, {classes}), one output per class of "
+          f"{config.dataset}")
+  width = int(shape[-1])
   if width != classes:
     _fail("model", config.model, f"its output width is {width}: need one output per class, "
           f"{classes} for {config.dataset}")

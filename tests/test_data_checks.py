@@ -172,6 +172,16 @@ def no_arguments():
 
 def good(num_classes):
   return Net(num_classes)
+
+
+class Total(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=False):
+    return nn.Dense(10)(x.reshape((x.shape[0], -1))).sum(axis=-1)
+
+
+def one_number(num_classes):
+  return Total()
 '''
 
 
@@ -201,6 +211,8 @@ def experiment_error(name, argv, workdir) -> str:
                       "is called with one argument, the number of classes, and its "
                       "signature is two_arguments(num_classes, width)"),
     ("no_arguments", "signature is no_arguments()"),
+    ("one_number", "config.model='h2_user_models:one_number' is not allowed: its output for a "
+                   "batch of 1 example is of shape (1,): need an array of shape (batch, …, 10)"),
 ])
 def test_a_users_model_mistake_is_one_error_line(user_models, tmp_path, factory, expected):
   message = experiment_error("digits", [f"--config.model={user_models}:{factory}"],

@@ -115,6 +115,11 @@ EXPERIMENT_MISTAKES = [
      ["config.timing_trace", ".npy file"]),
     ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_file"],
      ["config.timing_trace", "not a readable .npy array"]),
+    # a timing field the chosen timing would ignore
+    ("digits", ["--config.timing_trace={tmp}/a_file"],
+     ["config.timing_trace=", "only with --config.timing=trace", "'homogeneous'"]),
+    ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_file",
+                "--config.timing_shape=3"], ["config.timing_shape=3.0", "leave timing_shape"]),
     # algorithm options
     ("digits", ["--config.algorithm_options.penalty=nosuch"], ["penalty='nosuch'",
                                                                "options_by_algorithm"]),
@@ -136,6 +141,15 @@ EXPERIMENT_MISTAKES = [
      ["config.options_by_algorithm.ga.learning_rate='true'", "need a number"]),
     ("digits", ["--config.options_by_algorithm.ga.momentum=5"],
      ["config.options_by_algorithm.ga", "(−1, 1)"]),
+    # options of an algorithm the sweep leaves out are checked too (a typo is no less one)
+    ("digits", ["--config.options_by_algorithm.sa.beta=0.5"],
+     ["config.options_by_algorithm.sa", "'sa' takes ['base']"]),
+    ("digits", ["--config.options_by_algorithm.dana_ga.beta=2"],
+     ["config.options_by_algorithm.dana_ga", "beta=2", "[0, 1)"]),
+    ("digits", ["--config.options_by_algorithm.dana_ga.learning_rate=-1"],
+     ["config.options_by_algorithm.dana_ga", "learning_rate=-1"]),
+    ("digits", ["--config.options_by_algorithm.msync.num_gradients=0"],
+     ["config.options_by_algorithm.msync", "num_gradients"]),
     ("digits", ["--config.algorithms=msync", "--config.options_by_algorithm.msync."
                 "num_gradients=x*N"], ["config.options_by_algorithm.msync.num_gradients",
                                        "<a>*N"]),

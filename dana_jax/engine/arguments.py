@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
 from dana_jax._checks import is_int
@@ -151,6 +152,47 @@ def check_simulate(simulator, *, eval_data, train_eval_data, callback, progress,
            "checkpoint_dir", _type_name(checkpoint_dir), "need a path or None")
   _require(checkpoint_meta is None or isinstance(checkpoint_meta, Mapping),
            "checkpoint_meta", _type_name(checkpoint_meta), "need a dict or None")
+
+
+def _leaf_shapes(tree) -> list | None:
+  """(path, shape) of every array leaf of ``tree`` (container types aside: a dict and a
+  FrozenDict of the same arrays agree), or None if a leaf is not an array."""
+  try:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  except Exception:  # noqa: BLE001 - a tree that cannot be flattened is no tree of weights
+    return None
+  out = []
+  for path, leaf in leaves:
+    if not hasattr(leaf, "shape"):
+      return None
+    out.append((jax.tree_util.keystr(path), tuple(leaf.shape)))
+  return out
+
+
+def check_weights(model, params, model_state) -> None:
+  """``params`` and ``model_state`` of one θ: the trees ``model.init`` gives (the same
+  paths and shapes), not, say, None, a replica stack or another model's weights."""
+  try:
+    want = jax.eval_shape(model.init, jax.random.key(0))
+  except Exception:  # noqa: BLE001 - a model that cannot be initialised fails on its own
+    return
+  for field, got, expected in (("params", params, want[0]), ("model_state", model_state,
+                                                             want[1])):
+    shapes, expected_shapes = _leaf_shapes(got), _leaf_shapes(expected)
+    if expected_shapes is None or shapes == expected_shapes:
+      continue
+    if shapes is None:
+      shown = _type_name(got)
+    elif {p for p, _ in shapes} == {p for p, _ in expected_shapes}:
+      path, shape = next((p, s) for (p, s), (_, e) in zip(shapes, expected_shapes,
+                                                           strict=True) if s != e)
+      shown = f"<{path or 'array'} of shape {shape}>"
+    else:
+      shown = f"<a tree of {len(shapes)} arrays>"
+    total = len(expected_shapes)
+    raise ConfigError(f"{field}={shown} is not allowed: need the model's own "
+                      f"{field} of one θ ({total} array(s) as model.init gives them, "
+                      "e.g. result.state's for a run of one replica).")
 
 
 def check_evaluate(model, inputs, labels, batch_size) -> None:

@@ -77,6 +77,7 @@ def evaluate(model: Model, params, model_state, inputs, labels=None, batch_size:
   """Mean metrics (classification: cross-entropy ``loss`` and ``error``) of one θ."""
   arguments.check_evaluate(model, inputs, labels, batch_size)  # types first, then contents
   checks.check_data(model, inputs, labels, what="eval")
+  arguments.check_weights(model, params, model_state)
   return evaluate_replicas(model, params, model_state, inputs, labels, replicated=False,
                            batch_size=batch_size)[0]
 
