@@ -94,7 +94,11 @@ class Checkpointer:
     self.fingerprint = fingerprint
     self.manager = None
     if self.directory.exists() and not self.directory.is_dir():
-      raise self._damaged(None, "it is a file, not a directory")
+      # Perhaps no checkpoint at all (a path given by mistake): never "delete it".
+      raise DamagedCheckpoint(
+          f"checkpoint_dir={str(self.directory)!r} is not allowed: it is a file, not a "
+          "directory; give a directory (created if missing), or remove the file if it is "
+          "what is left of a checkpoint.")
     try:
       # Synchronous saves: the next chunk donates the state's buffers.
       self.manager = ocp.CheckpointManager(

@@ -640,7 +640,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
       # Raised before any chunk or callback: the run starts afresh, its files as they are.
       print(f"note: {e} Deleted; {point['name']} starts afresh.", flush=True)
       if writer():
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if pathlib.Path(checkpoint_dir).is_dir():
+          shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        else:  # a file where the checkpoint directory goes (rmtree leaves it)
+          pathlib.Path(checkpoint_dir).unlink(missing_ok=True)
       result = simulate()
   finally:
     for log in logs:

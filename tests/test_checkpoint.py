@@ -154,5 +154,7 @@ def test_a_damaged_checkpoint_is_one_error_naming_its_directory(tmp_path):
                               f"checkpoint (step {step})"), (name, message)
     assert "\n" not in message and message.endswith("delete it to start the run afresh.")
   (tmp_path / "file").write_text("")
-  with pytest.raises(DamagedCheckpoint, match="it is a file, not a directory"):
+  with pytest.raises(DamagedCheckpoint, match="it is a file, not a directory") as e:
     dj.simulate(sim, 40, chunk_steps=10, checkpoint_dir=tmp_path / "file", progress=False)
+  assert "delete it" not in str(e.value)  # a path given by mistake may be anyone's file
+  assert (tmp_path / "file").exists()

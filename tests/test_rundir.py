@@ -316,3 +316,13 @@ def test_the_per_run_line_counts_diverged_and_failed_seeds_apart():
       "every seed diverged (3 of 3)"
   assert train.result_line(point([0.9] * 2, [True, False], [False, True])) == \
       "no seed learned (1 diverged; 1 failed)"
+
+
+def test_a_file_where_the_checkpoint_goes_is_removed_and_the_run_starts_afresh(tmp_path,
+                                                                              capsys):
+  run = tmp_path / "runs" / "ga_N2"
+  run.mkdir(parents=True)
+  (run / "checkpoint").write_text("x")
+  (summary,) = train.run_sweep(tiny(algorithms=("ga",)), tmp_path / "runs")
+  assert summary["num_workers"] == 2 and (run / "summary.json").is_file()
+  assert "it is a file, not a directory" in capsys.readouterr().out

@@ -49,9 +49,10 @@ def _leading(field: str, value) -> int:
     shape = np.shape(value)
   except (TypeError, ValueError):
     shape = None
-  if shape is None or len(shape) == 0 or isinstance(value, (str, bytes, Mapping)):
-    raise ConfigError(f"{field}={_type_name(value)} is not allowed: need an array with a "
-                      "leading example axis.")
+  if (shape is None or len(shape) == 0 or isinstance(value, (str, bytes, Mapping))
+      or not hasattr(value, "dtype")):  # a list: np.asarray(x) says which dtype is meant
+    raise ConfigError(f"{field}={_type_name(value)} is not allowed: need an array (numpy or "
+                      "jax) with a leading example axis.")
   return int(shape[0])
 
 

@@ -67,6 +67,10 @@ def _check_seeds(seeds, timing_seeds):
   timing_seeds = list(seeds) if timing_seeds is None else [int(s) for s in timing_seeds]
   _require(len(timing_seeds) == len(seeds), "timing_seeds", timing_seeds,
            f"need one per replica ({len(seeds)})")
+  for field, values in (("seeds", seeds), ("timing_seeds", timing_seeds)):
+    # numpy's generators and jax's keys take a seed as a non-negative int64
+    _require(all(0 <= s < 2 ** 63 for s in values), field, values,
+             "need integers in [0, 2^63)")
   return single, seeds, timing_seeds
 
 
