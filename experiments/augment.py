@@ -52,7 +52,7 @@ def random_resized_crop(images, key, size: int = 224, scale=(0.08, 1.0),
   times before falling back to a centre crop; clipping replaces the retries).
 
   Args:
-    images: [B, H, W, 3] uint8 (as :class:`experiments.input_pipeline.ImageNetData`
+    images: [B, H, W, 3] uint8 (as :class:`experiments.imagenet_data.ImageNetData`
       stores them for training).
     key: a JAX key; each example gets its own sub-key.
 

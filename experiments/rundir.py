@@ -2,15 +2,16 @@
 
 Three guarantees, each one line when it refuses (a :class:`ConfigError`):
 
-* **Fingerprints.** Every run directory holds ``fingerprint.json``: the
-  fields that determine its numbers — the run's own config (its algorithm, N,
-  η, γ and resolved options; every other field but :data:`RUN_INDEPENDENT`),
-  the identity of its data (:func:`data_identity`) and the dana_jax version.
+* **Fingerprints** (:mod:`experiments.run_fingerprint`). Every run directory
+  holds ``fingerprint.json``: the fields that determine its numbers — the
+  run's own config (its algorithm, N, η, γ and resolved options; every other
+  field but :data:`RUN_INDEPENDENT`), the identity of its data
+  (:func:`data_identity`) and the dana_jax version.
   A sweep that finds a run of its own with another fingerprint refuses,
   listing the fields that differ (old → new), unless
   ``config.rerun_changed`` says to re-run those points. A run written before
   fingerprints existed is compared by its ``config.json``.
-* **One sweep per work directory** (:func:`sweep_lock`): ``.sweep.lock``
+* **One sweep per work directory** (:mod:`experiments.sweep_lock`): ``.sweep.lock``
   names the holder (pid, host, start time) and is held with ``flock``, which
   the kernel releases when the holder dies, so a killed sweep's lock is taken
   over by the next one.
@@ -22,135 +23,29 @@ Three guarantees, each one line when it refuses (a :class:`ConfigError`):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
-import os
 import pathlib
 import shutil
-import socket
-import time
 
 import numpy as np
 
+from experiments.run_fingerprint import (
+  FINGERPRINT,
+  RUN_INDEPENDENT,
+  data_identity,
+  fingerprint,
+  run_fields,
+  write_fingerprint,
+)
+from experiments.runfiles import read_json
+from experiments.sweep_lock import LOCK, shared_by_processes, sweep_lock
 from experiments.validate import ConfigError
-
-# Fields that do not change what a run computes: a run (or its checkpoint) may be resumed
-# or reused with other values of them.
-RUN_INDEPENDENT = ("mesh", "host_devices", "distributed", "checkpoint_every_epochs",
-                   "save_final_params", "tensorboard", "rerun_changed")
-# Fields that name the sweep's set of runs; a run's own values (its cell and resolved
-# options) stand for them in its fingerprint, so adding an N leaves the others' alone.
-SWEEP_SETS = ("algorithms", "baseline", "num_workers", "learning_rate", "momentum",
-              "algorithm_options", "options_by_algorithm", "grid_learning_rates",
-              "grid_momenta")
-FINGERPRINT = "fingerprint.json"
-LOCK = ".sweep.lock"
-_SAMPLE_BYTES = 1 << 20  # per array: the digest reads evenly spaced rows of about this much
-
-
-def _plain(value):
-  """``value`` as JSON gives it back (tuples as lists, numpy scalars as numbers)."""
-  return json.loads(json.dumps(value, default=lambda x: x.tolist() if hasattr(x, "tolist")
-                               else list(x)))
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):  # an empty one ({} options) adds no field
-      out.update(_flat(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
-def _array_digest(x, h) -> None:
-  """Shape, dtype and evenly spaced rows of one array (or a HostData's first, middle and
-  last examples) into the hash ``h``: cheap, and different for another source, order or
-  truncation of the data."""
-  if x is None:
-    h.update(b"none")
-    return
-  if not hasattr(x, "shape"):  # HostData: its size and three examples
-    n = len(x)
-    h.update(f"{type(x).__name__}:{n}".encode())
-    with contextlib.suppress(Exception):
-      inputs, labels = x.load(np.asarray(sorted({0, n // 2, max(n - 1, 0)})))
-      h.update(np.ascontiguousarray(inputs).tobytes() + np.ascontiguousarray(labels).tobytes())
-    return
-  x = np.asarray(x)
-  h.update(f"{x.shape}{x.dtype}".encode())
-  if x.size == 0:
-    return
-  row = max(1, x.nbytes // max(1, x.shape[0]))
-  step = max(1, (x.shape[0] * row) // _SAMPLE_BYTES)
-  h.update(np.ascontiguousarray(x[::step]).tobytes())
-
-
-def data_identity(config, dataset) -> dict:
-  """What the data a run trains and evaluates on is: the data set's name, a digest of the
-  arrays as loaded (shapes, dtypes and a sample of rows), and, where the loader knows it,
-  its source (``dataset.source``: e.g. the files read and their sizes), which refines it."""
-  h = hashlib.blake2b(digest_size=8)
-  evaluated = dataset.eval_data if isinstance(dataset.eval_data, tuple) else (
-      dataset.eval_data, None)
-  for part in (dataset.train_inputs, dataset.train_labels, *evaluated):
-    _array_digest(part, h)
-  out = {"dataset": config.get("dataset"), "arrays": h.hexdigest(),
-         "num_classes": dataset.num_classes}
-  source = getattr(dataset, "source", None)
-  if source:
-    out["source"] = _plain(source)
-  return out
-
-
-def run_fields(config: dict, cell: dict, options: dict) -> dict:
-  """The config fields that determine one run's numbers, flat (``algorithm_options.base``):
-  ``config`` (a config's ``to_dict()``, or a run's ``config.json``) without the fields
-  that do not change results or that name the sweep's set of runs, and the run's own
-  algorithm, N, η, γ and resolved ``options``."""
-  own = {k: v for k, v in config.items()
-         if k not in RUN_INDEPENDENT + SWEEP_SETS + ("name",)}
-  own.update({k: cell[k] for k in ("algorithm", "num_workers", "learning_rate", "momentum")})
-  own["algorithm_options"] = dict(options)
-  return _flat(_plain(own))
-
-
-def fingerprint(config: dict, cell: dict, options: dict, data: dict) -> dict:
-  """The fingerprint of one run: :func:`run_fields`, ``data.*`` (:func:`data_identity`)
-  and ``dana_jax`` (the library's version)."""
-  import dana_jax
-  return {**run_fields(config, cell, options), **_flat({"data": _plain(data)}),
-          "dana_jax": dana_jax.__version__}
-
-
-def write_fingerprint(run_dir: pathlib.Path, fields: dict) -> None:
-  tmp = run_dir / (FINGERPRINT + ".tmp")
-  tmp.write_text(json.dumps(fields, indent=2, sort_keys=True))
-  tmp.replace(run_dir / FINGERPRINT)
-
-
-def _read_json(path: pathlib.Path):
-  """(value, None), or (None, why) for a file that is missing, empty or not JSON."""
-  try:
-    text = path.read_text()
-  except FileNotFoundError:
-    return None, "missing"
-  except (OSError, UnicodeDecodeError) as e:
-    return None, f"unreadable ({type(e).__name__})"
-  if not text.strip():
-    return None, "empty"
-  try:
-    return json.loads(text), None
-  except json.JSONDecodeError as e:
-    return None, f"not JSON ({e.msg} at line {e.lineno})"
 
 
 def summary(run_dir: pathlib.Path) -> dict | None:
   """A run's summary, or None if it has none that can be read (then it is not finished)."""
-  value, _ = _read_json(run_dir / "summary.json")
+  value, _ = read_json(run_dir / "summary.json")
   return value if isinstance(value, dict) and "final_test_error" in value else None
 
 
@@ -212,6 +107,37 @@ class Survey:
   # sweep-wide fields differ: run name -> {field: (old, new)}
 
 
+def _differences(run_dir: pathlib.Path, current: dict, notes: list,
+                 finished: bool) -> dict | None:
+  """How a run directory's fingerprint differs from ``current``: {field: (old, new)}, empty
+  when it is the same. A run without a readable fingerprint is compared by its
+  ``config.json`` (the fields it names); None: an unfinished run with neither (its
+  checkpoint carries its own fingerprint, checked on resume)."""
+  stored, why = read_json(run_dir / FINGERPRINT)
+  if isinstance(stored, dict):
+    return _diff(stored, current, sorted(set(stored) | set(current)))
+  if why != "missing":
+    notes.append(f"{run_dir / FINGERPRINT}: {why}; comparing its config.json instead")
+  config, why_config = read_json(run_dir / "config.json")
+  if not isinstance(config, dict):
+    if not finished:  # a checkpoint: it carries its own fingerprint and is checked on resume
+      return None
+    raise ConfigError(
+        f"{run_dir / 'config.json'}: {why_config or 'not a JSON object'}, and the run has "
+        f"no {FINGERPRINT}: which configuration it ran cannot be told; delete {run_dir} to "
+        "re-run it, or use another --workdir")
+  try:
+    from experiments.train import options_for
+    old = run_fields(config, config, options_for(config, config["algorithm"],
+                                                 config["num_workers"]))
+  except (KeyError, TypeError, ValueError, AttributeError):
+    old = {"config.json": "(unreadable fields)"}
+  # A field the run's config.json does not name came after it: its default is the old
+  # behaviour. The data and the version were not recorded: not compared.
+  keys = set(old) | {k for k in current if k.split(".")[0] in config}
+  return _diff(old, current, sorted(keys))
+
+
 def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
   """(state, differences or None) of one run directory: "new" (nothing of value in it),
   "changed" (another fingerprint), "partial" (to resume or re-run), "damaged" (finished,
@@ -224,35 +150,14 @@ def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
   has_checkpoint = (run_dir / "checkpoint").exists()
   if done is None and not has_summary and not has_checkpoint:
     return "new", None  # nothing of value: written afresh when the run starts
-  stored, why = _read_json(run_dir / FINGERPRINT)
-  if stored is not None and isinstance(stored, dict):
-    differ = _diff(stored, current, sorted(set(stored) | set(current)))
-  else:
-    if why != "missing":
-      notes.append(f"{run_dir / FINGERPRINT}: {why}; comparing its config.json instead")
-    config, why_config = _read_json(run_dir / "config.json")
-    if not isinstance(config, dict):
-      if done is None:  # a checkpoint: it carries its own fingerprint and is checked on resume
-        return "partial", None
-      raise ConfigError(
-          f"{run_dir / 'config.json'}: {why_config or 'not a JSON object'}, and the run has "
-          f"no {FINGERPRINT}: which configuration it ran cannot be told; delete {run_dir} to "
-          "re-run it, or use another --workdir")
-    try:
-      from experiments.train import options_for
-      old = run_fields(config, config, options_for(config, config["algorithm"],
-                                                   config["num_workers"]))
-    except (KeyError, TypeError, ValueError, AttributeError):
-      old = {"config.json": "(unreadable fields)"}
-    # A field the run's config.json does not name came after it: its default is the old
-    # behaviour. The data and the version were not recorded: not compared.
-    keys = set(old) | {k for k in current if k.split(".")[0] in config}
-    differ = _diff(old, current, sorted(keys))
+  differ = _differences(run_dir, current, notes, finished=done is not None)
+  if differ is None:
+    return "partial", None
   if differ:
     return "changed", differ
   if done is None:
     if has_summary:
-      _, why = _read_json(run_dir / "summary.json")
+      _, why = read_json(run_dir / "summary.json")
       moved = _set_aside(run_dir / "summary.json")
       notes.append(f"{run_dir / 'summary.json'}: {why or 'not a summary'}; set aside as "
                    f"{moved.name}; the run is re-run" + (" from its checkpoint"
@@ -266,7 +171,7 @@ def _cell_state(run_dir: pathlib.Path, current: dict, notes: list):
       notes.append(f"{run_dir / name}: {why}; " + (
           f"set aside as {name}.damaged; " if why != "missing" else "") + "the run is re-run")
       return "damaged", None
-  config, why = _read_json(run_dir / "config.json")
+  config, why = read_json(run_dir / "config.json")
   if not isinstance(config, dict):  # the fingerprint vouches for the run: rewrite it
     notes.append(f"{run_dir / 'config.json'}: {why or 'not a JSON object'}; rewritten "
                  f"from this sweep's config ({FINGERPRINT} matches)")
@@ -281,25 +186,15 @@ _OWN = ("algorithm", "num_workers", "learning_rate", "momentum", "algorithm_opti
 def _other_run(run_dir: pathlib.Path, current: dict) -> dict:
   """How a finished run that is no point of this sweep differs from it in the fields every
   run of one sweep shares (all but :data:`_OWN`): the report would draw it beside them."""
-  stored, _ = _read_json(run_dir / FINGERPRINT)
+  stored, _ = read_json(run_dir / FINGERPRINT)
   if not isinstance(stored, dict):
-    config, _ = _read_json(run_dir / "config.json")
+    config, _ = read_json(run_dir / "config.json")
     if not isinstance(config, dict):
       return {}  # nothing to tell it by; the report reads only summaries it can
     stored = run_fields(config, config, {})  # as in _cell_state: fields it names only
     current = {k: v for k, v in current.items() if k.split(".")[0] in config}
   keys = {k for k in set(stored) | set(current) if k.split(".")[0] not in _OWN}
   return _diff(stored, current, sorted(keys))
-
-
-def others_message(workdir: pathlib.Path, others: dict) -> str:
-  """The one line of a sweep whose work directory holds finished runs of another sweep."""
-  pairs = _pairs(others)
-  names = list(others)
-  runs = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-  return (f"--workdir={str(workdir)!r} holds {len(names)} finished run(s) of another sweep "
-          f"({runs}; {pairs}), which its report would show beside this one's: use a new "
-          "--workdir, or move them out of it")
 
 
 def survey(workdir: pathlib.Path, points: list[dict], fingerprints: list[list[dict]],
@@ -354,101 +249,31 @@ def _pairs(runs: dict) -> str:
                    for f, ps in pairs.items())
 
 
+def _runs_and_fields(runs: dict) -> str:
+  """"name, name, name and k more; field: old → new; …": the runs (the first three named)
+  and how they differ from this sweep."""
+  names = list(runs)
+  listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+  return f"{listed}; {_pairs(runs)}"
+
+
+def others_message(workdir: pathlib.Path, others: dict) -> str:
+  """The one line of a sweep whose work directory holds finished runs of another sweep."""
+  return (f"--workdir={str(workdir)!r} holds {len(others)} finished run(s) of another sweep "
+          f"({_runs_and_fields(others)}), which its report would show beside this one's: "
+          "use a new --workdir, or move them out of it")
+
+
 def changed_message(workdir: pathlib.Path, changed: dict) -> str:
   """The one line of a sweep that finds runs of another configuration."""
-  fields = _pairs(changed)
-  names = list(changed)
-  runs = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-  return (f"--workdir={str(workdir)!r} holds {len(names)} run(s) of another configuration "
-          f"({runs}; {fields}): use a new --workdir, or --config.rerun_changed=true to re-run "
-          "the changed points (their old results are deleted)")
+  return (f"--workdir={str(workdir)!r} holds {len(changed)} run(s) of another configuration "
+          f"({_runs_and_fields(changed)}): use a new --workdir, or "
+          "--config.rerun_changed=true to re-run the changed points (their old results are "
+          "deleted)")
 
 
-# ---------------------------------------------------------------------------- the lock
-
-
-def _alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:  # another user's process
-    return True
-  return True
-
-
-def _holder(info) -> str:
-  if not isinstance(info, dict):
-    return "a sweep that has not yet written its pid"
-  return (f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}")
-
-
-@contextlib.contextmanager
-def sweep_lock(workdir: pathlib.Path):
-  """Holds ``<workdir>/.sweep.lock`` for the body: one sweep per work directory.
-
-  The file records the holder's pid, host and start time. It is locked with
-  ``flock``; a second sweep (on this host, or on another through a file
-  system with working locks) refuses with one line naming the holder. A lock
-  whose holder was killed is free (the kernel drops a dead process's flock) and
-  is taken over. Where ``flock`` is not supported, a lock naming a pid that is
-  not alive on this host is taken over and one naming a live pid is refused.
-  """
-  import fcntl
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  path = workdir / LOCK
-  host = socket.gethostname()
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      locked = True
-    except BlockingIOError:
-      info, _ = _read_json(path)
-      raise ConfigError(
-          f"--workdir={str(workdir)!r} is in use by another sweep ({_holder(info)}): wait "
-          "for it to end, or give another --workdir") from None
-    except OSError:  # no flock here (some network file systems): the pid decides
-      locked = False
-    info, _ = _read_json(path)
-    if isinstance(info, dict) and info.get("pid") not in (None, os.getpid()):
-      same_host = info.get("host") == host
-      if not locked and (not same_host or _alive(int(info["pid"]))):
-        raise ConfigError(
-            f"--workdir={str(workdir)!r} is in use by another sweep ({_holder(info)}): wait "
-            f"for it to end, or, if it is no longer running, delete {path}")
-      print(f"note: took over the lock of an ended sweep ({_holder(info)})", flush=True)
-    mine = {"pid": os.getpid(), "host": host,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "token": int.from_bytes(os.urandom(4), "little") >> 1}  # < 2**31: an int32
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(mine).encode(), 0)
-    os.fsync(fd)
-    try:
-      yield mine
-    finally:
-      with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-  finally:
-    os.close(fd)  # releases the flock
-
-
-def shared_by_processes(workdir: pathlib.Path, held: dict | None) -> bool:
-  """Whether every process of a multi-process sweep sees the lock that process 0 holds
-  (``held``, its :func:`sweep_lock`): the work directory is on a disk they share, as
-  checkpoints need (each process writes its part). Collective: every process calls it."""
-  import jax
-  if jax.process_count() == 1:
-    return True
-  from jax.experimental import multihost_utils
-  token = int(multihost_utils.broadcast_one_to_all(
-      np.asarray((held or {}).get("token", -1), np.int32)))
-  info, _ = _read_json(pathlib.Path(workdir) / LOCK)
-  seen = isinstance(info, dict) and info.get("token") == token
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(seen))))
-
-
-__all__ = ["RUN_INDEPENDENT", "Survey", "changed_message", "data_identity", "fingerprint",
-           "run_fields", "shared_by_processes", "survey", "sweep_lock",
-           "write_fingerprint"]
+# The fingerprint (experiments.run_fingerprint) and the lock (experiments.sweep_lock) are
+# named here too: a sweep reads its work directory through this module.
+__all__ = ["FINGERPRINT", "LOCK", "RUN_INDEPENDENT", "Survey", "changed_message",
+           "data_identity", "fingerprint", "others_message", "run_fields",
+           "shared_by_processes", "summary", "survey", "sweep_lock", "write_fingerprint"]

@@ -23,6 +23,22 @@ ALGORITHM_ORDER = ("sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga
                    "ssgd")
 
 
+def read_json(path: pathlib.Path):
+  """(value, None), or (None, why) for a file that is missing, empty or not JSON."""
+  try:
+    text = path.read_text()
+  except FileNotFoundError:
+    return None, "missing"
+  except (OSError, UnicodeDecodeError) as e:
+    return None, f"unreadable ({type(e).__name__})"
+  if not text.strip():
+    return None, "empty"
+  try:
+    return json.loads(text), None
+  except json.JSONDecodeError as e:
+    return None, f"not JSON ({e.msg} at line {e.lineno})"
+
+
 def load_summaries(results_dir) -> list[dict]:
   """Every run's ``summary.json`` (written when the run finished), by directory name."""
   return [json.loads(p.read_text())

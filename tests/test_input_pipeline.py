@@ -10,6 +10,7 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from experiments import input_pipeline as ip  # noqa: E402
+from experiments.imagenet_data import ImageNetData  # noqa: E402
 
 
 def write_idx(path, array):
@@ -115,23 +116,23 @@ def test_imagenet_through_tfds_mock_data_is_decoded_on_the_host():
 def test_imagenet_resize_keeps_the_central_square():
   wide = np.zeros((20, 60, 3), np.uint8)
   wide[:, 20:40] = 255  # the central 20 columns are white
-  data = ip.ImageNetData([{"image": wide, "label": 3}], mode="train", stored_size=20,
+  data = ImageNetData([{"image": wide, "label": 3}], mode="train", stored_size=20,
                          image_size=16)
   x, y = data.load(np.array([0]))
   assert x.shape == (1, 20, 20, 3) and y.tolist() == [3]
   assert x.min() >= 250  # only the white centre is kept
-  gray = ip.ImageNetData([{"image": np.full((30, 20), 7, np.uint8), "label": 1}], mode="train",
+  gray = ImageNetData([{"image": np.full((30, 20), 7, np.uint8), "label": 1}], mode="train",
                          stored_size=10, image_size=8)
   assert gray.load(np.array([0]))[0].shape == (1, 10, 10, 3)
-  bad = ip.ImageNetData([{"image": wide, "label": 1000}], mode="train", stored_size=20,
+  bad = ImageNetData([{"image": wide, "label": 1000}], mode="train", stored_size=20,
                         image_size=16, where="my imagenet")
   with pytest.raises(ip.DataError, match="my imagenet: example 0 has label 1000"):
     bad.load(np.array([0]))
   with pytest.raises(ip.DataError, match="image shape"):
-    ip.ImageNetData([{"image": np.zeros((4, 4, 2), np.uint8), "label": 0}],
+    ImageNetData([{"image": np.zeros((4, 4, 2), np.uint8), "label": 0}],
                     mode="eval", stored_size=4, image_size=4).load(np.array([0]))
   with pytest.raises(ValueError, match="image_size=300"):
-    ip.ImageNetData([], mode="train", stored_size=256, image_size=300)
+    ImageNetData([], mode="train", stored_size=256, image_size=300)
 
 
 def test_missing_imagenet_passes_on_tfds_manual_download_instructions(tmp_path):
@@ -261,26 +262,3 @@ def test_a_damaged_text_corpus_is_named(tmp_path):
   (tmp_path / "foldoc.dict.dz").write_bytes(b"not gzip at all")
   with pytest.raises(ip.DataError, match="foldoc.dict.dz: not a readable dictzip/gzip file"):
     text.corpus("foldoc", tmp_path)
-
-
-def test_source_identity_changes_with_the_files_and_only_then(tmp_path):
-  a, b = tmp_path / "a", tmp_path / "b"
-  a.mkdir()
-  b.mkdir()
-  fake_fashion(a, seed=0)
-  fake_fashion(b, seed=0)
-  ident = ip.source_identity("fashion_mnist", idx_dir=str(a))
-  assert ident == ip.source_identity("fashion_mnist", idx_dir=str(a))  # stable
-  assert ident["sha256"] == ip.source_identity("fashion_mnist", idx_dir=str(b))["sha256"]
-  assert ident != ip.source_identity("fashion_mnist", idx_dir=str(b))  # another place
-  fake_fashion(a, seed=1)  # same sizes, other contents
-  assert ip.source_identity("fashion_mnist", idx_dir=str(a))["sha256"] != ident["sha256"]
-  empty = ip.source_identity("cifar10", data_dir=str(tmp_path / "none"))
-  assert empty["files"] == [] and "cifar10" in empty["tfds_dir"]
-  for split in ("train", "valid", "test"):
-    (tmp_path / f"wiki.{split}.tokens").write_text(f" = {split} = \n")
-  text_ident = ip.source_identity("wikitext103", data_dir=str(tmp_path))
-  assert [f[1] for f in text_ident["files"]] == [len(f" = {s} = \n") for s in
-                                                 ("test", "train", "valid")]
-  (tmp_path / "wiki.valid.tokens").write_text(" = valid, longer = \n")
-  assert ip.source_identity("wikitext103", data_dir=str(tmp_path)) != text_ident
