@@ -88,6 +88,8 @@ class Algorithm:
       declares its options' checks beside its definition with
       :func:`dana_jax.specs.takes` (e.g. ``@takes(beta=Real(0, 1, high_open=True))``);
       :meth:`check_options` runs them and refuses an option without one.
+    colour: the colour figures draw this algorithm in (a matplotlib colour, e.g.
+      ``"#2166ac"``); None: a colour of matplotlib's cycle by position.
   """
 
   name: str
@@ -95,6 +97,7 @@ class Algorithm:
   synchronous: bool = False
   description: str = ""
   schedule: Callable[..., EventPlan] | None = None
+  colour: str | None = None
 
   def options(self) -> tuple[str, ...]:
     names = _keyword_options(self.build)
@@ -393,29 +396,42 @@ def _async_local_sgd_plan(num_workers, *, local_steps=1, inner="adamw",
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a for a in [
-        Algorithm("sgd", _heavy_ball, description="heavy-ball SGD (the N = 1 baseline)"),
-        Algorithm("asgd", _heavy_ball, description="asynchronous heavy-ball SGD"),
-        Algorithm("nag", _nag, description="NAG-ASGD: one shared Nesterov buffer"),
-        Algorithm("sa", _sa, description="Staleness-Aware: d / max(τ, 1), then NAG (or base)"),
-        Algorithm("ga", _ga, description="Gap-Aware: d ⊘ (1 + |Δ|/C), then NAG (or base)"),
-        Algorithm("dana", _dana, description="DANA-Zero: per-worker momentum, look-ahead reads"),
-        Algorithm("dana_sa", _dana_sa, description="Staleness-Aware, then DANA"),
-        Algorithm("dana_ga", _dana_ga, description="Gap-Aware on look-ahead gaps, then DANA"),
-        Algorithm("dc_asgd", _dc_asgd, description="delay compensation, then NAG (or base)"),
-        Algorithm("delay_adaptive", _delay_adaptive,
+        Algorithm("sgd", _heavy_ball, colour="#000000",
+                  description="heavy-ball SGD (the N = 1 baseline)"),
+        Algorithm("asgd", _heavy_ball, colour="#878787",
+                  description="asynchronous heavy-ball SGD"),
+        Algorithm("nag", _nag, colour="#1b7837",
+                  description="NAG-ASGD: one shared Nesterov buffer"),
+        Algorithm("sa", _sa, colour="#b35806",
+                  description="Staleness-Aware: d / max(τ, 1), then NAG (or base)"),
+        Algorithm("ga", _ga, colour="#2166ac",
+                  description="Gap-Aware: d ⊘ (1 + |Δ|/C), then NAG (or base)"),
+        Algorithm("dana", _dana, colour="#7fbf7b",
+                  description="DANA-Zero: per-worker momentum, look-ahead reads"),
+        Algorithm("dana_sa", _dana_sa, colour="#f1a340",
+                  description="Staleness-Aware, then DANA"),
+        Algorithm("dana_ga", _dana_ga, colour="#67a9cf",
+                  description="Gap-Aware on look-ahead gaps, then DANA"),
+        Algorithm("dc_asgd", _dc_asgd, colour="#762a83",
+                  description="delay compensation, then NAG (or base)"),
+        Algorithm("delay_adaptive", _delay_adaptive, colour="#c51b7d",
                   description="delay-adaptive: d · min(1, N / max(τ, 1)), then NAG (or base)"),
-        Algorithm("ringmaster", _heavy_ball, schedule=_ringmaster_plan,
+        Algorithm("ringmaster", _heavy_ball, schedule=_ringmaster_plan, colour="#8c510a",
                   description="Ringmaster: jobs reaching delay R are restarted; heavy ball"),
-        Algorithm("msync", _nag, synchronous=True, schedule=_msync_plan,
+        Algorithm("msync", _nag, synchronous=True, schedule=_msync_plan, colour="#01665e",
                   description="m-synchronous: the m fastest of N gradients per round, NAG"),
         Algorithm("rennala", _heavy_ball, synchronous=True, schedule=_rennala_plan,
+                  colour="#35978f",
                   description="Rennala: the first S gradients of back-to-back jobs per round"),
         Algorithm("async_local_sgd", _async_local_sgd, schedule=_async_local_sgd_plan,
+                  colour="#d6604d",
                   description="asynchronous local SGD: H inner steps per job, outer rule"),
-        Algorithm("ssgd", _nag, synchronous=True,
+        Algorithm("ssgd", _nag, synchronous=True, colour="#4d4d4d",
                   description="synchronous SGD: N gradients averaged, then NAG"),
     ]
 }
+"""The registry, in display order: tables, legends and figures list algorithms in this
+dict's iteration order and draw each in its entry's :attr:`Algorithm.colour`."""
 
 
 _LEARNING_RATE = Real(0, low_open=True, schedule=True, meaning="η, or an optax schedule")
