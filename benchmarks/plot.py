@@ -14,7 +14,7 @@ import argparse
 import json
 import pathlib
 
-from experiments.figures import _pyplot, _save
+from experiments.figure_layout import pyplot, save
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "run.jsonl"
 
@@ -35,7 +35,7 @@ def load(path=RESULTS) -> list[dict]:
 
 
 def plot_workers(rows, out):
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   lines = {}
   for r in rows:
@@ -58,11 +58,11 @@ def plot_workers(rows, out):
   else:
     ax.text(0.5, 0.5, "no configuration measured at 3 or more N", ha="center",
             transform=ax.transAxes)
-  _save(fig, out)
+  save(fig, out)
 
 
 def plot_model_size(rows, out, num_workers=16, batch_size=32):
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   for r in rows:
     if (r["what"] == "engine" and r["num_workers"] == num_workers and r["algorithm"] == "nag"
@@ -76,7 +76,7 @@ def plot_model_size(rows, out, num_workers=16, batch_size=32):
   ax.set_xlabel("parameters")
   ax.set_ylabel(f"ms per master step (N = {num_workers}, NAG, steps, B = {batch_size})")
   ax.grid(alpha=0.3)
-  _save(fig, out)
+  save(fig, out)
 
 
 def main(argv=None):

@@ -15,115 +15,26 @@ import pathlib
 
 import numpy as np
 
+from experiments.algorithm_display import colour, ordered, registered
+from experiments.figure_layout import (
+  band,
+  finish_panels,
+  legend_below,
+  legend_outside,
+  metric_bounds,
+  panels,
+  pyplot,
+  readable_log_ticks,
+  save,
+)
 from experiments.runfiles import (
-  ALGORITHM_ORDER,
   error_against_time,
   load_config,
   load_metrics,
   load_summaries,
-  ordered,
   run_dirs,
 )
 from experiments.tables import grid_accuracy
-
-
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
-def _save(fig, out_path):
-  """Clips the bands to their axes' range, lays out, saves PNG and PDF and closes."""
-  _clip_bands(fig)
-  out_path = pathlib.Path(out_path)
-  fig.tight_layout()
-  fig.savefig(out_path.with_suffix(".png"), dpi=120)
-  fig.savefig(out_path.with_suffix(".pdf"), metadata={"CreationDate": None})  # reproducible bytes
-  _pyplot().close(fig)
-
-
-def _band(ax, x, low, high, color, alpha, bounds=(None, None)):
-  """A mean ± std band, its edges clipped to the metric's range ``bounds`` (an error
-  in percent lies in [0, 100]: a std band must not suggest 110%)."""
-  lo, hi = bounds
-  low, high = np.asarray(low, float), np.asarray(high, float)
-  if lo is not None or hi is not None:
-    low, high = np.clip(low, lo, hi), np.clip(high, lo, hi)
-  return ax.fill_between(x, low, high, alpha=alpha, color=color, linewidth=0)
-
-
-def _clip_bands(fig):
-  """Clips every band (a ``fill_between`` polygon) to its axes' final y range, so a
-  band never reaches past the axis (on a log axis its lower edge mean − std may be
-  ≤ 0, which is off the axis)."""
-  for ax in fig.axes:
-    if not ax.get_visible():
-      continue
-    low, high = sorted(ax.get_ylim())
-    for band in ax.collections:
-      if not type(band).__name__.startswith(("PolyCollection", "FillBetween")):
-        continue
-      for path in band.get_paths():
-        path.vertices[:, 1] = np.clip(path.vertices[:, 1], low, high)
-
-
-def _bounds(key, scale):
-  """The range of a metric as drawn: an error (a fraction) times ``scale`` lies in
-  [0, scale]; every other metric of the report (bits, gaps, lags, times) is ≥ 0."""
-  return (0.0, float(scale)) if "error" in key else (0.0, None)
-
-
-def _compact(value) -> str:
-  """A tick label of a time axis in few characters: 500, 5k, 20k, 1.5M."""
-  for size, suffix in ((1e6, "M"), (1e3, "k")):
-    if abs(value) >= size:
-      return f"{value / size:g}{suffix}"
-  return f"{value:g}"
-
-
-def _readable_log_ticks(ax, most=4):
-  """Labels a log x axis at 10^k where two or more are in range, else at 1-2-5 × 10^k
-  (else 1…9 × 10^k, else the range's ends), at most ``most`` labels in compact text
-  (20k, 100k), minor ticks unlabelled: the default labels every minor tick of an axis
-  spanning about a decade, and at a panel width of 3 inches those run into each other."""
-  from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-  low, high = sorted(ax.get_xlim())
-  if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
-    return
-  k = np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
-  inside = lambda values: [v for v in values if low <= v <= high]
-  ticks = []
-  for subs in ((1,), (1, 2, 5), range(1, 10)):  # the fewest that give two labels
-    ticks = inside(sorted(m * 10.0 ** e for e in k for m in subs))
-    if len(ticks) >= 2:
-      break
-  if len(ticks) < 2:  # a range inside one step of 10^k: its ends, to two digits
-    ticks = sorted({float(f"{v:.2g}") for v in (low * 1.05, high / 1.05)})
-  if len(ticks) > most:  # keep every j-th, the first included
-    ticks = ticks[::-(-len(ticks) // most)]
-  ax.xaxis.set_major_locator(FixedLocator(ticks))
-  ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
-  ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-# A fixed colour per algorithm: a method and its DANA variant share a hue, the DANA
-# one lighter (GA and DANA-GA blues, SA and DANA-SA oranges, NAG and DANA greens).
-COLORS = {"sgd": "#000000", "asgd": "#878787", "nag": "#1b7837", "dana": "#7fbf7b",
-          "sa": "#b35806", "dana_sa": "#f1a340", "ga": "#2166ac", "dana_ga": "#67a9cf",
-          "dc_asgd": "#762a83", "delay_adaptive": "#c51b7d", "ringmaster": "#8c510a",
-          "msync": "#01665e", "rennala": "#35978f", "async_local_sgd": "#d6604d",
-          "ssgd": "#4d4d4d"}
-
-
-def color(algorithm: str, others=()) -> str:
-  """The algorithm's colour; an unknown one (or a grid cell's label) gets a matplotlib
-  cycle colour by position."""
-  if algorithm in COLORS:
-    return COLORS[algorithm]
-  unknown = [a for a in ordered(others) if a not in COLORS]
-  return f"C{unknown.index(algorithm) % 10}" if algorithm in unknown else "C0"
 
 
 def per_epoch(run_dir, key, scale=1.0):
@@ -156,43 +67,6 @@ def lag_distribution(run_dir):
   return np.array(epochs), np.array(means), np.array(stds), total
 
 
-def _panels(workers, height=2.8, rows_per_n=1):
-  """A figure with one column per N (at most 4 per row) and ``rows_per_n`` rows each."""
-  plt = _pyplot()
-  cols = min(4, len(workers))
-  rows = -(-len(workers) // cols) * rows_per_n
-  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 0.6, height * rows + 0.6),
-                           squeeze=False)
-  return fig, axes
-
-
-def _finish(fig, axes, used, out_path, legend=True):
-  """Hides unused panels, shares one figure legend (labels in first-seen order), saves
-  PNG and PDF; returns the figure."""
-  for ax in axes.ravel():
-    if ax not in used:
-      ax.set_visible(False)
-  labels, handles = [], {}
-  for ax in used:
-    for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
-      if label not in handles:
-        handles[label] = h
-        labels.append(label)
-  rows_of_legend = -(-len(labels) // 5) if legend and labels else 0
-  if rows_of_legend:
-    fig.legend([handles[label] for label in labels], labels, loc="lower center",
-               ncol=min(len(labels), 5), fontsize=8, frameon=False)
-  # Room for the legend below the panels: about 0.22 in per legend row.
-  legend_inches = 0.1 + 0.22 * rows_of_legend if rows_of_legend else 0.0
-  _clip_bands(fig)
-  fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
-  out_path = pathlib.Path(out_path)
-  fig.savefig(out_path.with_suffix(".png"), dpi=120)
-  fig.savefig(out_path.with_suffix(".pdf"), metadata={"CreationDate": None})  # reproducible bytes
-  _pyplot().close(fig)
-  return fig
-
-
 OUTCOME_MARKS = {  # a point's marker by the worst outcome among its seeds
     "finite": dict(marker="o", ms=5),
     "diverged": dict(marker="^", ms=8, mec="k", mew=0.8),
@@ -217,25 +91,19 @@ def plot_error_vs_workers(summaries, out_path, key="final_test_error", scale=100
   the axes); a point with no finite value at all (a language model's diverged seeds
   have no bits to show) gets its ▲ at the top of the axis. Returns the (closed)
   figure."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(8, 4))
   handles = _error_vs_workers(ax, summaries, key, scale, ylabel)
-  _outside_legend(ax, handles)
-  _save(fig, out_path)
+  legend_outside(ax, handles)
+  save(fig, out_path)
   return fig
-
-
-def _outside_legend(ax, handles):
-  """The legend to the right of the axes, where it covers no data."""
-  ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-            borderaxespad=0.0, frameon=False)
 
 
 def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None) -> list:
   """Draws the error against N into ``ax``; returns the legend's handles: the
   algorithms, the baselines, then one per kind of marked point drawn."""
   from matplotlib.lines import Line2D
-  bounds = _bounds(key, scale)
+  bounds = metric_bounds(key, scale)
   names = ordered(s["algorithm"] for s in summaries if s["num_workers"] > 1)
   handles, kinds = [], set()
   for a in names:
@@ -245,9 +113,9 @@ def _error_vs_workers(ax, summaries, key, scale=100.0, ylabel=None) -> list:
     values = [scale * np.asarray(s[key], float) for s in runs]
     mean = np.array([v.mean() for v in values])
     std = np.array([v.std() for v in values])
-    c = color(a, names)
+    c = colour(a, names)
     ax.plot(n, mean, "-", color=c)
-    _band(ax, n, mean - std, mean + std, c, 0.2, bounds)
+    band(ax, n, mean - std, mean + std, c, 0.2, bounds)
     kind = np.array([outcome(s) for s in runs])
     finite = np.isfinite(mean)
     for k, style in OUTCOME_MARKS.items():
@@ -292,7 +160,7 @@ def plot_environments(results_dirs, out_path, key="final_test_error"):
   """Final error against N of several sweeps side by side, one panel each on one y scale
   (e.g. the homogeneous and the heterogeneous environment: the GA paper's Figure 13
   beside its homogeneous figure). Returns the figure."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(results_dirs), figsize=(4.6 * len(results_dirs) + 2.2, 4),
                            sharey=True, squeeze=False)
   handles = {}
@@ -300,13 +168,13 @@ def plot_environments(results_dirs, out_path, key="final_test_error"):
     for h in _error_vs_workers(ax, load_summaries(results_dir), key):
       handles.setdefault(h.get_label(), h)
     ax.set_title(environment_label(results_dir), fontsize=9)
-  # The algorithms in their fixed order, then the baselines, the marks' kinds last.
+  # The algorithms in the registry's order, then the baselines, the marks' kinds last.
   marks = [OUTCOME_LABELS[k] for k in ("diverged", "failed")]
-  names = ordered(label for label in handles if label in set(ALGORITHM_ORDER))
+  names = registered(handles)
   rest = [label for label in handles if label not in names and label not in marks]
-  _outside_legend(axes[0, -1], [handles[label] for label in names + rest] +
+  legend_outside(axes[0, -1], [handles[label] for label in names + rest] +
                   [handles[label] for label in marks if label in handles])
-  _save(fig, out_path)
+  save(fig, out_path)
   return fig
 
 
@@ -320,9 +188,9 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
   runs = run_dirs(results_dir)
   names = ordered(a for (a, n) in runs if n > 1 and (algorithms is None or a in algorithms))
   workers = sorted({n for (a, n) in runs if n > 1 and a in names}) or [1]
-  fig, axes = _panels(workers)
+  fig, axes = panels(workers)
   used, top = [], -np.inf
-  bounds = _bounds(key, scale)
+  bounds = metric_bounds(key, scale)
   for ax, n in zip(axes.ravel(), workers, strict=False):
     curves = [(a, n, False) for a in names] + [
         (a, 1, True) for a in ordered(a for (a, m) in runs if m == 1) if baseline]
@@ -334,8 +202,8 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
       if single:
         ax.plot(epochs, mean, "--", color="k", label=f"{a} (N = 1)")
       else:
-        ax.plot(epochs, mean, "-", color=color(a, names), label=a)
-        _band(ax, epochs, mean - std, mean + std, color(a, names), 0.15, bounds)
+        ax.plot(epochs, mean, "-", color=colour(a, names), label=a)
+        band(ax, epochs, mean - std, mean + std, colour(a, names), 0.15, bounds)
       top = max(top, float(np.max(np.clip(mean + std, None, bounds[1]))))
     ax.set_title(f"N = {n}")
     ax.set_xlabel("epoch")
@@ -352,7 +220,7 @@ def plot_per_epoch(results_dir, key, out_path, ylabel=None, scale=1.0, algorithm
         top + 0.05 * (top - low) if bounds[1] is None else min(top * 1.05, bounds[1] * 1.02))
     for ax in used:
       ax.set_ylim(low, high)
-  return _finish(fig, axes, used, out_path)
+  return finish_panels(fig, axes, used, out_path)
 
 
 def plot_lag(results_dir, out_path, algorithms=None):
@@ -366,7 +234,7 @@ def plot_lag(results_dir, out_path, algorithms=None):
   runs = run_dirs(results_dir)
   names = ordered(a for (a, n) in runs if n > 1 and (algorithms is None or a in algorithms))
   workers = sorted({n for (a, n) in runs if n > 1 and a in names}) or [1]
-  fig, axes = _panels(workers, height=2.4, rows_per_n=2)
+  fig, axes = panels(workers, height=2.4, rows_per_n=2)
   cols = axes.shape[1]
   used = []
   for i, n in enumerate(workers):
@@ -385,9 +253,9 @@ def plot_lag(results_dir, out_path, algorithms=None):
       epochs, mean, std, total = dist
       label = ", ".join(group) if len(group) <= 3 else (
           f"{group[0]} and {len(group) - 1} more (one schedule)")
-      c = color(group[0], names)
+      c = colour(group[0], names)
       top.plot(epochs, mean, "-", color=c, label=label)
-      _band(top, epochs, mean - std, mean + std, c, 0.2, (0.0, None))
+      band(top, epochs, mean - std, mean + std, c, 0.2, (0.0, None))
       fraction = total / max(total.sum(), 1)
       bins = np.arange(total.size)
       bottom.step(bins, fraction, where="mid", color=c)
@@ -404,7 +272,7 @@ def plot_lag(results_dir, out_path, algorithms=None):
     high = max(ax.get_ylim()[1] for ax in tops)
     for ax in tops:
       ax.set_ylim(0, high)
-  return _finish(fig, axes, used, out_path)
+  return finish_panels(fig, axes, used, out_path)
 
 
 def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
@@ -423,15 +291,15 @@ def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
   workers = sorted({n for (_, n) in runs if n > 1}) or [1]
   names = ordered(a for (a, n) in runs if n > 1)
   baselines = ordered(a for (a, n) in runs if n == 1)
-  fig, axes = _panels(workers)
+  fig, axes = panels(workers)
   used = []
   for ax, n in zip(axes.ravel(), workers, strict=False):
     for a in names:
       if (a, n) in runs:
         t, mean, std = runs[(a, n)]
-        ax.plot(t, scale * mean, "-", marker=".", color=color(a, names), label=a)
-        _band(ax, t, scale * (mean - std), scale * (mean + std), color(a, names), 0.15,
-              _bounds(key, scale))
+        ax.plot(t, scale * mean, "-", marker=".", color=colour(a, names), label=a)
+        band(ax, t, scale * (mean - std), scale * (mean + std), colour(a, names), 0.15,
+              metric_bounds(key, scale))
     for a in baselines:
       t, mean, _ = runs[(a, 1)]
       ax.plot(t, scale * mean, "k--", label=f"{a} (N = 1)")
@@ -447,14 +315,14 @@ def plot_error_vs_time(results_dir, out_path, scale=100.0, key="test/error",
     low, high = max(low, 0.0), min(high, ymax)
   for ax in used:
     ax.set_ylim(low, high)
-    _readable_log_ticks(ax)
-  return _finish(fig, axes, used, out_path)
+    readable_log_ticks(ax)
+  return finish_panels(fig, axes, used, out_path)
 
 
 def plot_gamma_densities(path_json, out_path):
   """The timing models' densities with P(X > 1.25·mean) shaded (GA paper, Figure 3).
   Returns the figure."""
-  plt = _pyplot()
+  plt = pyplot()
   spec = json.loads(pathlib.Path(path_json).read_text())
   fig, ax = plt.subplots(figsize=(6, 4))
   for model in spec["models"]:
@@ -465,21 +333,15 @@ def plot_gamma_densities(path_json, out_path):
     ax.fill_between(x[tail], y[tail], alpha=0.3, color=line.get_color())
   ax.set_xlabel("batch time")
   ax.set_ylabel("density")
-  _legend_below(ax)
-  _save(fig, out_path)
+  legend_below(ax)
+  save(fig, out_path)
   return fig
-
-
-def _legend_below(ax, ncol=1):
-  """The legend under the axes (below the x label), where it covers no data."""
-  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol,
-            frameon=False)
 
 
 def plot_speedup(path_json, out_path):
   """Theoretical speedup of ASGD and SSGD vs N (GA paper, Figure 12). Returns the
   figure."""
-  plt = _pyplot()
+  plt = pyplot()
   spec = json.loads(pathlib.Path(path_json).read_text())
   fig, ax = plt.subplots(figsize=(5, 4))
   n = np.asarray(spec["num_workers"])
@@ -490,15 +352,15 @@ def plot_speedup(path_json, out_path):
   ax.set_yscale("log", base=2)
   ax.set_xlabel("number of workers N")
   ax.set_ylabel("speedup over one worker")
-  _legend_below(ax, ncol=3)
+  legend_below(ax, ncol=3)
   ax.grid(alpha=0.3)
-  _save(fig, out_path)
+  save(fig, out_path)
   return fig
 
 
 def plot_grid_heatmap(summaries, out_path, key="final_test_error"):
   """Test accuracy over η × γ with the values written in the cells (GA paper, Fig. 9–11)."""
-  plt = _pyplot()
+  plt = pyplot()
   lrs, moms, acc = grid_accuracy(summaries, key)
   fig, ax = plt.subplots(figsize=(1 + 0.9 * len(lrs), 1 + 0.5 * len(moms)))
   image = ax.imshow(acc, cmap="viridis", aspect="auto")
@@ -511,4 +373,4 @@ def plot_grid_heatmap(summaries, out_path, key="final_test_error"):
   ax.set_xlabel("learning rate η")
   ax.set_ylabel("momentum γ")
   fig.colorbar(image, label="test accuracy (%)")
-  _save(fig, out_path)
+  save(fig, out_path)

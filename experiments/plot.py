@@ -15,9 +15,8 @@ import json
 import pathlib
 import sys
 
-from experiments.figures import (  # noqa: F401
-  COLORS,
-  color,
+from experiments.algorithm_display import colour, ordered
+from experiments.figures import (
   environment_label,
   lag_distribution,
   per_epoch,
@@ -30,18 +29,16 @@ from experiments.figures import (  # noqa: F401
   plot_per_epoch,
   plot_speedup,
 )
-from experiments.runfiles import (  # noqa: F401
-  ALGORITHM_ORDER,
+from experiments.runfiles import (
   MEAN_BATCH_TIME,
   error_against_time,
   evaluations,
   final_values,
   load_metrics,
   load_summaries,
-  ordered,
   run_dirs,
 )
-from experiments.tables import (  # noqa: F401
+from experiments.tables import (
   error_table,
   failed_mark,
   grid_accuracy,
@@ -106,57 +103,49 @@ FIGURES = (("test_error_vs_workers", "final test error against N"),
            ("gap_vs_epoch", "RMS gap against epoch, per N"))
 
 
-def main(results_dir, target_points: float = 1.0, target_error: float | None = None,
-         quiet: bool = False):
-  """Writes ``RESULTS_DIR/results.md`` (what was run, the figures, the tables) and every
-  figure; the time-to-target table's target as :func:`time_to_target`. Prints the report
-  and where it is (``quiet``: only where)."""
-  results_dir = pathlib.Path(results_dir)
-  summaries = load_summaries(results_dir)
-  if not summaries:
-    raise SystemExit(f"error: {str(results_dir)!r} holds no finished runs (*/summary.json): "
-                     "give the --workdir of a finished sweep.")
-  # A grid sweep has several (η, γ) cells per (algorithm, N); a main sweep one (its η
-  # and γ may still differ between algorithms: options_by_algorithm).
-  is_grid = len({(s["algorithm"], s["num_workers"]) for s in summaries}) < len(summaries)
-  header = report_header(results_dir, summaries)
+def _tables(results_dir, summaries, is_grid, target_points, target_error) -> str:
+  """The report's tables as Markdown: a grid sweep's accuracy over γ × η, or a main sweep's
+  error, gap, time to the target and, where they occur, simulated times, diverged and
+  failed seeds and cancelled jobs."""
   if is_grid:  # one row per (algorithm, N) would hide all but one cell of the grid
-    text = ("## Final test accuracy (%) over γ × η\n\n" + grid_table(summaries) +
+    return ("## Final test accuracy (%) over γ × η\n\n" + grid_table(summaries) +
             "\n\n## Final train accuracy (%) over γ × η\n\n" +
             grid_table(summaries, "final_train_error") + "\n")
-  else:
-    text = ("## Final test error (%)\n\n" + error_table(summaries) +
-            "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") +
-            "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
-            error_table(summaries, "mean_gap_rms", scale=1.0, formats=(".3g", ".2g"),
-                        baseline=False) +
-            "\n\n## Simulated time to the target error (docs/spec.md §7)\n\n" +
-            time_to_target_table(results_dir, summaries, target_points, target_error) + "\n")
-    if any("simulated_time" in s for s in summaries):
-      text += ("\n## Total simulated time of the run\n\n" +
-               error_table(summaries, "simulated_time", scale=1.0, formats=(".0f", ".0f"),
-                           marks=False) +
-               "\n")
-    if any(any(s.get("diverged") or []) or any(s.get("failed") or []) for s in summaries):
-      text += ("\n## Diverged and failed seeds\n\n" + outcome_table(summaries) + "\n")
-    if any(sum(s.get("cancelled_jobs", [0])) for s in summaries):
-      text += ("\n## Cancelled or discarded jobs per run\n\n" +
-               error_table(summaries, "cancelled_jobs", scale=1.0, formats=(".0f", ".0f"),
-                           baseline=False, marks=False) + "\n")
-  runs = run_dirs(results_dir)
-  language = not is_grid and any(
-      any(v is not None for v in final_values(d, "test/bits_per_token")) for d in runs.values())
-  if language:  # a language model: bits per byte and perplexity, from the metrics files
-    lm = [{**s, **_language_finals(runs.get((s["algorithm"], s["num_workers"])), s)}
-          for s in summaries]
-    text = ("## Validation bits per byte (language model)\n\n"
-            "The `test/` metrics of a text sweep are measured on the corpus's validation "
-            "split; bits per byte = loss / ln 2 with byte tokens, perplexity = exp(loss) "
-            "per byte.\n\n" +
-            error_table(lm, "final_bits_per_byte", scale=1.0, formats=(".3f", ".3f")) +
-            "\n\n## Validation perplexity per byte\n\n" +
-            error_table(lm, "final_perplexity", scale=1.0, formats=(".3f", ".3f")) +
-            "\n\n" + text)
+  text = ("## Final test error (%)\n\n" + error_table(summaries) +
+          "\n\n## Final train error (%)\n\n" + error_table(summaries, "final_train_error") +
+          "\n\n## Mean raw gap RMS(Δ) over epochs\n\n" +
+          error_table(summaries, "mean_gap_rms", scale=1.0, formats=(".3g", ".2g"),
+                      baseline=False) +
+          "\n\n## Simulated time to the target error (docs/spec.md §7)\n\n" +
+          time_to_target_table(results_dir, summaries, target_points, target_error) + "\n")
+  if any("simulated_time" in s for s in summaries):
+    text += ("\n## Total simulated time of the run\n\n" +
+             error_table(summaries, "simulated_time", scale=1.0, formats=(".0f", ".0f"),
+                         marks=False) +
+             "\n")
+  if any(any(s.get("diverged") or []) or any(s.get("failed") or []) for s in summaries):
+    text += ("\n## Diverged and failed seeds\n\n" + outcome_table(summaries) + "\n")
+  if any(sum(s.get("cancelled_jobs", [0])) for s in summaries):
+    text += ("\n## Cancelled or discarded jobs per run\n\n" +
+             error_table(summaries, "cancelled_jobs", scale=1.0, formats=(".0f", ".0f"),
+                         baseline=False, marks=False) + "\n")
+  return text
+
+
+def _language_tables(lm) -> str:
+  """A language model's tables: validation bits per byte and perplexity per byte."""
+  return ("## Validation bits per byte (language model)\n\n"
+          "The `test/` metrics of a text sweep are measured on the corpus's validation "
+          "split; bits per byte = loss / ln 2 with byte tokens, perplexity = exp(loss) "
+          "per byte.\n\n" +
+          error_table(lm, "final_bits_per_byte", scale=1.0, formats=(".3f", ".3f")) +
+          "\n\n## Validation perplexity per byte\n\n" +
+          error_table(lm, "final_perplexity", scale=1.0, formats=(".3f", ".3f")) +
+          "\n\n")
+
+
+def _figure_links(is_grid, language) -> list[tuple[str, str]]:
+  """(file name, what it shows) of the figures the report links, in its order."""
   figures = [(name, what) for name, what in FIGURES if not is_grid or name not in (
       "test_error_vs_workers", "test_error_vs_time")]
   if language:
@@ -164,9 +153,12 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
                    ("bits_vs_time", "validation bits per byte against simulated time")]
   if is_grid:
     figures.insert(0, ("grid_heatmap", "test accuracy over η × γ"))
-  text = (header + "\n" + "\n".join(f"![{what}]({name}.png)" for name, what in figures) +
-          "\n\n" + text)
-  (results_dir / "results.md").write_text(text)
+  return figures
+
+
+def _draw_figures(results_dir, summaries, is_grid, lm) -> None:
+  """Draws every figure of the report into ``results_dir`` (``lm``: a language model's
+  summaries with bits per byte, or None)."""
   if is_grid:
     plot_grid_heatmap(summaries, results_dir / "grid_heatmap")
   else:
@@ -174,7 +166,7 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
     plot_error_vs_workers(summaries, results_dir / "train_error_vs_workers",
                           key="final_train_error")
     plot_error_vs_time(results_dir, results_dir / "test_error_vs_time")
-  if language:
+  if lm is not None:
     plot_error_vs_workers(lm, results_dir / "bits_vs_workers", key="final_bits_per_byte",
                           scale=1.0, ylabel="validation bits per byte")
     plot_error_vs_time(results_dir, results_dir / "bits_vs_time", scale=1.0,
@@ -189,6 +181,36 @@ def main(results_dir, target_points: float = 1.0, target_error: float | None = N
   plot_per_epoch(results_dir, "gap/rms", results_dir / "gap_vs_epoch", ylabel="RMS gap Δ",
                  baseline=False,
                  algorithms=gap_family, log=True)
+
+
+def main(results_dir, target_points: float = 1.0, target_error: float | None = None,
+         quiet: bool = False):
+  """Writes ``RESULTS_DIR/results.md`` (what was run, the figures, the tables) and every
+  figure; the time-to-target table's target as :func:`time_to_target`. Prints the report
+  and where it is (``quiet``: only where)."""
+  results_dir = pathlib.Path(results_dir)
+  summaries = load_summaries(results_dir)
+  if not summaries:
+    raise SystemExit(f"error: {str(results_dir)!r} holds no finished runs (*/summary.json): "
+                     "give the --workdir of a finished sweep.")
+  # A grid sweep has several (η, γ) cells per (algorithm, N); a main sweep one (its η
+  # and γ may still differ between algorithms: options_by_algorithm).
+  is_grid = len({(s["algorithm"], s["num_workers"]) for s in summaries}) < len(summaries)
+  header = report_header(results_dir, summaries)
+  text = _tables(results_dir, summaries, is_grid, target_points, target_error)
+  runs = run_dirs(results_dir)
+  language = not is_grid and any(
+      any(v is not None for v in final_values(d, "test/bits_per_token")) for d in runs.values())
+  lm = None
+  if language:  # a language model: bits per byte and perplexity, from the metrics files
+    lm = [{**s, **_language_finals(runs.get((s["algorithm"], s["num_workers"])), s)}
+          for s in summaries]
+    text = _language_tables(lm) + text
+  figures = _figure_links(is_grid, language)
+  text = (header + "\n" + "\n".join(f"![{what}]({name}.png)" for name, what in figures) +
+          "\n\n" + text)
+  (results_dir / "results.md").write_text(text)
+  _draw_figures(results_dir, summaries, is_grid, lm)
   if not quiet:
     print(text)
   print(f"results: {results_dir / 'results.md'} (tables and figures; figures also as PNG and "
@@ -305,6 +327,15 @@ def cli(argv=None):
     sys.exit(f"error: RESULTS_DIR={args.results_dir!r}: cannot write "
              f"{str(e.filename or args.results_dir)!r} ({e.strerror}); the report is drawn "
              "into RESULTS_DIR, which must be writable and have room")
+
+
+__all__ = [  # the report's command, and the pieces it is made of, by one name
+    "FIGURES", "MEAN_BATCH_TIME", "cli", "colour", "environment_label", "error_against_time",
+    "error_table", "evaluations", "failed_mark", "final_values", "grid_accuracy", "grid_table",
+    "lag_distribution", "load_metrics", "load_summaries", "main", "ordered", "outcome_table",
+    "per_epoch", "plot_environments", "plot_error_vs_time", "plot_error_vs_workers",
+    "plot_gamma_densities", "plot_grid_heatmap", "plot_lag", "plot_per_epoch", "plot_speedup",
+    "report_header", "run_dirs", "time_to_target", "time_to_target_table"]
 
 
 if __name__ == "__main__":

@@ -16,13 +16,6 @@ import numpy as np
 
 MEAN_BATCH_TIME = 128.0  # dana_jax.timing.MEAN_BATCH_TIME (not imported: no jax here)
 
-# A fixed order per algorithm (the registry's order, dana_jax.ALGORITHMS;
-# tests/test_experiments.py checks they agree): tables list and legends draw in it.
-ALGORITHM_ORDER = ("sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd",
-                   "delay_adaptive", "ringmaster", "msync", "rennala", "async_local_sgd",
-                   "ssgd")
-
-
 def read_json(path: pathlib.Path):
   """(value, None), or (None, why) for a file that is missing, empty or not JSON."""
   try:
@@ -64,12 +57,6 @@ def load_metrics(run_dir) -> list[dict]:
 def load_config(run_dir) -> dict:
   """One run's ``config.json``."""
   return json.loads((pathlib.Path(run_dir) / "config.json").read_text())
-
-
-def ordered(algorithms) -> list[str]:
-  """Algorithms in ``ALGORITHM_ORDER`` (unknown names after, alphabetically)."""
-  rank = {a: i for i, a in enumerate(ALGORITHM_ORDER)}
-  return sorted(set(algorithms), key=lambda a: (rank.get(a, len(rank)), a))
 
 
 def run_dirs(results_dir) -> dict:

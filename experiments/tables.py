@@ -11,7 +11,8 @@ import pathlib
 
 import numpy as np
 
-from experiments.runfiles import evaluations, load_config, ordered
+from experiments.algorithm_display import ordered
+from experiments.runfiles import evaluations, load_config
 
 
 def _table(algorithms, workers, text) -> list[str]:

@@ -325,10 +325,11 @@ def test_environments_are_drawn_side_by_side_on_one_scale(tmp_path):
 
 def test_algorithm_order_and_colours_follow_the_registry():
   import dana_jax as dj
-  assert list(plot.ALGORITHM_ORDER) == list(dj.ALGORITHMS)
-  assert set(plot.COLORS) == set(dj.ALGORITHMS)
+  assert plot.ordered(reversed(list(dj.ALGORITHMS))) == list(dj.ALGORITHMS)
+  assert all(plot.colour(a) == dj.ALGORITHMS[a].colour is not None for a in dj.ALGORITHMS)
   assert plot.ordered(["ssgd", "mine", "dana_ga", "ga"]) == ["ga", "dana_ga", "ssgd", "mine"]
-  assert plot.color("mine", ["mine", "ga"]) == "C0"
+  assert plot.colour("mine", ["mine", "ga"]) == "C0"
+  assert plot.colour("yours", ["mine", "yours", "ga"]) == "C1"  # by place, after the registry
 
 
 def _epoch_rows(n, seeds=(0, 1), epochs=(1, 2), error=0.3, gap=1e-3, lag=None):
@@ -341,6 +342,7 @@ def _epoch_rows(n, seeds=(0, 1), epochs=(1, 2), error=0.3, gap=1e-3, lag=None):
 
 
 def test_per_epoch_lag_and_gap_figures_have_one_panel_per_n(tmp_path):
+  import dana_jax as dj
   _run_dir(tmp_path, "sgd_N1", "sgd", 1, _epoch_rows(1, seeds=(0,), error=0.2, gap=0.0))
   for n in (4, 8):
     _run_dir(tmp_path, f"dana_ga_N{n}", "dana_ga", n, _epoch_rows(n, gap=1e-4))
@@ -353,7 +355,7 @@ def test_per_epoch_lag_and_gap_figures_have_one_panel_per_n(tmp_path):
       "ga", "dana_ga", "ringmaster", "sgd (N = 1)"]  # the fixed order, baseline last
   base = panels[0].get_lines()[-1]
   assert base.get_linestyle() == "--" and base.get_color() == "k"
-  assert panels[0].get_lines()[0].get_color() == plot.COLORS["ga"]
+  assert panels[0].get_lines()[0].get_color() == dj.ALGORITHMS["ga"].colour
   assert len({ax.get_ylim() for ax in panels}) == 1  # one scale
   np.testing.assert_allclose(panels[0].get_lines()[0].get_ydata(), [30.5, 30.5])
   gap = plot.plot_per_epoch(tmp_path, "gap/rms", tmp_path / "g", algorithms=("ga", "dana_ga"),

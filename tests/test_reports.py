@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from experiments import figures, plot
+from experiments import figure_layout, figures, plot
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -28,11 +28,11 @@ def _lab(hex_colour):
 def test_every_registered_algorithm_has_a_colour_of_its_own_and_a_place_in_the_order():
   import dana_jax as dj
   names = list(dj.ALGORITHMS)
-  assert len(plot.ALGORITHM_ORDER) == len(set(plot.ALGORITHM_ORDER))
-  assert set(plot.ALGORITHM_ORDER) == set(names)
-  assert plot.ordered(reversed(names)) == list(plot.ALGORITHM_ORDER)
-  colours = [figures.color(a, names) for a in names]
-  assert colours == [figures.COLORS[a] for a in names]  # a fixed colour, not a cycle's
+  assert len(names) == len(set(names))
+  assert plot.ordered(reversed(names)) == names
+  colours = [plot.colour(a, names) for a in names]
+  assert all(dj.ALGORITHMS[a].colour is not None for a in names)
+  assert colours == [dj.ALGORITHMS[a].colour for a in names]  # a fixed colour, not a cycle's
   assert len(set(colours)) == len(names)
   # Distinct to the eye, not only in hex: CIE76 ΔE ≥ 15 between any two (≈ 2 is a
   # just-noticeable difference).
@@ -58,10 +58,9 @@ def test_the_quickstart_figure_draws_every_algorithm_in_its_own_colour():
   fig = plt.gcf()
   for ax in fig.axes:
     lines = ax.get_lines()
-    assert [line.get_label() for line in lines] == list(plot.ALGORITHM_ORDER)
-    assert [line.get_color() for line in lines] == [figures.COLORS[a]
-                                                   for a in plot.ALGORITHM_ORDER]
-  assert [t.get_text() for t in fig.legends[0].get_texts()] == list(plot.ALGORITHM_ORDER)
+    assert [line.get_label() for line in lines] == list(dj.ALGORITHMS)
+    assert [line.get_color() for line in lines] == [a.colour for a in dj.ALGORITHMS.values()]
+  assert [t.get_text() for t in fig.legends[0].get_texts()] == list(dj.ALGORITHMS)
   _assert_legends_off_the_data(fig)
   plt.close(fig)
 
@@ -107,7 +106,7 @@ def test_error_against_n_clips_its_bands_and_marks_diverged_and_failed_points(tm
                                                               line.get_ydata(), strict=True)]
     return sorted((int(x), round(float(y), 6)) for x, y in points)
 
-  sa, ga = figures.COLORS["sa"], figures.COLORS["ga"]
+  sa, ga = plot.colour("sa"), plot.colour("ga")
   assert marked("o", sa) == [(4, 12.0)]  # finite: the plain marker, only there
   assert marked("^", sa) == [(8, round(100 * np.mean([0.3, 0.93, 0.93]), 6))]
   assert marked("x", sa) == [(16, round(100 * np.mean([0.2, 0.9, 0.2]), 6))]
@@ -288,7 +287,7 @@ def test_a_time_axis_of_any_span_has_two_or_more_labels_that_do_not_touch(span):
   ax.plot(span, (1, 2))
   ax.set_xscale("log")
   ax.set_xlim(*span)
-  figures._readable_log_ticks(ax)
+  figure_layout.readable_log_ticks(ax)
   renderer = _renderer(fig)
   labels = [t for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
             if t.get_visible() and t.get_text() and span[0] <= t.get_position()[0] <= span[1]]
