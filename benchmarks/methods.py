@@ -1,4 +1,4 @@
-"""Cost per master step of every docs/spec.md §6 method against NAG-ASGD's (issue 15, item 6).
+"""Cost per master step of every docs/spec.md §6 method against NAG-ASGD's.
 
     python -m benchmarks.methods [--model mlp] [--workers 16] [--steps 300]
         [--timing heterogeneous] [--only nag,ringmaster] [--out benchmarks/results/methods.jsonl]

@@ -373,7 +373,7 @@ def replica_table(args, workers, replicas, env):
   print(f"\nreplica table: {args.model}, {args.algorithm}, B={args.batch}, "
         f"{args.steps} master steps per chunk; ms per master step per replica, "
         f"ratio R/R={base} (target <= {REPLICA_TARGET})", flush=True)
-  name = lambda r, m: f"R={r}" + (f" {m}" if m else "")  # noqa: E731
+  name = lambda r, m: f"R={r}" + (f" {m}" if m else "")
   header = "".join(f"{name(r, m):>11s}" for r, m in columns)
   ratios = "".join(f"{name(r, m) + ' ratio':>15s}" for r, m in columns[1:])
   print(f"{'execution':10s}{'N':>5s}  {'timing':14s}{header}{ratios}", flush=True)

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.timing import time_calls

@@ -101,7 +101,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     raise ConfigError(f"mode={mode!r} is not allowed: choose one of {MODES}.")
   explicit = (mode == "explicit" or
               (mode == "auto" and EXPLICIT_GRADIENTS.get(jax.default_backend(), False)))
-  unit = lambda d: d is None or all(v == 1 for v in d)  # noqa: E731
+  unit = lambda d: d is None or all(v == 1 for v in d)
   if explicit and _is_nhwc(dimension_numbers, lhs.ndim) and unit(lhs_dilation) \
       and unit(rhs_dilation) and feature_group_count == 1 and batch_group_count == 1 \
       and preferred_element_type is None:

@@ -22,7 +22,7 @@ from dana_jax.engine import Model
 from dana_jax.errors import ConfigError
 
 
-def Conv(*args, **kwargs) -> nn.Conv:  # noqa: N802 - a module constructor
+def Conv(*args, **kwargs) -> nn.Conv:  # a module constructor
   """flax's ``nn.Conv`` with :mod:`dana_jax.conv`'s gradients (fast inside scan on XLA:CPU)."""
   return nn.Conv(*args, conv_general_dilated=_conv.conv_general_dilated, **kwargs)
 
@@ -179,7 +179,7 @@ def flax_model(module: nn.Module, input_shape: Sequence[int], *,
   input_dtype = float_dtype if input_dtype is None else input_dtype
   loss_fn = _classification_loss if loss is None else loss
   if metrics is None and loss is not None:
-    metrics = lambda outputs, labels: {"loss": loss_fn(outputs, labels)}  # noqa: E731
+    metrics = lambda outputs, labels: {"loss": loss_fn(outputs, labels)}
 
   def rngs_for(key):
     if key is None or not rng_names:
@@ -281,7 +281,7 @@ class _CifarBasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    norm = lambda: _batch_norm(train, self.bn_momentum)  # noqa: E731
+    norm = lambda: _batch_norm(train, self.bn_momentum)
     y = Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False,
                 kernel_init=_he_normal)(x)
     y = nn.relu(norm()(y))
@@ -327,7 +327,7 @@ class _WideBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    norm = lambda: _batch_norm(train, self.bn_momentum)  # noqa: E731
+    norm = lambda: _batch_norm(train, self.bn_momentum)
     out = nn.relu(norm()(x))
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.channels:
@@ -372,7 +372,7 @@ class _Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    norm = lambda **kw: _batch_norm(train, self.bn_momentum, **kw)  # noqa: E731
+    norm = lambda **kw: _batch_norm(train, self.bn_momentum, **kw)
     y = nn.relu(norm()(Conv(self.channels, (1, 1), use_bias=False,
                                kernel_init=_he_normal)(x)))
     y = nn.relu(norm()(Conv(self.channels, (3, 3), self.strides, padding="SAME",

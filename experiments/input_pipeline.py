@@ -166,7 +166,7 @@ def _read_all(source, what: str, image_shape: tuple) -> tuple[np.ndarray, np.nda
       items = [source[i] for i in range(start, min(start + 1024, n))]
       images.append(np.stack([np.asarray(x["image"]) for x in items]))
       labels.append(np.asarray([x["label"] for x in items], np.int32))
-  except Exception as e:  # noqa: BLE001 - array_record and the decoders raise many kinds
+  except Exception as e:  # array_record and the decoders raise many kinds
     raise DataError(f"{what}: cannot read the examples in {_source_files(source)} "
                     f"({type(e).__name__}: {e}); the files are truncated or corrupt: delete "
                     "them and prepare the data set again.") from e
@@ -226,7 +226,7 @@ def _fashion_sources(data_dir, idx_dir, download):
     return builder.as_data_source("train"), builder.as_data_source("test")
   try:
     return _tfds_sources("fashion_mnist", data_dir, download)
-  except Exception as e:  # noqa: BLE001 - any failure here means: the data is not available
+  except Exception as e:  # any failure here means: the data is not available
     raise DataError(
         f"Fashion-MNIST was not found: no IDX files in {idx_dir} and tfds's 'fashion_mnist' "
         f"is not prepared in data_dir={data_dir or '~/tensorflow_datasets'} "
@@ -255,7 +255,7 @@ def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
   else:
     try:
       train, test = _tfds_sources(name, data_dir, download)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
       raise DataError(
           f"{name} was not found in data_dir={data_dir or '~/tensorflow_datasets'} "
           f"({type(e).__name__}: {_first_line(e)}); nothing is downloaded here. Prepare it "
@@ -293,7 +293,7 @@ def imagenet(*, data_dir: str | None = None, download: bool = False, stored_size
   try:
     train, validation = _tfds_sources("imagenet2012", data_dir, download,
                                       splits=("train", "validation"))
-  except Exception as e:  # noqa: BLE001 - any failure here means: the data is not available
+  except Exception as e:  # any failure here means: the data is not available
     import tensorflow_datasets as tfds
 
     instructions = textwrap.dedent(

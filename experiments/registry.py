@@ -69,7 +69,7 @@ def model_factory(name: str):
     raise ModelError(f"config.model={name!r} is not allowed: cannot import {module_name!r} "
                      f"({e}); it must be importable from the working directory or "
                      "PYTHONPATH") from None
-  except Exception as e:  # noqa: BLE001 - importing a user's module runs its code
+  except Exception as e:  # importing a user's module runs its code
     raise ModelError(f"config.model={name!r} is not allowed: importing {module_name!r} "
                      f"raised {type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from None
   factory = getattr(module, attr, None)

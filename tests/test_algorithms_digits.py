@@ -1,6 +1,6 @@
 """Every named algorithm runs through the engine on real data (scikit-learn digits).
 
-Issue 3, item 5: N = 16 and 32, each algorithm to completion, with lag, gap and
+N = 16 and 32, each algorithm to completion, with lag, gap and
 penalty statistics logged. The paper's claims are measured by the experiments,
 not asserted here.
 """

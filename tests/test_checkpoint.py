@@ -53,7 +53,7 @@ def test_resumed_simulation_equals_uninterrupted(execution, tmp_path):
   resumed = dj.simulate(simulator(execution=execution), 60, checkpoint_dir=tmp_path / "ckpt",
                         checkpoint_every_steps=20, callback=replayed.append, **kwargs)
   assert [r["step"] for r in replayed] == [10, 20, 30, 40, 50, 60]  # 10, 20 restored
-  strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "examples_per_second")}  # noqa: E731
+  strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "examples_per_second")}
                      for r in h]
   assert strip(resumed.history) == strip(whole.history)
   np.testing.assert_array_equal(flat(jax.device_get(resumed.state)),

@@ -24,7 +24,7 @@ def test_explicit_gradients_equal_xla_gradients(size, kernel, stride, padding):
   rng = np.random.default_rng(size * kernel + stride)
   x = jnp.asarray(rng.normal(size=(3, size, size + 1, 4)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(kernel, kernel, 4, 5)), jnp.float32)
-  explicit = lambda *a, **k: conv.conv_general_dilated(*a, mode="explicit", **k)  # noqa: E731
+  explicit = lambda *a, **k: conv.conv_general_dilated(*a, mode="explicit", **k)
   np.testing.assert_array_equal(
       explicit(x, w, (stride, stride), padding, dimension_numbers=NHWC),
       lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC))
@@ -38,9 +38,9 @@ def test_unsupported_configurations_fall_back_to_lax():
   x = jnp.ones((2, 6, 6, 4))
   for kwargs, w in (({"feature_group_count": 2}, jnp.ones((3, 3, 2, 4))),
                     ({"rhs_dilation": (2, 2)}, jnp.ones((3, 3, 4, 4)))):
-    f = lambda w_: jnp.sum(conv.conv_general_dilated(  # noqa: E731
+    f = lambda w_: jnp.sum(conv.conv_general_dilated(
         x, w_, (1, 1), "SAME", dimension_numbers=NHWC, mode="explicit", **kwargs) ** 2)
-    g = lambda w_: jnp.sum(lax.conv_general_dilated(  # noqa: E731
+    g = lambda w_: jnp.sum(lax.conv_general_dilated(
         x, w_, (1, 1), "SAME", dimension_numbers=NHWC, **kwargs) ** 2)
     np.testing.assert_array_equal(jax.grad(f)(w), jax.grad(g)(w))
   with pytest.raises(ValueError, match="mode='fast'"):

@@ -230,7 +230,7 @@ def test_memory_estimate_counts_worker_stacks_and_dana_momenta():
 def test_host_data_gives_the_same_run_as_device_arrays(algorithm, execution):
   """Batches loaded on the host per chunk (HostData, e.g. ImageNet) ≡ gathered on device."""
   x, y = digits_subset()
-  crop = lambda images, key: images + 0.1 * jax.random.normal(key, images.shape)  # noqa: E731
+  crop = lambda images, key: images + 0.1 * jax.random.normal(key, images.shape)
   kwargs = dict(num_workers=4, batch_size=16, seeds=[0, 3], execution=execution,
                 augment=crop, hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
                 timing=S.heterogeneous())
@@ -310,7 +310,7 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
   xs, valid = sim.chunk_inputs(schedules, 0, 20, rows)
   hlo = sim.chunk_fn().lower(state, xs, sim.data_keys, sim.hp(), valid,
                              sim.device_data()).compile().as_text()
-  shapes = lambda op: {tuple(int(d) for d in s.split(",") if d)  # noqa: E731
+  shapes = lambda op: {tuple(int(d) for d in s.split(",") if d)
                        for s in re.findall(rf"= f32\[([0-9,]*)\]\{{[0-9,]*\}} {op}\(", hlo)}
   r = (len(seeds),) if seeds else ()
   leaves = {r + tuple(p.shape[len(r):]) for p in jax.tree_util.tree_leaves(state.params)}

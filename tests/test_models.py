@@ -17,7 +17,7 @@ def n_params(module, shape):
 def cifar_resnet_count(depth, classes=10):
   """Option-A ResNet-(6n+2) counted by hand: convs, BN scale+bias, the dense head."""
   n = (depth - 2) // 6
-  conv = lambda cin, cout: 9 * cin * cout  # noqa: E731
+  conv = lambda cin, cout: 9 * cin * cout
   total = conv(3, 16) + 2 * 16
   for cin, cout in ((16, 16), (16, 32), (32, 64)):
     total += conv(cin, cout) + conv(cout, cout) + 4 * cout          # first block

@@ -77,7 +77,7 @@ def allowed_words(spec) -> list[str]:
     return [f"integer in [{spec.minimum}, {spec.maximum}]" if spec.maximum is not None
             else f"integer ≥ {spec.minimum}"]
   if isinstance(spec, specs.Real):
-    fmt = lambda x: str(int(x)) if float(x).is_integer() else repr(float(x))  # noqa: E731
+    fmt = lambda x: str(int(x)) if float(x).is_integer() else repr(float(x))
     if spec.high == math.inf and spec.low > -math.inf:
       return [f"{'>' if spec.low_open else '≥'} {fmt(spec.low)}"]
     if spec.low > -math.inf:

@@ -57,7 +57,7 @@ def test_schedule_lags_follow_arrival_order_and_blocks_partition(
 def test_sa_and_ga_never_amplify_a_gradient(lags, seed, scale, learning_rate, beta, penalty,
                                             per_tensor):
   rng = np.random.default_rng(seed)
-  draw = lambda: {"w": jnp.asarray(scale * rng.normal(size=(3, 4)), jnp.float32),  # noqa: E731
+  draw = lambda: {"w": jnp.asarray(scale * rng.normal(size=(3, 4)), jnp.float32),
                   "b": jnp.asarray(scale * rng.normal(size=5), jnp.float32)}
   params = draw()
   sa = T.scale_by_staleness()

@@ -29,8 +29,8 @@ def main():
   params, _ = model.init(jax.random.key(0))
   x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 28, 28, 1)), jnp.float32)
   y = jnp.zeros(32, jnp.int32)
-  grad = lambda p, x: jax.grad(lambda p: model.loss(p, x, y, jax.random.key(1))[0])(p)  # noqa: E731
-  stack = lambda t, n: jax.tree.map(lambda a: jnp.stack([a] * n), t)  # noqa: E731
+  grad = lambda p, x: jax.grad(lambda p: model.loss(p, x, y, jax.random.key(1))[0])(p)
+  stack = lambda t, n: jax.tree.map(lambda a: jnp.stack([a] * n), t)
   print(f"1 gradient: {best_ms(grad, params, x):.3f} ms")
   print(f"vmap K = 4: {best_ms(jax.vmap(grad), stack(params, 4), stack(x, 4)) / 4:.3f} "
         "ms per gradient")

@@ -29,7 +29,7 @@ def main():
   rows1, rows_r = jnp.ones((K, P)), jnp.ones((R, K, P))
   idx1 = jnp.array([3, 10, 20, 40])
   idx_r = idx1[None] + jnp.arange(R)[:, None]
-  ten = lambda body: lambda s: jax.lax.fori_loop(0, 10, body, s)  # noqa: E731
+  ten = lambda body: lambda s: jax.lax.fori_loop(0, 10, body, s)
 
   def dus1(i, s):
     for k in range(K):

@@ -159,7 +159,7 @@ def dana_where(condition, new: DanaState, old: DanaState) -> DanaState:
   The update wrote one row of the per-worker stack (``new.last_worker``); only
   that row is selected, so no [N, …] select (or copy) is made.
   """
-  pick = lambda a, b: jnp.where(condition, a, b)  # noqa: E731
+  pick = lambda a, b: jnp.where(condition, a, b)
   row = new.last_worker
   kept = jax.tree.map(lambda n, o: pick(n[row], o[row]), new.momenta, old.momenta)
   return DanaState(count=pick(new.count, old.count),

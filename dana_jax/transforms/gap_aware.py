@@ -143,12 +143,12 @@ def scale_by_gap_aware(
       return (d / g).astype(d.dtype), ratio, g
 
     triples = jax.tree.map(one_leaf, updates, second_moment, reference, stale_params)
-    is_triple = lambda x: isinstance(x, tuple) and len(x) == 3  # noqa: E731
+    is_triple = lambda x: isinstance(x, tuple) and len(x) == 3
     new_updates = jax.tree.map(lambda x: x[0], triples, is_leaf=is_triple)
     ratios = jax.tree.map(lambda x: x[1], triples, is_leaf=is_triple)
     penalties = jax.tree.map(lambda x: x[2], triples, is_leaf=is_triple)
     size = tree_size(updates)
-    total = lambda t: sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(t))  # noqa: E731
+    total = lambda t: sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(t))
     mean_gap = total(ratios) / size
     # mean(1 + |Δ|/C) = 1 + mean(|Δ|/C): one reduction fewer (an element-wise
     # pass over the parameters per step); equal up to float rounding.
