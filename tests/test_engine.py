@@ -329,7 +329,7 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
 
 
 def test_values_after_is_exact_for_every_value():
-  from dana_jax.transforms._common import values_after
+  from dana_jax.trees import values_after
   tree = {"a": jnp.array([0.0, -0.0, 1e-38, -3.5, jnp.inf, -jnp.inf, jnp.nan]),
           "b": jnp.arange(3, dtype=jnp.bfloat16)}
   for scalar in (jnp.float32(2.0), jnp.float32(jnp.nan), jnp.float32(-jnp.inf)):
