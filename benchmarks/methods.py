@@ -22,7 +22,6 @@ import jax
 
 import dana_jax as dj
 from benchmarks import run
-from dana_jax import models
 
 METHODS = [  # (label, algorithm, options, gradients per master step as a function of N)
     ("nag", "nag", {}, lambda n: 1),
@@ -77,7 +76,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   env = {**run.environment(argv), "command": "python -m benchmarks.methods " + " ".join(argv)}
   factory, shape = run.MODELS[args.model]
-  model = models.flax_model(factory(), shape)
+  model = dj.flax_model(factory(), shape)
   x, y = run.synthetic(shape, 16 * args.batch, 10)
   n, rows = args.workers, []
   print(f"{args.model}, N={n}, B={args.batch}, {args.timing} timing, {args.steps} steps per "

@@ -25,7 +25,6 @@ import jax
 
 import dana_jax as dj
 from benchmarks.run import MODELS, synthetic
-from dana_jax import models
 
 
 def op_times(trace_dir: str) -> tuple[collections.Counter, collections.Counter]:
@@ -48,7 +47,7 @@ def profile(model_name: str, num_workers: int, algorithm: str, batch: int, steps
   """(ms per master step untraced, [(op, µs per master step)] longest first)."""
   factory, shape = MODELS[model_name]
   x, y = synthetic(shape, 1024, 10)
-  sim = dj.Simulator(models.flax_model(factory(), shape), algorithm, x, y,
+  sim = dj.Simulator(dj.flax_model(factory(), shape), algorithm, x, y,
                      num_workers=num_workers, batch_size=batch, execution="steps",
                      hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4))
   schedules = sim.schedules(3 * steps, steps)

@@ -230,7 +230,7 @@ def environment(argv) -> dict:
 def setting(args, num_workers, model_name, env):
   """``(model, x, y, base row)`` of one configuration: synthetic data of the model's shape."""
   factory, shape = MODELS[model_name]
-  model = models.flax_model(factory(), shape)
+  model = dj.flax_model(factory(), shape)
   classes = 1000 if model_name == "resnet50" else 10
   k = num_workers if args.block_size is None else args.block_size
   x, y = synthetic(shape, max(16 * args.batch, 2 * k * args.batch), classes)

@@ -1,5 +1,5 @@
-"""The named algorithms, each a complete optax optimizer and, where it has one, a
-schedule rule.
+"""The named algorithms, each a complete optax optimizer and, where it has one, an
+event plan.
 
 One registry, :data:`ALGORITHMS`, maps the names of the GA paper (``sgd``,
 ``asgd``, ``nag``, ``sa``, ``ga``, ``dana``, ``dana_sa``, ``dana_ga``,
@@ -12,7 +12,12 @@ base optimizer decouples it (``adamw``, ``muon``).
 
 A rule that changes *which* gradients are applied when (cancellation,
 rounds, local steps) is an :class:`EventPlan` made by the algorithm's
-``schedule`` builder from its options (:mod:`dana_jax.schedule_rules`).
+``plan`` builder from its options (the event and round rules of
+:mod:`dana_jax.schedule`).
+
+A new staleness rule is a transform (one file in :mod:`dana_jax.transforms`) and one
+:class:`Algorithm` entry here: its name, builder, options' checks, display order (the
+registry's order) and colour all live in the entry.
 
 Example:
   >>> import jax.numpy as jnp
@@ -29,19 +34,20 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import optax
 
-from dana_jax import schedule_rules as rules
 from dana_jax import transforms as T
 from dana_jax.engine.workers import INNER_OPTIMIZERS, InnerOptimizer, LocalSteps
 from dana_jax.errors import ConfigError
+from dana_jax.schedule import DiscardAtDelay, FastestRule, RennalaRule, RestartAtDelay
 from dana_jax.specs import Bool, Choice, Int, Real, Spec, declared, takes
-from dana_jax.transforms._common import find_state
 from dana_jax.transforms.gap_aware import PENALTIES
+from dana_jax.trees import find_state
 
 BASES = ("sgd", "adam", "adamw", "muon")
 OUTER_RULES = ("nesterov", "delayed_nesterov", "adam", "adamw", "muon")
@@ -72,7 +78,7 @@ class EventPlan(NamedTuple):
   worker_program: Any = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Algorithm:
   """A named optimizer family.
 
@@ -83,8 +89,9 @@ class Algorithm:
       numbers may be traced (replicas with different hyperparameters).
     synchronous: rounds of G gradients on the same θ are averaged per master step.
     description: one line for listings.
-    schedule: ``schedule(num_workers, **options) -> EventPlan``, or None.
-      ``build`` and ``schedule`` each receive the options they name, and each
+    plan: ``plan(num_workers, **options) -> EventPlan``, the algorithm's changes to
+      the event model, or None (``schedule=``, its former name, is a deprecated alias).
+      ``build`` and ``plan`` each receive the options they name, and each
       declares its options' checks beside its definition with
       :func:`dana_jax.specs.takes` (e.g. ``@takes(beta=Real(0, 1, high_open=True))``);
       :meth:`check_options` runs them and refuses an option without one.
@@ -96,13 +103,36 @@ class Algorithm:
   build: Callable[..., optax.GradientTransformationExtraArgs]
   synchronous: bool = False
   description: str = ""
-  schedule: Callable[..., EventPlan] | None = None
+  plan: Callable[..., EventPlan] | None = None
   colour: str | None = None
+
+  def __init__(self, name: str, build: Callable[..., optax.GradientTransformationExtraArgs],
+               synchronous: bool = False, description: str = "",
+               plan: Callable[..., EventPlan] | None = None, colour: str | None = None, *,
+               schedule: Callable[..., EventPlan] | None = None):
+    if schedule is not None:
+      warnings.warn("Algorithm(schedule=...) is deprecated: use Algorithm(plan=...) "
+                    "('schedule' names the event schedule).", DeprecationWarning, stacklevel=2)
+      if plan is not None:
+        raise ConfigError("schedule=... is not allowed with plan=...: give plan only "
+                          "(schedule is its deprecated name).")
+      plan = schedule
+    for field, value in (("name", name), ("build", build), ("synchronous", synchronous),
+                         ("description", description), ("plan", plan), ("colour", colour)):
+      object.__setattr__(self, field, value)
+
+  @property
+  def schedule(self) -> Callable[..., EventPlan] | None:
+    """Deprecated alias of :attr:`plan`."""
+    warnings.warn("Algorithm.schedule is deprecated: use Algorithm.plan (the builder) or "
+                  "Algorithm.event_plan(num_workers, options) (its EventPlan).",
+                  DeprecationWarning, stacklevel=2)
+    return self.plan
 
   def options(self) -> tuple[str, ...]:
     names = _keyword_options(self.build)
-    if self.schedule is not None:
-      names += tuple(n for n in _keyword_options(self.schedule) if n not in names)
+    if self.plan is not None:
+      names += tuple(n for n in _keyword_options(self.plan) if n not in names)
     return names
 
   def optimizer(self, learning_rate, momentum, weight_decay, num_workers, options):
@@ -112,18 +142,18 @@ class Algorithm:
                       **{k: v for k, v in options.items() if k in mine})
 
   def event_plan(self, num_workers: int, options) -> EventPlan:
-    """The algorithm's :class:`EventPlan` (all defaults if it has no schedule rule)."""
-    if self.schedule is None:
+    """The algorithm's :class:`EventPlan` (all defaults if it has no ``plan``)."""
+    if self.plan is None:
       return EventPlan()
-    mine = _keyword_options(self.schedule)
-    return self.schedule(num_workers, **{k: v for k, v in options.items() if k in mine})
+    mine = _keyword_options(self.plan)
+    return self.plan(num_workers, **{k: v for k, v in options.items() if k in mine})
 
   def option_specs(self) -> dict[str, Spec]:
     """Each option's declared check (:mod:`dana_jax.specs`), from ``build`` and
-    ``schedule`` (each declares its own with :func:`~dana_jax.specs.takes`)."""
+    ``plan`` (each declares its own with :func:`~dana_jax.specs.takes`)."""
     specs = declared(self.build)
-    if self.schedule is not None:
-      specs.update({k: v for k, v in declared(self.schedule).items() if k not in specs})
+    if self.plan is not None:
+      specs.update({k: v for k, v in declared(self.plan).items() if k not in specs})
     return specs
 
   def check_options(self, options) -> None:
@@ -304,20 +334,20 @@ def _dc_asgd(learning_rate, momentum, weight_decay, num_workers, *, variance_con
        cancel=Bool("restart jobs at delay R (True) or discard their gradients (False)"))
 def _ringmaster_plan(num_workers, *, max_delay=None, cancel=True):
   if cancel:
-    return EventPlan(restart_rule=rules.RestartAtDelay(max_delay))
-  return EventPlan(discard_rule=rules.DiscardAtDelay(max_delay))
+    return EventPlan(restart_rule=RestartAtDelay(max_delay))
+  return EventPlan(discard_rule=DiscardAtDelay(max_delay))
 
 
 @takes(num_gradients=Int(1, meaning="m ≤ N, the gradients per round; required, "
                                  "docs/spec.md §6.3"))
 def _msync_plan(num_workers, *, num_gradients=None):
-  return EventPlan(round_rule=rules.FastestRule(num_gradients, num_workers))
+  return EventPlan(round_rule=FastestRule(num_gradients, num_workers))
 
 
 @takes(num_gradients=Int(1, meaning="S, the gradients per round; required, "
                                  "docs/spec.md §6.4"))
 def _rennala_plan(num_workers, *, num_gradients=None):
-  return EventPlan(round_rule=rules.RennalaRule(num_gradients))
+  return EventPlan(round_rule=RennalaRule(num_gradients))
 
 
 def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation, base="sgd"):
@@ -340,9 +370,9 @@ def _outer(outer, learning_rate, momentum, num_workers, buffer_size, activation,
   if outer in BASES:
     return _base(outer, learning_rate, momentum, 0.0)[1]
   algorithm = ALGORITHMS.get(outer)
-  if algorithm is None or algorithm.synchronous or algorithm.schedule is not None:
+  if algorithm is None or algorithm.synchronous or algorithm.plan is not None:
     allowed = list(OUTER_RULES) + sorted(a.name for a in ALGORITHMS.values()
-                                         if not a.synchronous and a.schedule is None)
+                                         if not a.synchronous and a.plan is None)
     raise ConfigError(f"algorithm_options.outer={outer!r} is not allowed: choose one of "
                      f"{allowed}.")
   if "base" in _keyword_options(algorithm.build):
@@ -361,9 +391,9 @@ def _rules_with_base():
 
 def _outer_rules() -> tuple[str, ...]:
   """What ``outer`` may name: the rules of :data:`OUTER_RULES`, or an asynchronous
-  registry algorithm without schedule rules (a §2 rule over its base)."""
+  registry algorithm without an event plan (a §2 rule over its base)."""
   return OUTER_RULES + tuple(sorted(a.name for a in ALGORITHMS.values()
-                                    if not a.synchronous and a.schedule is None))
+                                    if not a.synchronous and a.plan is None))
 
 
 @takes(outer=Choice(_outer_rules, "the master's rule on pseudo-gradients, docs/spec.md §6.5"),
@@ -416,14 +446,14 @@ ALGORITHMS: dict[str, Algorithm] = {
                   description="delay compensation, then NAG (or base)"),
         Algorithm("delay_adaptive", _delay_adaptive, colour="#c51b7d",
                   description="delay-adaptive: d · min(1, N / max(τ, 1)), then NAG (or base)"),
-        Algorithm("ringmaster", _heavy_ball, schedule=_ringmaster_plan, colour="#8c510a",
+        Algorithm("ringmaster", _heavy_ball, plan=_ringmaster_plan, colour="#8c510a",
                   description="Ringmaster: jobs reaching delay R are restarted; heavy ball"),
-        Algorithm("msync", _nag, synchronous=True, schedule=_msync_plan, colour="#01665e",
+        Algorithm("msync", _nag, synchronous=True, plan=_msync_plan, colour="#01665e",
                   description="m-synchronous: the m fastest of N gradients per round, NAG"),
-        Algorithm("rennala", _heavy_ball, synchronous=True, schedule=_rennala_plan,
+        Algorithm("rennala", _heavy_ball, synchronous=True, plan=_rennala_plan,
                   colour="#35978f",
                   description="Rennala: the first S gradients of back-to-back jobs per round"),
-        Algorithm("async_local_sgd", _async_local_sgd, schedule=_async_local_sgd_plan,
+        Algorithm("async_local_sgd", _async_local_sgd, plan=_async_local_sgd_plan,
                   colour="#d6604d",
                   description="asynchronous local SGD: H inner steps per job, outer rule"),
         Algorithm("ssgd", _nag, synchronous=True, colour="#4d4d4d",

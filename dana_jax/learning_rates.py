@@ -1,9 +1,15 @@
-"""The GA paper's learning-rate schedule (spec §3) as a traceable optax schedule, per
-master step or in epochs (:class:`InEpochs`, resolved by the simulator)."""
+"""Learning-rate schedules: the GA paper's (docs/spec.md §3) as a traceable optax schedule,
+per master step (:func:`paper_learning_rate`) or in epochs (:class:`InEpochs`, resolved
+by the simulator; :func:`paper_in_epochs`).
+
+"Schedule" alone names the event schedule (:mod:`dana_jax.schedule`);
+``paper_schedule`` is a deprecated alias of :func:`paper_learning_rate`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
@@ -18,7 +24,7 @@ _WARMUP = Real(0, meaning="epochs of linear warm-up")
 _DECAY_FACTOR = Real(0, low_open=True, meaning="the factor at each decay epoch")
 
 
-def _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor) -> None:
+def _check_paper_args(num_workers, warmup_epochs, decay_epochs, decay_factor) -> None:
   _NUM_WORKERS.check("num_workers", num_workers)
   _WARMUP.check("warmup_epochs", warmup_epochs)
   ok = np.iterable(decay_epochs) and not isinstance(decay_epochs, (str, bytes))
@@ -31,7 +37,7 @@ def _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor) -> N
   _DECAY_FACTOR.check("decay_factor", decay_factor)
 
 
-def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: int = 1,
+def paper_learning_rate(base_learning_rate, *, steps_per_epoch: float, num_workers: int = 1,
                    warmup_epochs: float = 5.0, decay_epochs: Sequence[float] = (80, 120),
                    decay_factor: float = 0.1):
   """Linear warm-up from η/N to η over ``warmup_epochs``, then ×``decay_factor`` at each
@@ -44,12 +50,12 @@ def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: i
   """
   # Fractional for synchronous rounds of N gradients (docs/spec.md §2.9).
   _STEPS_PER_EPOCH.check("steps_per_epoch", steps_per_epoch)
-  _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor)
+  _check_paper_args(num_workers, warmup_epochs, decay_epochs, decay_factor)
   warmup_steps = warmup_epochs * steps_per_epoch
   dtype = jnp.result_type(float)  # float32, or float64 under jax_enable_x64
   boundaries = jnp.asarray([e * steps_per_epoch for e in decay_epochs], dtype)
 
-  def schedule(count):
+  def learning_rate(count):
     step = jnp.asarray(count, dtype)
     base = jnp.asarray(base_learning_rate, dtype)
     start = base / num_workers
@@ -60,7 +66,7 @@ def paper_schedule(base_learning_rate, *, steps_per_epoch: float, num_workers: i
     decays = jnp.sum(step >= boundaries) if len(decay_epochs) else 0
     return warm * decay_factor ** decays
 
-  return schedule
+  return learning_rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,11 +98,21 @@ class InEpochs:
 def paper_in_epochs(*, num_workers: int = 1, warmup_epochs: float = 5.0,
                     decay_epochs: Sequence[float] = (80, 120),
                     decay_factor: float = 0.1) -> InEpochs:
-  """:func:`paper_schedule` in epochs: warm-up from η/N over ``warmup_epochs``, then
+  """:func:`paper_learning_rate` in epochs: warm-up from η/N over ``warmup_epochs``, then
   ×``decay_factor`` at each of ``decay_epochs`` — no steps per epoch needed. (Equal to
-  ``paper_schedule`` with the simulator's steps per epoch up to float rounding of
+  ``paper_learning_rate`` with the simulator's steps per epoch up to float rounding of
   step / steps per epoch.)"""
-  _check_schedule(num_workers, warmup_epochs, decay_epochs, decay_factor)
-  return InEpochs(lambda base, epoch: paper_schedule(
+  _check_paper_args(num_workers, warmup_epochs, decay_epochs, decay_factor)
+  return InEpochs(lambda base, epoch: paper_learning_rate(
       base, steps_per_epoch=1.0, num_workers=num_workers, warmup_epochs=warmup_epochs,
       decay_epochs=decay_epochs, decay_factor=decay_factor)(epoch))
+
+
+def __getattr__(name: str):
+  """``paper_schedule``: a deprecated alias of :func:`paper_learning_rate`."""
+  if name == "paper_schedule":
+    warnings.warn("paper_schedule is deprecated: use paper_learning_rate (a learning-rate "
+                  "schedule; 'schedule' names the event schedule).", DeprecationWarning,
+                  stacklevel=2)
+    return paper_learning_rate
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dana_jax import models
+from dana_jax.engine import Model
+from dana_jax.engine.flax_adapter import flax_model
 from dana_jax.errors import ConfigError
 
 
@@ -129,8 +130,8 @@ def lm_metrics(logits: jax.Array, labels: jax.Array) -> dict:
   return {"loss": loss, "bits_per_token": loss / math.log(2.0), "error": error}
 
 
-def language_model(module: nn.Module, window: int, **kwargs) -> models.Model:
+def language_model(module: nn.Module, window: int, **kwargs) -> Model:
   """``module`` (e.g. :class:`DecoderLM`) as an engine model on windows of ``window``
   integer tokens, with :func:`lm_loss` and :func:`lm_metrics`."""
-  return models.flax_model(module, (int(window),), loss=lm_loss, metrics=lm_metrics,
-                           input_dtype=jnp.int32, **kwargs)
+  return flax_model(module, (int(window),), loss=lm_loss, metrics=lm_metrics,
+                    input_dtype=jnp.int32, **kwargs)

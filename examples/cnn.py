@@ -5,7 +5,7 @@
 
 ``--config.model=package.module:factory`` takes any importable callable that is
 given the number of classes and returns a flax linen module called as
-``module(x, train=...)``. The engine's adapter (``dana_jax.models.flax_model``)
+``module(x, train=...)``. The engine's adapter (``dana_jax.flax_model``)
 folds each ``nn.BatchNorm``'s running statistics with that layer's own
 momentum and gives every dispatch its own ``dropout`` PRNG key (deterministic
 per seed), so nothing else has to change.

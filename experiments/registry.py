@@ -53,7 +53,7 @@ def _takes_one_argument(factory) -> str | None:
 def model_factory(name: str):
   """``(config, num_classes) -> flax module`` of ``config.model``: a name of ``MODELS``, or
   ``package.module:factory`` — a callable of the number of classes returning a flax
-  module that is called as ``module(x, train=...)`` (the adapter ``models.flax_model``).
+  module that is called as ``module(x, train=...)`` (the adapter ``dana_jax.flax_model``).
   A factory that cannot be called with one argument is refused here, before any data
   is loaded; what it raises when called is :func:`experiments.train.make_model`'s to say."""
   if name in MODELS:

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from dana_jax import schedule as S
+from dana_jax import timing as TM
 from experiments import validate
 
 
@@ -34,7 +35,7 @@ def gamma_density(x, shape, scale):
   return np.exp(log_pdf)
 
 
-def densities(models: dict[str, S.GammaTiming]) -> dict:
+def densities(models: dict[str, TM.GammaTiming]) -> dict:
   out = []
   for name, timing in models.items():
     mean = timing.mean()
@@ -95,7 +96,7 @@ def run(config, workdir) -> None:
   train.check_workdir(workdir)
   workers = [int(n) for n in config.num_workers]
   began = time.perf_counter()
-  est = S.estimate_speedup(S.homogeneous(), workers, num_runs=config.runs,
+  est = S.estimate_speedup(TM.homogeneous(), workers, num_runs=config.runs,
                            num_iterations=config.iterations)
   seconds = time.perf_counter() - began
   result = {k: np.asarray(v).tolist() for k, v in est.items()}
@@ -104,7 +105,7 @@ def run(config, workdir) -> None:
   workdir.mkdir(parents=True, exist_ok=True)  # only once the numbers exist
   (workdir / "speedup.json").write_text(json.dumps(result, indent=2))
   (workdir / "densities.json").write_text(json.dumps(densities(
-      {"homogeneous": S.homogeneous(), "heterogeneous": S.heterogeneous()})))
+      {"homogeneous": TM.homogeneous(), "heterogeneous": TM.heterogeneous()})))
   lines = ["| N | ASGD | SSGD |", "|---|---|---|"]
   lines += [f"| {n} | {a:.2f} ± {sa:.2f} | {s:.2f} ± {ss:.2f} |" for n, a, sa, s, ss in zip(
       result["num_workers"], result["asgd"], result["asgd_std"], result["ssgd"],

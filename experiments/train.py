@@ -33,8 +33,7 @@ import jax
 import numpy as np
 
 import dana_jax as dj
-from dana_jax import checkpoint, data, models, transformer
-from dana_jax import schedule as S
+from dana_jax import checkpoint, data, transformer
 from dana_jax.engine.simulator import batches_per_step
 from experiments import registry, rundir, validate
 
@@ -152,7 +151,7 @@ def make_model(config, input_shape, num_classes):
   try:
     if config.dataset in registry.TEXT_DATASETS:  # next-token loss on token windows
       return transformer.language_model(module, input_shape[0])
-    return models.flax_model(module, input_shape)
+    return dj.flax_model(module, input_shape)
   except Exception as e:  # noqa: BLE001 - a user's module that does not fit the data
     raise validate.ConfigError(f"config.model={config.model!r} is not allowed: initialising "
                                f"it on inputs of shape {tuple(input_shape)} failed "
@@ -182,7 +181,7 @@ def timing_model(config):
     kwargs["shape"] = config.timing_shape
   if config.get("worker_speed_shape") is not None:
     kwargs["worker_speed_shape"] = config.worker_speed_shape
-  return S.make_timing(config.timing, **kwargs)
+  return dj.timing.make_timing(config.timing, **kwargs)
 
 
 def _per_workers(field, value, num_workers):
@@ -448,11 +447,11 @@ def check_with_library(config, points, mesh) -> None:
     _require_algorithm(name, config)
   if config.get("timing_shape") is not None:  # first: heterogeneous(shape=0) divides by it
     with check("timing_shape"):
-      S.GammaTiming(shape=config.timing_shape).validate(1)
+      dj.GammaTiming(shape=config.timing_shape).validate(1)
   if config.get("worker_speed_shape") is not None:
     with check("worker_speed_shape"):
       try:
-        S.GammaTiming(shape=1.0, worker_speed_shape=config.worker_speed_shape).validate(1)
+        dj.GammaTiming(shape=1.0, worker_speed_shape=config.worker_speed_shape).validate(1)
       except ValueError as e:  # the library names its own field, timing.worker_speed_shape
         raise ValueError(str(e).replace("timing.worker_speed_shape", "worker_speed_shape",
                                         1)) from None
@@ -525,7 +524,7 @@ def simulator(config, point: dict, dataset, mesh=None):
   timing = timing_model(config)
   steps_per_epoch = (dataset.num_train // config.batch_size) / batches_per_step(
       algorithm, num_workers, options, timing, [s for _, s in simulated])
-  schedule = functools.partial(dj.paper_schedule, steps_per_epoch=steps_per_epoch,
+  schedule = functools.partial(dj.paper_learning_rate, steps_per_epoch=steps_per_epoch,
                                num_workers=num_workers, warmup_epochs=config.warmup_epochs,
                                decay_epochs=tuple(config.decay_epochs))
   # config.block_size caps K for the whole sweep (K ≤ N, e.g. N = 1 for the baseline).

@@ -37,10 +37,10 @@ def test_named_algorithm_runs_and_logs(algorithm, num_workers):
   tx, ty, vx, vy = digits()
   spe = tx.shape[0] // 32
   sim = dj.Simulator(
-      models.flax_model(models.MLP((32,)), (8, 8)), algorithm, tx, ty,
+      dj.flax_model(models.MLP((32,)), (8, 8)), algorithm, tx, ty,
       num_workers=num_workers, batch_size=32, execution="blocks",
       hyperparams=dj.Hyperparams(0.05, 0.9, 1e-4),
-      learning_rate_schedule=functools.partial(dj.paper_schedule, steps_per_epoch=spe,
+      learning_rate_schedule=functools.partial(dj.paper_learning_rate, steps_per_epoch=spe,
                                                num_workers=num_workers, warmup_epochs=1,
                                                decay_epochs=(2,)))
   steps = sim.steps_for_epochs(3)
@@ -67,7 +67,7 @@ def test_named_algorithm_runs_and_logs(algorithm, num_workers):
 @pytest.mark.parametrize("algorithm", sorted(OPTIONS))
 def test_the_methods_after_the_paper_run_and_log(algorithm):
   tx, ty, vx, vy = digits()
-  sim = dj.Simulator(models.flax_model(models.MLP((32,)), (8, 8)), algorithm, tx, ty,
+  sim = dj.Simulator(dj.flax_model(models.MLP((32,)), (8, 8)), algorithm, tx, ty,
                      num_workers=16, batch_size=32, execution="blocks",
                      # Local SGD: DiLoCo's outer η on pseudo-gradients of 4 AdamW steps.
                      # Ringmaster: γ = 0, theirs (heavy ball at 0.9 fails here, as ASGD does).

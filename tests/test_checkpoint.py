@@ -14,7 +14,6 @@ import pytest
 from test_engine import MLP, digits_subset, flat
 
 import dana_jax as dj
-from dana_jax import schedule as S
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -22,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def simulator(lr=0.05, execution="steps"):
   x, y = digits_subset()
   return dj.Simulator(MLP, "dana_ga", x, y, num_workers=4, batch_size=16,
-                      hyperparams=dj.Hyperparams(lr, 0.9, 1e-3), timing=S.heterogeneous(),
+                      hyperparams=dj.Hyperparams(lr, 0.9, 1e-3), timing=dj.heterogeneous(),
                       execution=execution, seeds=[0, 1])
 
 

@@ -260,7 +260,7 @@ def test_schedule_in_epochs_needs_no_steps_per_epoch():
   import dana_jax as dj
   from dana_jax import data, models
   x, y, _, _ = data.digits()
-  model = models.flax_model(models.MLP((8,)), (8, 8))
+  model = dj.flax_model(models.MLP((8,)), (8, 8))
   sim = dj.Simulator(model, "ssgd", x, y, num_workers=4, batch_size=32,
                      learning_rate_schedule=dj.paper_in_epochs(
                          num_workers=4, warmup_epochs=2.0, decay_epochs=(3.0,)))

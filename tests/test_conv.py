@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+import dana_jax as dj
 from dana_jax import conv, models
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -50,7 +51,7 @@ def test_unsupported_configurations_fall_back_to_lax():
 
 def test_resnet_gradients_inside_scan_equal_plain_flax(monkeypatch):
   """ResNet-8 (strided convs, option-A shortcuts, BatchNorm) in a scan, both formulations."""
-  model = models.flax_model(models.CifarResNet(8, 10), (16, 16, 3))
+  model = dj.flax_model(models.CifarResNet(8, 10), (16, 16, 3))
   params, _ = model.init(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (4, 16, 16, 3))
   y = jnp.arange(4) % 10

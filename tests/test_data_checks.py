@@ -16,8 +16,8 @@ from dana_jax import data, models, transformer
 from dana_jax.engine import checks
 
 X, Y, VX, VY = data.digits()
-MODEL = models.flax_model(models.MLP((8,), 10), (8, 8))
-THREE = models.flax_model(models.MLP((8,), 3), (8, 8))  # 3 outputs for 10 classes
+MODEL = dj.flax_model(models.MLP((8,), 10), (8, 8))
+THREE = dj.flax_model(models.MLP((8,), 3), (8, 8))  # 3 outputs for 10 classes
 ARGS = dict(num_workers=2, batch_size=16)
 
 
@@ -67,7 +67,7 @@ def test_correct_data_and_models_with_their_own_metrics_pass():
   dj.Simulator(MODEL, "ga", X.astype(np.float64), Y.astype(np.int64), **ARGS)
   checks.check_data(MODEL, X, Y, num_classes=10)
   # A regression model (its own loss and metrics): float targets, no class range.
-  regression = models.flax_model(models.MLP((8,), 1), (8, 8),
+  regression = dj.flax_model(models.MLP((8,), 1), (8, 8),
                                  loss=lambda out, y: (out[:, 0] - y) ** 2)
   dj.Simulator(regression, "ga", X, Y.astype(np.float32) * 3.5, **ARGS)
   # Labels at both ends of [0, C) are allowed.
@@ -82,7 +82,7 @@ def test_the_model_width_against_a_given_number_of_classes():
                              "class, num_classes=10.")
   with pytest.raises(dj.ConfigError, match=r"train_labels=12 is not allowed: need class "
                                            r"labels in \[0, 12\)\.$"):
-    checks.check_data(models.flax_model(models.MLP((8,), 12), (8, 8)), X, with_value(Y, 0, 12),
+    checks.check_data(dj.flax_model(models.MLP((8,), 12), (8, 8)), X, with_value(Y, 0, 12),
                       num_classes=12)
 
 

@@ -13,7 +13,6 @@ from reference import data_order_batch, event_simulation
 
 import dana_jax as dj
 from dana_jax import data, models
-from dana_jax import schedule as S
 
 ASYNC = ["sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd"]
 
@@ -24,8 +23,8 @@ def digits_subset(n=320):
   return x[:n], y[:n]
 
 
-MLP = models.flax_model(models.MLP((16,)), (8, 8))
-CNN_BN = models.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
+MLP = dj.flax_model(models.MLP((16,)), (8, 8))
+CNN_BN = dj.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
 
 
 def decayed(base):
@@ -41,7 +40,7 @@ def run_engine(algorithm, model=MLP, *, num_workers, steps, execution="steps", b
   x, y = digits_subset()
   sim = dj.Simulator(model, algorithm, x, y, num_workers=num_workers, batch_size=16,
                      hyperparams=dj.Hyperparams(lr, momentum, 1e-3),
-                     learning_rate_schedule=decayed, timing=timing or S.heterogeneous(),
+                     learning_rate_schedule=decayed, timing=timing or dj.heterogeneous(),
                      execution=execution, block_size=block_size, seeds=seeds, **kwargs)
   return dj.simulate(sim, steps, chunk_steps=chunk_steps or 15, progress=False)
 
@@ -49,7 +48,7 @@ def run_engine(algorithm, model=MLP, *, num_workers, steps, execution="steps", b
 def run_reference(algorithm, model=MLP, *, num_workers, steps, timing=None, seed=0,
                   lr=0.05, momentum=0.9):
   x, y = digits_subset()
-  timing = timing or S.heterogeneous()
+  timing = timing or dj.heterogeneous()
   times = timing.draw(timing.worker_streams(num_workers, seed), 0, steps + 2)
   params0, state0 = model.init(jax.random.fold_in(jax.random.key(seed), 1))
   return event_simulation(
@@ -87,10 +86,10 @@ def fast_worker_trace(num_workers, jobs=200):
   times = np.full((num_workers, jobs), 10.0)
   times[0] = 2.5  # worker 0 arrives several times in a row
   times[1, ::3] = 1.0
-  return S.TraceTiming(times)
+  return dj.TraceTiming(times)
 
 
-@pytest.mark.parametrize("timing", [S.homogeneous(), S.heterogeneous(shape=1.0),
+@pytest.mark.parametrize("timing", [dj.homogeneous(), dj.heterogeneous(shape=1.0),
                                     fast_worker_trace(8)], ids=["homo", "hetero", "trace"])
 @pytest.mark.parametrize("algorithm", ["nag", "ga", "dana_ga"])
 @pytest.mark.parametrize("block_size", [3, 8])
@@ -233,7 +232,7 @@ def test_host_data_gives_the_same_run_as_device_arrays(algorithm, execution):
   crop = lambda images, key: images + 0.1 * jax.random.normal(key, images.shape)
   kwargs = dict(num_workers=4, batch_size=16, seeds=[0, 3], execution=execution,
                 augment=crop, hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
-                timing=S.heterogeneous())
+                timing=dj.heterogeneous())
   device = dj.Simulator(CNN_BN, algorithm, x, y, **kwargs)
   host = dj.Simulator(CNN_BN, algorithm, dj.ArrayData(x, y), None, **kwargs)
   a = dj.simulate(device, 30, chunk_steps=7, eval_data=(x[:50], y[:50]), progress=False)
@@ -296,14 +295,14 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
   # 270k-parameter MLP only the [N, 10] bias stacks, measured).
   x, y = digits_subset()
   n = 8
-  model = models.flax_model(models.MLP((256, 256)), (8, 8))  # compiled only, never run
+  model = dj.flax_model(models.MLP((256, 256)), (8, 8))  # compiled only, never run
   cnn = replica_execution == "cnn"
   if cnn:  # the backward pass reads a conv kernel's and a BN scale's rows again (a
     # transposed kernel): the row writes wait for every gradient (step.master_event)
-    model = models.flax_model(models.SmallCNN(channels=(8, 16), hidden=16), (8, 8))
+    model = dj.flax_model(models.SmallCNN(channels=(8, 16), hidden=16), (8, 8))
     replica_execution = "auto"
   sim = dj.Simulator(model, algorithm, x, y, num_workers=n, batch_size=16, execution=execution,
-                     block_size=4, seeds=seeds, timing=S.heterogeneous(),
+                     block_size=4, seeds=seeds, timing=dj.heterogeneous(),
                      replica_execution=replica_execution)
   schedules, state = sim.schedules(40, 20), sim.init()
   rows = sim.rows_per_chunk(schedules, 40, 20)
@@ -329,7 +328,7 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
 
 
 def test_values_after_is_exact_for_every_value():
-  from dana_jax.transforms._common import values_after
+  from dana_jax.trees import values_after
   tree = {"a": jnp.array([0.0, -0.0, 1e-38, -3.5, jnp.inf, -jnp.inf, jnp.nan]),
           "b": jnp.arange(3, dtype=jnp.bfloat16)}
   for scalar in (jnp.float32(2.0), jnp.float32(jnp.nan), jnp.float32(-jnp.inf)):

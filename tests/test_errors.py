@@ -5,11 +5,10 @@ import pytest
 
 import dana_jax as dj
 from dana_jax import models
-from dana_jax import schedule as S
 
 X = np.zeros((64, 8, 8), np.float32)
 Y = np.zeros(64, np.int32)
-MODEL = models.flax_model(models.MLP((4,)), (8, 8))
+MODEL = dj.flax_model(models.MLP((4,)), (8, 8))
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -20,10 +19,10 @@ MODEL = models.flax_model(models.MLP((4,)), (8, 8))
     (dict(batch_size=65), "batch_size"),
     (dict(batch_size=0), "batch_size"),
     # A timing model refuses a bad field when it is made (a lambda: made inside the test).
-    (lambda: dict(timing=S.GammaTiming(shape=0.0)), "timing.shape"),
-    (lambda: dict(timing=S.GammaTiming(scale=-1.0)), "timing.scale"),
-    (lambda: dict(timing=S.ConstantTiming(batch_time=0.0)), "timing.batch_time"),
-    (lambda: dict(timing=S.TraceTiming(np.ones((3, 10)))), "timing.batch_times.shape[0]"),
+    (lambda: dict(timing=dj.GammaTiming(shape=0.0)), "timing.shape"),
+    (lambda: dict(timing=dj.GammaTiming(scale=-1.0)), "timing.scale"),
+    (lambda: dict(timing=dj.ConstantTiming(batch_time=0.0)), "timing.batch_time"),
+    (lambda: dict(timing=dj.TraceTiming(np.ones((3, 10)))), "timing.batch_times.shape[0]"),
     (dict(hyperparams=dj.Hyperparams(learning_rate=0.0)), "hyperparams.learning_rate"),
     (dict(hyperparams=dj.Hyperparams(momentum=1.0)), "hyperparams.momentum"),
     (dict(hyperparams=dj.Hyperparams(weight_decay=-1.0)), "hyperparams.weight_decay"),
@@ -49,12 +48,12 @@ def test_unknown_algorithm_and_option():
 
 def test_unknown_timing_model():
   with pytest.raises(ValueError, match="timing.name='poisson'"):
-    S.make_timing("poisson")
+    dj.timing.make_timing("poisson")
 
 
 def test_trace_too_short_for_the_steps():
   sim = dj.Simulator(MODEL, "nag", X, Y, num_workers=2, batch_size=8,
-                     timing=S.TraceTiming(np.ones((2, 5))))
+                     timing=dj.TraceTiming(np.ones((2, 5))))
   with pytest.raises(ValueError, match=r"timing.batch_times=<a 2 × 5 trace> is not allowed: "
                      r"the run needs at least 6 batch times"):
     dj.simulate(sim, 50, progress=False)

@@ -11,7 +11,7 @@ from dana_jax.engine import loop
 @pytest.mark.parametrize("replica_execution", ["vmap", "loop"])
 def test_replicas_are_evaluated_together_and_equal_one_at_a_time(monkeypatch, replica_execution):
   x, y, tx, ty = data.digits()
-  model = models.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
+  model = dj.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
   sim = dj.Simulator(model, "dana_ga", x, y, num_workers=4, batch_size=32, seeds=[0, 1, 2])
   state = dj.simulate(sim, 30, progress=False).state
   calls = []

@@ -15,7 +15,7 @@ import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
 
-MLP = models.flax_model(models.MLP((16,)), (8, 8))
+MLP = dj.flax_model(models.MLP((16,)), (8, 8))
 
 
 @functools.cache
@@ -44,7 +44,7 @@ def engine(algorithm, *, num_workers, steps, execution="steps", block_size=None,
                      hyperparams=dj.Hyperparams(0.05, momentum, weight_decay),
                      learning_rate_schedule=lambda b: lambda t: b * jax.numpy.where(
                          jax.numpy.asarray(t) >= 25, 0.1, 1.0),
-                     timing=S.heterogeneous(), execution=execution, block_size=block_size,
+                     timing=dj.heterogeneous(), execution=execution, block_size=block_size,
                      seeds=seeds, **kwargs)
   return dj.simulate(sim, steps, chunk_steps=15, progress=False)
 
@@ -52,7 +52,7 @@ def engine(algorithm, *, num_workers, steps, execution="steps", block_size=None,
 def reference(algorithm, *, num_workers, steps, momentum=0.9, weight_decay=1e-3, jobs=60,
               local_steps=1, **kwargs):
   x, y = digits_subset()
-  timing = S.heterogeneous()
+  timing = dj.heterogeneous()
   times = timing.draw(timing.worker_streams(num_workers, 0), 0, jobs * local_steps)
   params0, state0 = MLP.init(jax.random.fold_in(jax.random.key(0), 1))
   return event_simulation_v2(MLP, algorithm, x, y, batch_times=times, num_steps=steps,
@@ -88,7 +88,7 @@ def test_restart_events_match_the_reference(algorithm, num_workers, execution):
 
 
 def test_a_rule_that_never_fires_gives_the_plain_schedule():
-  timing = S.heterogeneous()
+  timing = dj.heterogeneous()
   plain = S.make_schedule(timing, 6, 300, seed=4, block_size=4, boundaries=[100])
   ruled = S.make_schedule(timing, 6, 300, seed=4, block_size=4, boundaries=[100],
                           restart_rule=restart_at_lag(10_000))
@@ -97,7 +97,7 @@ def test_a_rule_that_never_fires_gives_the_plain_schedule():
 
 
 def test_restarted_jobs_keep_their_batch_and_every_batch_is_applied_once():
-  sched = S.make_schedule(S.heterogeneous(), 8, 400, seed=1, restart_rule=restart_at_lag(3))
+  sched = S.make_schedule(dj.heterogeneous(), 8, 400, seed=1, restart_rule=restart_at_lag(3))
   applied = sched.event_dispatch[sched.event_kind == S.APPLY]
   assert sched.num_restarts > 50
   assert len(set(applied.tolist())) == 400  # no batch twice
@@ -132,7 +132,7 @@ class FastestOf:
 def test_rounds_match_the_reference(rule, num_workers):
   x, y = digits_subset()
   sim = dj.Simulator(MLP, "ssgd", x, y, num_workers=num_workers, batch_size=16,
-                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), timing=S.heterogeneous(),
+                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), timing=dj.heterogeneous(),
                      round_rule=rule)
   result = dj.simulate(sim, 12, chunk_steps=5, progress=False)
   g = num_workers if rule is None else rule.m
@@ -141,7 +141,7 @@ def test_rounds_match_the_reference(rule, num_workers):
                               batch_size=16, lr=lambda t: 0.05, momentum=0.9,
                               weight_decay=1e-3, seed=0, params0=params0, state0=state0)
   np.testing.assert_allclose(flat(result.state.params), flat(theta), rtol=2e-4, atol=2e-5)
-  draws = S.heterogeneous().draw(S.heterogeneous().worker_streams(num_workers, 0), 0, 12)
+  draws = dj.heterogeneous().draw(dj.heterogeneous().worker_streams(num_workers, 0), 0, 12)
   ends = np.cumsum([sorted(draws[:, r])[g - 1] for r in range(12)])
   np.testing.assert_allclose([h["replicas"][0]["time/simulated"] for h in result.history],
                              ends[[4, 9, 11]], rtol=1e-12)

@@ -28,7 +28,7 @@ def test_every_algorithm_keeps_float64_params_and_state():
       import jax, jax.numpy as jnp, numpy as np, optax
       import dana_jax
       from dana_jax.algorithms import ALGORITHMS
-      from dana_jax.learning_rates import paper_schedule
+      from dana_jax.learning_rates import paper_learning_rate
       assert jax.config.jax_enable_x64
 
       def check(tree, what):
@@ -36,7 +36,7 @@ def test_every_algorithm_keeps_float64_params_and_state():
               dtype = jnp.asarray(leaf).dtype
               assert dtype in (jnp.float64, jnp.int32, jnp.int64), (what, path, dtype)
 
-      schedule = paper_schedule(0.1, steps_per_epoch=2, warmup_epochs=1, decay_epochs=(2,))
+      schedule = paper_learning_rate(0.1, steps_per_epoch=2, warmup_epochs=1, decay_epochs=(2,))
       rng = np.random.default_rng(0)
       bases = [(n, {"base": b}) for n in ("sa", "ga", "dc_asgd", "delay_adaptive")
                for b in ("adam", "adamw", "muon")]
@@ -118,6 +118,7 @@ def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
 def test_builtin_models_run_in_float64():
   run_x64("""
       import jax, jax.numpy as jnp, numpy as np
+      import dana_jax as dj
       from dana_jax import models
 
       def all_float64(tree, what, may_be_empty=False):
@@ -129,7 +130,7 @@ def test_builtin_models_run_in_float64():
                 (models.ResNet50(num_classes=5, stage_sizes=(1, 1)), (32, 32, 3))]
       for module, shape in shapes:
           name = type(module).__name__
-          model = models.flax_model(module, shape)
+          model = dj.flax_model(module, shape)
           params, state = jax.eval_shape(model.init, jax.random.key(0))
           all_float64(params, name)
           all_float64(state, name, may_be_empty=name == "MLP")
@@ -144,7 +145,7 @@ def test_builtin_models_run_in_float64():
           assert jax.eval_shape(model.predict, params, state, x).dtype == jnp.float64, name
 
       # Concretely on one with convolutions and BatchNorm.
-      model = models.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
+      model = dj.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
       params, state = jax.jit(model.init)(jax.random.key(0))
       x = jax.random.normal(jax.random.key(1), (4, 8, 8), jnp.float64)
       (value, contribution), grads = jax.jit(jax.value_and_grad(model.loss, has_aux=True))(
@@ -164,22 +165,21 @@ def test_engine_runs_ga_and_dana_ga_in_float64_like_the_float64_reference():
       from jax.flatten_util import ravel_pytree
       import dana_jax as dj
       from dana_jax import data, models
-      from dana_jax import schedule as S
       from reference import event_simulation
 
       x, y, _, _ = data.digits()
       x, y = x[:320], y[:320]
-      model = models.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
+      model = dj.flax_model(models.SmallCNN(channels=(4,), hidden=8), (8, 8))
       lr = lambda b: lambda t: b * jnp.where(jnp.asarray(t) >= 25, 0.1, 1.0)
       for algorithm, execution in (("ga", "steps"), ("dana_ga", "blocks")):
         sim = dj.Simulator(model, algorithm, x, y, num_workers=3, batch_size=16,
                            hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
-                           learning_rate_schedule=lr, timing=S.heterogeneous(),
+                           learning_rate_schedule=lr, timing=dj.heterogeneous(),
                            execution=execution)
         result = dj.simulate(sim, 40, chunk_steps=15, progress=False)
         leaves = jax.tree_util.tree_leaves(result.state)
         assert all(l.dtype in (jnp.float64, jnp.int32) for l in leaves), {l.dtype for l in leaves}
-        timing = S.heterogeneous()
+        timing = dj.heterogeneous()
         params0, state0 = model.init(jax.random.fold_in(jax.random.key(0), 1))
         theta, stats, _, _ = event_simulation(
             model, algorithm, x, y, batch_times=timing.draw(timing.worker_streams(3, 0), 0, 42),
@@ -207,17 +207,16 @@ def test_every_execution_and_replica_execution_runs_in_float64():
       from jax.flatten_util import ravel_pytree
       import dana_jax as dj
       from dana_jax import data, models
-      from dana_jax import schedule as S
       from reference import event_simulation
 
       x, y, _, _ = data.digits()
       x, y = x[:160], y[:160]
-      model = models.flax_model(models.MLP((8,)), (8, 8))
+      model = dj.flax_model(models.MLP((8,)), (8, 8))
       seeds, steps = [0, 1], 10
       fast = model._replace(loss=jax.jit(model.loss))  # the reference's gradients, compiled
       refs = []
       for s in seeds:
-        timing = S.heterogeneous()
+        timing = dj.heterogeneous()
         params0, state0 = model.init(jax.random.fold_in(jax.random.key(s), 1))
         theta, _, _, _ = event_simulation(
             fast, "dana_ga", x, y,
@@ -229,7 +228,7 @@ def test_every_execution_and_replica_execution_runs_in_float64():
         for replicas in ("vmap", "loop"):
           sim = dj.Simulator(model, "dana_ga", x, y, num_workers=3, batch_size=16,
                              hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
-                             timing=S.heterogeneous(), execution=execution, seeds=seeds,
+                             timing=dj.heterogeneous(), execution=execution, seeds=seeds,
                              replica_execution=replicas)
           result = dj.simulate(sim, steps, chunk_steps=steps, progress=False)
           leaves = jax.tree_util.tree_leaves(result.state)

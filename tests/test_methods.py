@@ -18,7 +18,7 @@ CLOSE = dict(rtol=2e-4, atol=2e-5)
 
 
 def draws(num_workers, count):
-  timing = S.heterogeneous()
+  timing = dj.heterogeneous()
   return timing.draw(timing.worker_streams(num_workers, 0), 0, count)
 
 
@@ -78,9 +78,9 @@ def test_ringmaster_with_a_bound_no_lag_reaches_is_asgd():
 
 def test_a_cancellation_schedule_does_not_depend_on_the_model():
   x, y = digits_subset()
-  other = models.flax_model(models.MLP((8, 8)), (8, 8))
+  other = dj.flax_model(models.MLP((8, 8)), (8, 8))
   sims = [dj.Simulator(m, "ringmaster", x, y, num_workers=8, batch_size=16,
-                       algorithm_options={"max_delay": 3}, timing=S.heterogeneous())
+                       algorithm_options={"max_delay": 3}, timing=dj.heterogeneous())
           for m in (MLP, other)]
   a, b = (sim.schedules(200, 50)[0] for sim in sims)
   for field in ("event_kind", "event_worker", "event_time", "event_dispatch", "block_starts"):
@@ -93,7 +93,7 @@ def test_a_cancellation_schedule_does_not_depend_on_the_model():
 def rounds(algorithm, num_workers, num_rounds, **options):
   x, y = digits_subset()
   sim = dj.Simulator(MLP, algorithm, x, y, num_workers=num_workers, batch_size=16,
-                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), timing=S.heterogeneous(),
+                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), timing=dj.heterogeneous(),
                      algorithm_options=options)
   return dj.simulate(sim, num_rounds, chunk_steps=5, progress=False)
 
@@ -145,7 +145,7 @@ def test_rennala_round_ends_where_its_last_worker_has_nothing_in_flight():
   trace = 2.0 ** np.arange(8)[None]
   ends, cancelled, spent = rennala_round_times(trace, 3, 1)
   assert ends.tolist() == [1, 3, 7] and cancelled.tolist() == [0, 0, 0] and spent == [3]
-  got = S.make_rounds(S.TraceTiming(trace), 1, 3, rule=dj.schedule_rules.RennalaRule(1))
+  got = S.make_rounds(dj.TraceTiming(trace), 1, 3, rule=dj.schedule.RennalaRule(1))
   assert got.time.tolist() == [1, 3, 7] and got.cancelled.tolist() == [0, 0, 0]
   assert got.jobs_used.tolist() == [3]
 
@@ -163,13 +163,13 @@ def test_rennala_rounds_match_the_reference(num_workers, num_gradients, timing):
   else:
     trace = draws(num_workers, 400)
   ends, cancelled, spent = rennala_round_times(trace, 40, num_gradients)
-  rule = dj.schedule_rules.RennalaRule(num_gradients)
-  got = S.make_rounds(S.TraceTiming(trace), num_workers, 40, rule=rule)
+  rule = dj.schedule.RennalaRule(num_gradients)
+  got = S.make_rounds(dj.TraceTiming(trace), num_workers, 40, rule=rule)
   np.testing.assert_allclose(got.time, ends, rtol=1e-12)
   np.testing.assert_array_equal(got.cancelled, cancelled)
   np.testing.assert_array_equal(got.jobs_used, spent)
   if timing == "heterogeneous":  # the random model draws the same: the trace is its draws
-    alone = S.make_rounds(S.heterogeneous(), num_workers, 40, rule=rule)
+    alone = S.make_rounds(dj.heterogeneous(), num_workers, 40, rule=rule)
     np.testing.assert_allclose(alone.time, ends, rtol=1e-12)
 
 
@@ -264,11 +264,11 @@ def test_dynamic_local_steps_match_the_reference(execution):
   speed = 1.0 / times.mean(axis=1)
   steps = np.maximum(1, np.floor(local_steps * speed / speed.max() + 0.5)).astype(int)
   assert steps.tolist() == [4, 2, 1]  # the trace really gives three different H_i
-  model = models.flax_model(_BatchNormMLP(), (8, 8))
+  model = dj.flax_model(_BatchNormMLP(), (8, 8))
   x, y = digits_subset()
   sim = dj.Simulator(model, "async_local_sgd", x, y, num_workers=num_workers, batch_size=16,
                      hyperparams=dj.Hyperparams(0.05, 0.9, 0.0), execution=execution,
-                     timing=S.TraceTiming(times), algorithm_options={
+                     timing=dj.TraceTiming(times), algorithm_options={
                          "local_steps": local_steps, "inner": "sgd",
                          "inner_learning_rate": 0.05, "dynamic_local_steps": True})
   result = dj.simulate(sim, 18, chunk_steps=7, progress=False)
@@ -288,16 +288,16 @@ def test_dynamic_local_steps_match_the_reference(execution):
   # a share ∝ v_i / H_i of the arrivals.
   share = (speed / steps) / (speed / steps).sum()
   assert sim.steps_per_epoch == pytest.approx((x.shape[0] // 16) / np.sum(share * steps))
-  long = S.make_schedule(dj.timing.JobTiming(S.TraceTiming(times), tuple(steps)), 3, 200)
+  long = S.make_schedule(dj.timing.JobTiming(dj.TraceTiming(times), tuple(steps)), 3, 200)
   assert np.mean(steps[long.worker]) == pytest.approx(np.sum(share * steps), rel=0.02)
 
 
 def test_worker_means_are_the_persistent_speeds():
-  timing = S.heterogeneous(worker_speed_shape=2.0)
+  timing = dj.heterogeneous(worker_speed_shape=2.0)
   draws = timing.draw(timing.worker_streams(4, 5), 0, 20_000)
   np.testing.assert_allclose(timing.worker_means(4, 5), draws.mean(axis=1), rtol=0.02)
   assert np.ptp(timing.worker_means(4, 5)) > 10  # the workers' speeds do differ
-  np.testing.assert_allclose(S.homogeneous().worker_means(3, 0), [128.0] * 3)
+  np.testing.assert_allclose(dj.homogeneous().worker_means(3, 0), [128.0] * 3)
 
 
 # --- 6.6 adaptive bases ------------------------------------------------------------------

@@ -261,7 +261,7 @@ PLOT_MISTAKES = [
 
 X = np.zeros((64, 8, 8), np.float32)
 Y = np.zeros(64, np.int32)
-MODEL = models.flax_model(models.MLP((4,)), (8, 8))
+MODEL = dj.flax_model(models.MLP((4,)), (8, 8))
 
 
 def _simulator(**kwargs):
@@ -292,26 +292,26 @@ API_MISTAKES = [
     ("learning rates of another length", lambda: _simulator(
         seeds=[0, 1], hyperparams=dj.Hyperparams(learning_rate=[0.1, 0.2, 0.3])),
      "hyperparams.learning_rate"),
-    ("gamma shape 0", lambda: _simulator(timing=S.GammaTiming(shape=0.0)), "timing.shape"),
-    ("negative gamma scale", lambda: _simulator(timing=S.GammaTiming(scale=-1.0)),
+    ("gamma shape 0", lambda: _simulator(timing=dj.GammaTiming(shape=0.0)), "timing.shape"),
+    ("negative gamma scale", lambda: _simulator(timing=dj.GammaTiming(scale=-1.0)),
      "timing.scale"),
-    ("constant time 0", lambda: _simulator(timing=S.ConstantTiming(batch_time=0.0)),
+    ("constant time 0", lambda: _simulator(timing=dj.ConstantTiming(batch_time=0.0)),
      "timing.batch_time"),
-    ("trace of other workers", lambda: _simulator(timing=S.TraceTiming(np.ones((3, 10)))),
+    ("trace of other workers", lambda: _simulator(timing=dj.TraceTiming(np.ones((3, 10)))),
      "timing.batch_times.shape[0]"),
     ("option the algorithm lacks", lambda: _simulator(algorithm_options={"penalty": "max"}),
      "algorithm_options"),
     ("misspelt option", lambda: dj.optimizer("ga", penalti="max"), "penalti"),
     ("unknown option value", lambda: dj.optimizer("ga", penalty="square"), "penalty='square'"),
     ("unknown algorithm by name", lambda: dj.get_algorithm("nosuch"), "algorithm='nosuch'"),
-    ("speedup of 0 runs", lambda: S.estimate_speedup(S.homogeneous(), [1], num_runs=0),
+    ("speedup of 0 runs", lambda: S.estimate_speedup(dj.homogeneous(), [1], num_runs=0),
      "num_runs=0"),
-    ("speedup of 0 iterations", lambda: S.estimate_speedup(S.homogeneous(), [1],
+    ("speedup of 0 iterations", lambda: S.estimate_speedup(dj.homogeneous(), [1],
                                                            num_iterations=0),
      "num_iterations=0"),
-    ("speedup at N = 0", lambda: S.estimate_speedup(S.homogeneous(), [1, 0], num_runs=1,
+    ("speedup at N = 0", lambda: S.estimate_speedup(dj.homogeneous(), [1, 0], num_runs=1,
                                                     num_iterations=10), "num_workers=[1, 0]"),
-    ("speedup at N named", lambda: S.estimate_speedup(S.homogeneous(), ["a"], num_runs=1,
+    ("speedup at N named", lambda: S.estimate_speedup(dj.homogeneous(), ["a"], num_runs=1,
                                                       num_iterations=10), "num_workers=['a']"),
     ("N given as text", lambda: _simulator(num_workers="4"), "num_workers='4'"),
     ("labels of another length", lambda: dj.Simulator(MODEL, "nag", X, Y[:10], num_workers=2,
@@ -320,7 +320,7 @@ API_MISTAKES = [
     ("timing by a name", lambda: _simulator(timing="poisson"), "timing="),
     ("mesh of no devices", lambda: dj.make_mesh(replicas=0), "mesh.replicas=0"),
     ("mesh not a mesh", lambda: _simulator(mesh="x"), "mesh='x'"),
-    ("a 1-D trace", lambda: _simulator(timing=S.TraceTiming(np.ones(10))),
+    ("a 1-D trace", lambda: _simulator(timing=dj.TraceTiming(np.ones(10))),
      "timing.batch_times.ndim=1"),
 ]
 

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+import dana_jax as dj
 from dana_jax import models
 
 
@@ -56,7 +57,7 @@ def perturbed(stats, seed):
     (_Nested(), (5,)),
 ], ids=["momentum-0.9", "momentum-0.99", "two-layers-0.9-0.99", "nested-0.8-0.95"])
 def test_fold_is_bitwise_flax_update_with_each_layers_momentum(module, shape):
-  model = models.flax_model(module, shape)
+  model = dj.flax_model(module, shape)
   params, stats = model.init(jax.random.key(0))
   stats = perturbed(stats, 1)
   x = jax.random.normal(jax.random.key(2), (6,) + shape)
@@ -75,7 +76,7 @@ def test_fold_is_bitwise_flax_update_with_each_layers_momentum(module, shape):
 
 def test_two_layers_get_their_own_momentum():
   """The second layer's statistics decay with 0.99, the first's with 0.9."""
-  model = models.flax_model(_TwoNorms(), (5,))
+  model = dj.flax_model(_TwoNorms(), (5,))
   params, stats = model.init(jax.random.key(0))
   stats = perturbed(stats, 1)
   zero = jax.tree.map(jnp.zeros_like, stats)
@@ -94,7 +95,7 @@ class _SharedNorm(nn.Module):
 
 
 def test_layer_called_twice_folds_like_two_flax_updates():
-  model = models.flax_model(_SharedNorm(), (4,))
+  model = dj.flax_model(_SharedNorm(), (4,))
   params, stats = model.init(jax.random.key(0))
   stats = perturbed(stats, 1)
   x = jax.random.normal(jax.random.key(2), (6, 4))
@@ -113,7 +114,7 @@ class _FrozenNorm(nn.Module):
 
 def test_batch_norm_frozen_in_training_is_refused():
   with pytest.raises(ValueError, match="BatchNorm_0.*running average in training"):
-    models.flax_model(_FrozenNorm(), (4,))
+    dj.flax_model(_FrozenNorm(), (4,))
 
 
 class _DropoutNet(nn.Module):
@@ -125,7 +126,7 @@ class _DropoutNet(nn.Module):
 
 
 def test_dropout_uses_the_dispatch_key():
-  model = models.flax_model(_DropoutNet(), (5,))
+  model = dj.flax_model(_DropoutNet(), (5,))
   params, _ = model.init(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (8, 5))
   y = jnp.arange(8) % 3
@@ -153,7 +154,7 @@ class _TwoStreams(nn.Module):
 
 
 def test_each_rng_name_gets_its_own_stream():
-  model = models.flax_model(_TwoStreams(), (3,), rng_names=("dropout", "noise"),
+  model = dj.flax_model(_TwoStreams(), (3,), rng_names=("dropout", "noise"),
                             loss=lambda o, y: o[:, 0] - o[:, 1])
   params, _ = model.init(jax.random.key(0))
   value, _ = model.loss(params, jnp.zeros((4, 3)), jnp.zeros(4), jax.random.key(5))
@@ -169,8 +170,8 @@ class _Regressor(nn.Module):
 
 
 def test_regression_with_mse():
-  mse = lambda outputs, targets: jnp.square(outputs - targets)
-  model = models.flax_model(_Regressor(), (3,), loss=mse)
+  mse = lambda outputs, targets: jnp.square(outputs - targets)  # noqa: E731
+  model = dj.flax_model(_Regressor(), (3,), loss=mse)
   params, state = model.init(jax.random.key(0))
   assert state == {}
   x = jax.random.normal(jax.random.key(1), (7, 3))
@@ -204,7 +205,7 @@ def per_token_xent(logits, labels):
 
 
 def test_sequence_model_with_per_token_cross_entropy():
-  model = models.flax_model(_TokenModel(), (5,), loss=per_token_xent, input_dtype=jnp.int32)
+  model = dj.flax_model(_TokenModel(), (5,), loss=per_token_xent, input_dtype=jnp.int32)
   params, state = model.init(jax.random.key(0))
   tokens = jax.random.randint(jax.random.key(1), (4, 5), 0, 11)
   targets = jnp.roll(tokens, -1, axis=1)
@@ -221,21 +222,20 @@ def test_sequence_model_with_per_token_cross_entropy():
 
 
 def test_custom_metrics_are_used_and_classification_keeps_engine_default():
-  assert models.flax_model(models.MLP((4,)), (8, 8)).metrics is None
-  mine = lambda o, y: {"abs": jnp.abs(o - y)}
-  model = models.flax_model(_Regressor(), (3,), loss=lambda o, y: (o - y) ** 2, metrics=mine)
+  assert dj.flax_model(models.MLP((4,)), (8, 8)).metrics is None
+  mine = lambda o, y: {"abs": jnp.abs(o - y)}  # noqa: E731
+  model = dj.flax_model(_Regressor(), (3,), loss=lambda o, y: (o - y) ** 2, metrics=mine)
   assert model.metrics is mine
 
 
 def test_loss_that_is_not_per_example_is_named():
-  model = models.flax_model(_Regressor(), (3,), loss=lambda o, y: jnp.mean((o - y) ** 2))
+  model = dj.flax_model(_Regressor(), (3,), loss=lambda o, y: jnp.mean((o - y) ** 2))
   params, _ = model.init(jax.random.key(0))
   with pytest.raises(ValueError, match=r"per-example loss, shape \(7,\)"):
     model.loss(params, jnp.zeros((7, 3)), jnp.zeros(7), None)
 
 
 def _simulate(model, x, y, seed, steps=24, **kwargs):
-  import dana_jax as dj
 
   sim = dj.Simulator(model, "dana_ga", x, y, num_workers=3, batch_size=8, seeds=seed,
                      hyperparams=dj.Hyperparams(0.05, 0.9, 0.0), **kwargs)
@@ -247,7 +247,7 @@ def test_dropout_through_the_engine_is_deterministic_per_seed():
 
   x = np.asarray(jax.random.normal(jax.random.key(1), (64, 5)))
   y = np.asarray(jax.random.randint(jax.random.key(2), (64,), 0, 3), np.int32)
-  model = models.flax_model(_DropoutNet(), (5,))
+  model = dj.flax_model(_DropoutNet(), (5,))
   runs = [ravel_pytree(_simulate(model, x, y, s, execution=e).state.params)[0]
           for s, e in ((0, "steps"), (0, "steps"), (1, "steps"), (0, "blocks"))]
   np.testing.assert_array_equal(runs[0], runs[1])  # same seed, same dropout masks
@@ -256,18 +256,18 @@ def test_dropout_through_the_engine_is_deterministic_per_seed():
 
 
 def test_regression_and_sequence_models_simulate_and_evaluate_their_own_loss():
-  mse = lambda outputs, targets: jnp.square(outputs - targets)
+  mse = lambda outputs, targets: jnp.square(outputs - targets)  # noqa: E731
   x = np.asarray(jax.random.normal(jax.random.key(1), (64, 3)), np.float32)
   y = (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
-  result = _simulate(models.flax_model(_Regressor(), (3,), loss=mse), x, y, 0, steps=64)
+  result = _simulate(dj.flax_model(_Regressor(), (3,), loss=mse), x, y, 0, steps=64)
   first, last = result.history[0]["replicas"][0], result.history[-1]["replicas"][0]
   assert "test/error" not in last and last["test/loss"] < first["test/loss"]
-  model = models.flax_model(_Regressor(), (3,), loss=mse)
+  model = dj.flax_model(_Regressor(), (3,), loss=mse)
   state = result.state
   np.testing.assert_allclose(
       last["test/loss"], np.mean((np.asarray(model.predict(state.params, {}, x)) - y) ** 2),
       rtol=1e-5)
   tokens = np.asarray(jax.random.randint(jax.random.key(3), (64, 5), 0, 11), np.int32)
-  seq = models.flax_model(_TokenModel(), (5,), loss=per_token_xent, input_dtype=jnp.int32)
+  seq = dj.flax_model(_TokenModel(), (5,), loss=per_token_xent, input_dtype=jnp.int32)
   out = _simulate(seq, tokens, np.roll(tokens, -1, axis=1), 0, steps=16)
   assert np.isfinite(out.history[-1]["replicas"][0]["test/loss"])

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import dana_jax as dj
 from dana_jax import models
 
 
@@ -49,7 +50,7 @@ def test_bad_depth_is_named():
 def test_contribution_fold_equals_flax_running_average():
   """Folding the zero-stat contribution reproduces flax's own BatchNorm update."""
   module = models.CifarResNet(8)
-  model = models.flax_model(module, (32, 32, 3))
+  model = dj.flax_model(module, (32, 32, 3))
   params, stats = model.init(jax.random.key(0))
   stats = jax.tree.map(lambda s: s + 0.3, stats)  # non-trivial running statistics
   x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))

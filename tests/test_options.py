@@ -21,12 +21,11 @@ import pytest
 import dana_jax as dj
 from dana_jax import models, specs
 from dana_jax import schedule as S
-from dana_jax import schedule_rules as R
 from dana_jax import timing as T
 
 X = np.zeros((64, 8, 8), np.float32)
 Y = np.zeros(64, np.int32)
-MODEL = models.flax_model(models.MLP((4,)), (8, 8))
+MODEL = dj.flax_model(models.MLP((4,)), (8, 8))
 
 
 def bad_values(spec):
@@ -107,7 +106,7 @@ def test_every_option_of_every_algorithm_declares_a_check():
 def test_the_defaults_and_good_values_pass_their_checks():
   for a in dj.ALGORITHMS.values():
     defaults = {}
-    for fn in (a.build, a.schedule):
+    for fn in (a.build, a.plan):
       for p in inspect.signature(fn).parameters.values() if fn is not None else ():
         if p.kind == p.KEYWORD_ONLY:
           defaults[p.name] = p.default
@@ -275,7 +274,7 @@ def test_an_experiment_refuses_a_bad_option_in_one_line_and_writes_nothing(flags
 
 
 def test_a_huge_number_of_workers_is_refused_within_a_second():
-  big = models.flax_model(models.MLP((256,)), (8, 8))  # 19,210 parameters: 77 KB a copy
+  big = dj.flax_model(models.MLP((256,)), (8, 8))  # 19,210 parameters: 77 KB a copy
   dj.Simulator(big, "nag", X, Y, num_workers=2, batch_size=8)  # warm the imports
   began = time.perf_counter()
   with pytest.raises(dj.ConfigError, match=r"^num_workers=10000000 is not allowed: .*GiB.*"
@@ -313,17 +312,17 @@ def _peak(fn) -> int:
 
 @pytest.mark.parametrize("num_workers, steps, block_size, rule", [
     (8, 60_000, 1, None), (8, 60_000, 8, None), (500, 30_000, 1, None),
-    (8, 3_000, 1, R.RestartAtDelay(4))])
+    (8, 3_000, 1, S.RestartAtDelay(4))])
 def test_the_schedule_estimate_is_a_lower_bound_of_what_it_holds(num_workers, steps,
                                                                  block_size, rule):
   est = S.schedule_nbytes(num_workers, steps, block_size=block_size,
                           restarts=rule is not None)
-  held = _peak(lambda: S.make_schedule(S.homogeneous(), num_workers, steps,
+  held = _peak(lambda: S.make_schedule(dj.homogeneous(), num_workers, steps,
                                        block_size=block_size, restart_rule=rule))
   assert held >= est  # refusing never turns away a schedule that fits
   assert held < 10 * est  # and it is not vacuous
   # What the Schedule keeps: at least its per-event arrays.
-  sched = S.make_schedule(S.homogeneous(), num_workers, steps, block_size=block_size,
+  sched = S.make_schedule(dj.homogeneous(), num_workers, steps, block_size=block_size,
                           restart_rule=rule)
   kept = sum(getattr(sched, f.name).nbytes for f in dataclasses.fields(sched)
              if isinstance(getattr(sched, f.name), np.ndarray))
@@ -433,20 +432,20 @@ API_MISTAKES = [  # (name, the call, the field its one line starts with)
     ("mesh of True replicas", lambda: dj.make_mesh(replicas=True), "mesh.replicas"),
     ("mesh of 2.0 workers", lambda: dj.make_mesh(workers=2.0), "mesh.workers"),
     ("mesh devices a number", lambda: dj.make_mesh(devices=3), "devices"),
-    ("paper schedule steps a string", lambda: dj.paper_schedule(0.1, steps_per_epoch="a"),
+    ("paper schedule steps a string", lambda: dj.paper_learning_rate(0.1, steps_per_epoch="a"),
      "steps_per_epoch"),
     ("paper schedule decays out of order",
-     lambda: dj.paper_schedule(0.1, steps_per_epoch=10, decay_epochs=(5, 2)), "decay_epochs"),
+     lambda: dj.paper_learning_rate(0.1, steps_per_epoch=10, decay_epochs=(5, 2)), "decay_epochs"),
     ("paper schedule of 0 workers",
-     lambda: dj.paper_schedule(0.1, steps_per_epoch=10, num_workers=0), "num_workers"),
+     lambda: dj.paper_learning_rate(0.1, steps_per_epoch=10, num_workers=0), "num_workers"),
     ("paper schedule decay factor 0",
-     lambda: dj.paper_schedule(0.1, steps_per_epoch=10, decay_factor=0), "decay_factor"),
+     lambda: dj.paper_learning_rate(0.1, steps_per_epoch=10, decay_factor=0), "decay_factor"),
     ("negative warm-up in epochs", lambda: dj.paper_in_epochs(warmup_epochs=-1),
      "warmup_epochs"),
     ("InEpochs of a number", lambda: dj.InEpochs(3), "InEpochs.fn"),
-    ("flax model of a flat shape", lambda: models.flax_model(models.MLP((4,)), 64),
+    ("flax model of a flat shape", lambda: dj.flax_model(models.MLP((4,)), 64),
      "input_shape"),
-    ("flax model of a name", lambda: models.flax_model("mlp", (8, 8)), "module"),
+    ("flax model of a name", lambda: dj.flax_model("mlp", (8, 8)), "module"),
     ("speedup of one N", lambda: dj.estimate_speedup(dj.homogeneous(), 4), "num_workers"),
     ("speedup of 0 runs", lambda: dj.estimate_speedup(dj.homogeneous(), [4], num_runs=0),
      "num_runs"),

@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dana_jax import schedule as S
+from dana_jax import timing as TM
 from dana_jax import transforms as T
 
 timings = st.one_of(
-    st.builds(S.homogeneous, mean=st.floats(0.1, 10.0), shape=st.floats(0.5, 300.0)),
-    st.builds(S.heterogeneous, mean=st.floats(0.1, 10.0), shape=st.floats(0.5, 10.0)),
-    st.just(S.ConstantTiming()),
+    st.builds(TM.homogeneous, mean=st.floats(0.1, 10.0), shape=st.floats(0.5, 300.0)),
+    st.builds(TM.heterogeneous, mean=st.floats(0.1, 10.0), shape=st.floats(0.5, 10.0)),
+    st.just(TM.ConstantTiming()),
 )
 
 

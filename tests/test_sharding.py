@@ -9,7 +9,6 @@ import pytest
 from test_engine import CNN_BN, MLP, digits_subset, flat
 
 import dana_jax as dj
-from dana_jax import schedule as S
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (host) devices")
 
@@ -19,7 +18,7 @@ def run(algorithm, mesh, *, model=MLP, num_workers=6, seeds=(0, 1, 2, 3), steps=
   x, y = digits_subset()
   sim = dj.Simulator(model, algorithm, *(data or (x, y)), num_workers=num_workers,
                      batch_size=16, hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3),
-                     timing=S.heterogeneous(), execution=execution, block_size=block_size,
+                     timing=dj.heterogeneous(), execution=execution, block_size=block_size,
                      seeds=list(seeds) if isinstance(seeds, tuple) else seeds, mesh=mesh)
   return dj.simulate(sim, steps, chunk_steps=12, eval_data=(x[:64], y[:64]), progress=False)
 

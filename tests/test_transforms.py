@@ -231,7 +231,7 @@ def test_ga_finds_the_momentum_buffer_by_type_wherever_the_chain_puts_it():
 
 
 def test_find_state_needs_exactly_one():
-  from dana_jax.transforms._common import find_state
+  from dana_jax.trees import find_state
 
   state = optax.chain(optax.trace(0.9), optax.trace(0.5)).init({"w": jnp.ones(2)})
   with pytest.raises(ValueError, match="holds 2 TraceState"):

@@ -16,7 +16,6 @@ import numpy as np
 
 import dana_jax as dj
 from dana_jax import models
-from dana_jax import schedule as S
 
 
 def per_replica_ms(sim, steps=400):
@@ -39,13 +38,13 @@ def main(executions):
   x = rng.normal(size=(4096, 28, 28, 1)).astype(np.float32)
   y = rng.integers(0, 10, 4096).astype(np.int32)
   hidden = tuple(int(h) for h in os.environ.get("HID", "256,256").split(","))
-  model = models.flax_model(models.MLP(hidden, 10), (28, 28, 1))
+  model = dj.flax_model(models.MLP(hidden, 10), (28, 28, 1))
   for execution in executions:
     for n in (8, 64):
       for seeds in (0, [0, 1, 2, 3]):
         sim = dj.Simulator(model, "nag", x, y, num_workers=n, batch_size=32,
                            execution=execution, block_size=4, seeds=seeds,
-                           timing=S.heterogeneous())
+                           timing=dj.heterogeneous())
         print(execution, n, sim.num_replicas, f"{per_replica_ms(sim):.3f} ms/step/replica",
               flush=True)
 

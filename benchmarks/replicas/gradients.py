@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import dana_jax as dj
 from dana_jax import models
 
 
@@ -25,7 +26,7 @@ def best_ms(fn, *args):
 
 
 def main():
-  model = models.flax_model(models.MLP((256, 256), 10), (28, 28, 1))
+  model = dj.flax_model(models.MLP((256, 256), 10), (28, 28, 1))
   params, _ = model.init(jax.random.key(0))
   x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 28, 28, 1)), jnp.float32)
   y = jnp.zeros(32, jnp.int32)

@@ -17,7 +17,6 @@ import numpy as np
 
 import dana_jax as dj
 from dana_jax import models
-from dana_jax import schedule as S
 from dana_jax.engine import step as ST
 
 variant = sys.argv[1] if len(sys.argv) > 1 else "base"
@@ -36,11 +35,11 @@ if "nojob" in variant:
 rng = np.random.default_rng(0)
 x = rng.normal(size=(4096, 28, 28, 1)).astype(np.float32)
 y = rng.integers(0, 10, 4096).astype(np.int32)
-model = models.flax_model(models.MLP((256, 256), 10), (28, 28, 1))
+model = dj.flax_model(models.MLP((256, 256), 10), (28, 28, 1))
 steps = 400
 for seeds in (0, [0, 1, 2, 3]):
   sim = dj.Simulator(model, "nag", x, y, num_workers=64, batch_size=32, execution="blocks",
-                     block_size=4, seeds=seeds, timing=S.heterogeneous())
+                     block_size=4, seeds=seeds, timing=dj.heterogeneous())
   scheds = sim.schedules(3 * steps, steps)
   nb = sim.blocks_per_chunk(scheds, 3 * steps, steps)
   state = sim.init()

@@ -35,7 +35,7 @@ def is_model(model) -> bool:
 def check_model(model, field: str = "model") -> None:
   _require(is_model(model), field, _type_name(model),
            "need a dana_jax.Model (init, loss, fold, predict), e.g. "
-           "dana_jax.models.flax_model(module, input_shape)")
+           "dana_jax.flax_model(module, input_shape)")
 
 
 def _check_callable(field: str, value, what: str) -> None:
@@ -129,7 +129,7 @@ def check_simulator(model, algorithm, train_inputs, train_labels, *, hyperparams
   _require(round_rule is None or (callable(getattr(round_rule, "gradients", None))
                                   and callable(getattr(round_rule, "durations", None))),
            "round_rule", _type_name(round_rule),
-           "need a round rule (gradients, durations; dana_jax.schedule_rules) or None")
+           "need a round rule (gradients, durations; dana_jax.schedule.rounds) or None")
 
 
 def check_simulate(simulator, *, eval_data, train_eval_data, callback, progress, state,

@@ -138,9 +138,7 @@ def schedule_estimate(sim, num_steps: int) -> int:
   per timing seed; they are built one after another and all kept)."""
   replicas = len(sim.timing_seeds)
   if sim.synchronous:
-    from dana_jax import schedule_rules
-
-    every = not isinstance(sim.round_rule, schedule_rules.RennalaRule)
+    every = not isinstance(sim.round_rule, _schedule.RennalaRule)
     one = _schedule.rounds_nbytes(sim.num_workers, num_steps, sim.gradients_per_round, every)
     return one + (replicas - 1) * 16 * int(num_steps)
   restarts = sim.restart_rule is not None or sim.discard_rule is not None

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from dana_jax.engine.core import SimState, index_replica, put_replica
-from dana_jax.transforms._common import set_row
+from dana_jax.trees import set_row
 
 
 @jax.tree_util.register_pytree_node_class

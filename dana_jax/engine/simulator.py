@@ -19,6 +19,7 @@ import numpy as np
 from dana_jax import algorithms as _algorithms
 from dana_jax import schedule as _schedule
 from dana_jax import sharding as _sharding
+from dana_jax import timing as _timing
 from dana_jax import transforms as _transforms
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
@@ -119,7 +120,7 @@ def batches_per_step(algorithm, num_workers: int, options=None, timing=None,
     rule = round_rule or event_plan.round_rule or _schedule.SynchronousRule()
     return rule.gradients(int(num_workers))
   program = worker_program or event_plan.worker_program or Gradient()
-  timing = _schedule.homogeneous() if timing is None else timing
+  timing = _timing.homogeneous() if timing is None else timing
   return batches_per_job(program, timing, int(num_workers), timing_seeds)
 
 
@@ -136,7 +137,7 @@ class Simulator:
     batch_size: B, examples per gradient.
     hyperparams: :class:`Hyperparams`; array fields give one value per replica.
     learning_rate_schedule: ``base_lr -> (step -> lr)``, e.g.
-      ``functools.partial(dana_jax.paper_schedule, steps_per_epoch=..., num_workers=N)``;
+      ``functools.partial(dana_jax.paper_learning_rate, steps_per_epoch=..., num_workers=N)``;
       or a schedule in epochs, :class:`~dana_jax.learning_rates.InEpochs` (e.g.
       ``dana_jax.paper_in_epochs(num_workers=N, warmup_epochs=5)``), which needs no
       steps per epoch; None for a constant learning rate.
@@ -220,7 +221,7 @@ class Simulator:
     self.placement = Placement(mesh, self.single, self.replica_execution)
     _check_mesh(self.placement, self.algorithm, self.execution, self.num_replicas, self.single,
                 self.gradients_per_round)
-    self.timing = _schedule.homogeneous() if timing is None else timing
+    self.timing = _timing.homogeneous() if timing is None else timing
     _schedule.validate_schedule_args(self.timing, num_workers, 1, block_size)
     self.model, self.num_workers, self.batch_size = model, int(num_workers), int(batch_size)
     self.block_size = int(block_size) if self.execution == "blocks" else 1

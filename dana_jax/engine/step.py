@@ -22,7 +22,7 @@ from dana_jax.engine.core import take, tree_rms
 from dana_jax.engine.rows import get_rows, set_rows
 from dana_jax.engine.workers import MaskedStats
 from dana_jax.schedule import APPLY, NOOP
-from dana_jax.transforms._common import index_after, values_after
+from dana_jax.trees import index_after, values_after
 
 # Named streams of a replica's data key, each folded with the batch number.
 AUGMENT_STREAM, MODEL_STREAM = 0, 1

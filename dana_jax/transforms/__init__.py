@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import optax
 
 from dana_jax.errors import ConfigError
-from dana_jax.transforms._common import find_states
 from dana_jax.transforms.dana import (
   DanaState,
   dana,
@@ -34,6 +33,7 @@ from dana_jax.transforms.delayed_nesterov import (
 from dana_jax.transforms.feedback import GapFeedbackState, gap_feedback
 from dana_jax.transforms.gap_aware import GapAwareState, scale_by_gap_aware
 from dana_jax.transforms.staleness_aware import ScaleByStalenessState, scale_by_staleness
+from dana_jax.trees import find_states
 
 
 def read_params(opt_state: Any, params: optax.Params) -> optax.Params:

@@ -33,13 +33,8 @@ import numpy as np
 import optax
 
 from dana_jax.errors import ConfigError
-from dana_jax.transforms._common import (
-  float_dtype,
-  index_after,
-  learning_rate_at,
-  require_extra_arg,
-  set_row,
-)
+from dana_jax.transforms._common import float_dtype, learning_rate_at, require_extra_arg
+from dana_jax.trees import index_after, set_row
 
 
 class DanaState(NamedTuple):

@@ -33,12 +33,8 @@ import jax.numpy as jnp
 import optax
 
 from dana_jax.errors import ConfigError
-from dana_jax.transforms._common import (
-  float_dtype,
-  learning_rate_at,
-  require_extra_arg,
-  tree_size,
-)
+from dana_jax.transforms._common import float_dtype, learning_rate_at, require_extra_arg
+from dana_jax.trees import tree_size
 
 PENALTIES = ("one_plus", "max")
 

@@ -1,30 +1,30 @@
-"""The training-independent event schedule of a simulation (docs/spec.md §1, §6.0).
+"""The asynchronous event schedule (docs/spec.md §1, §6.0): apply, restart and discard
+events, and their blocks.
 
-Which worker's gradient reaches the parameter server when depends only on the
-timing model and its seed, never on training, so it is computed here, once,
-in plain numpy, and handed to the engine as arrays. Two families:
+A sequence of *events*, each for one worker. An *apply* event is a master step t
+(arriving worker k_t, lag τ_t, simulated time s_t, the dispatch number of its batch);
+a *restart* event (made by a ``restart_rule``, e.g. Ringmaster's
+:class:`RestartAtDelay`) applies nothing: the worker's job is cancelled, it reads
+again, and its new job — same batch — starts then, with its next batch-time draw. A
+*discard* event (a ``discard_rule``, e.g. :class:`DiscardAtDelay`) is an arrival that
+is not applied. Events are partitioned into *blocks*: runs of consecutive events whose
+workers are all distinct (capped at ``block_size``). Every gradient applied inside a
+block was read before it, which is what lets the engine compute a block's gradients
+together (docs/semantics.md, blocks).
 
-* **Asynchronous** (:class:`Schedule`): a sequence of *events*, each for one
-  worker. An *apply* event is a master step t (arriving worker k_t, lag τ_t,
-  simulated time s_t, the dispatch number of its batch); a *restart* event
-  (made by a ``restart_rule``, e.g. Ringmaster's) applies nothing: the
-  worker's job is cancelled, it reads again, and its new job — same batch —
-  starts then, with its next batch-time draw. Events are partitioned into
-  *blocks*: runs of consecutive events whose workers are all distinct
-  (capped at ``block_size``). Every gradient applied inside a block was read
-  before it, which is what lets the engine compute a block's gradients
-  together (docs/semantics.md, blocks).
-* **Synchronous rounds** (:class:`Rounds`): round r applies the mean of G
-  gradients all computed at θ_r; a ``round_rule`` gives G and the rounds'
-  durations (SSGD: G = N, each round takes max_i X_i).
+The event rules of the methods after the GA paper (spec §6.2):
 
-Also here: the Monte-Carlo speedup model of ASGD and SSGD (the GA paper's
-Figure 12). The timing models live in :mod:`dana_jax.timing` and are
-re-exported here.
+* :class:`RestartAtDelay`: Ringmaster ASGD's cancellation — after every master step
+  t, each worker whose job has reached delay t + 1 − r_k ≥ R is restarted, so no
+  applied gradient is R steps stale.
+* :class:`DiscardAtDelay`: Ringmaster without cancellation — a gradient that arrives
+  with τ ≥ R is discarded; the worker reads again.
 
 References:
   Barkai, Hakimi, Schuster, "Gap-Aware Mitigation of Gradient Staleness",
   ICLR 2020 (arXiv:1909.10802), §5 and Appendix.
+  Maranjyan, Tyurin, Richtárik, "Ringmaster ASGD: The First Asynchronous SGD
+  with Optimal Time Complexity", ICML 2025 (arXiv:2501.16168).
 """
 
 from __future__ import annotations
@@ -32,23 +32,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
-from dana_jax.timing import (  # noqa: F401 - re-exported: the schedule's inputs
-    MEAN_BATCH_TIME,
-    TIMING_MODELS,
-    ConstantTiming,
-    GammaTiming,
-    TimingModel,
-    TraceTiming,
-    heterogeneous,
-    homogeneous,
-    make_timing,
-)
+from dana_jax.schedule.draws import STREAM_BYTES, WorkerDraws, check_count, validate_schedule_args
+from dana_jax.timing import TimingModel
 
 # Event kinds. NOOP marks the padding the engine adds for static shapes. A DISCARD
 # is an arrival that is not applied (the worker reads again, its batch spent);
@@ -154,59 +144,7 @@ class Schedule:
     return steps.astype(np.int32), mask
 
 
-class WorkerDraws:
-  """Every worker's batch-time draws X_i0, X_i1, … (one per job), drawn on demand.
-
-  A model without end is asked ahead in growing chunks (its streams continue, so the
-  values do not change). A finite one (a trace) is never asked past its jobs: a job it
-  lacks reads +inf (it never completes), and the schedule refuses — naming the jobs it
-  needs — only when its run uses that job, i.e. when the job starts before the run's
-  end (:meth:`refuse_short`). So a trace of exactly the jobs a run uses is enough.
-  """
-
-  def __init__(self, timing: TimingModel, num_workers: int, seed: int):
-    self.timing, self.num_workers = timing, num_workers
-    self.streams = timing.worker_streams(num_workers, seed)
-    limit = timing.jobs_available(num_workers)
-    self.limit = None if limit is None else np.asarray(limit, np.int64)
-    self.drawn = np.zeros(num_workers, np.int64)  # real draws per worker
-    self.values = np.zeros((num_workers, 0))
-
-  def upto(self, width: int) -> np.ndarray:
-    """At least the first ``width`` jobs of every worker, [N, ≥ width]; +inf past a finite
-    model's jobs."""
-    have = self.values.shape[1]
-    if width <= have:
-      return self.values
-    width = max(int(width), 2 * have)
-    target = np.full(self.num_workers, width, np.int64)
-    if self.limit is not None:
-      target = np.minimum(target, self.limit)
-    counts = np.maximum(target - self.drawn, 0)
-    values = np.full((self.num_workers, width), np.inf)
-    values[:, :have] = self.values
-    if counts.any():
-      parts = self.timing.draw_each(self.streams, self.drawn.copy(), counts)
-      for i, part in enumerate(parts):
-        values[i, self.drawn[i]:self.drawn[i] + counts[i]] = part
-      self.drawn += counts
-    self.values = values
-    return values
-
-  def job(self, worker: int, index: int) -> float:
-    """X of job ``index`` of ``worker`` (+inf past a finite model's jobs)."""
-    return float(self.upto(index + 1)[worker, index])
-
-  def refuse_short(self, used, detail: str) -> None:
-    """Raises ConfigError (the timing model's message) when the jobs a run uses, ``used``
-    [N], include one the model does not have; ``detail`` says how far it got."""
-    short = np.flatnonzero(np.asarray(used) > self.drawn)
-    if short.size:
-      worker = int(short[0])
-      self.timing.refuse(worker, int(used[worker]), detail)
-
-
-def _completion_order(timing: TimingModel, num_workers: int, num_steps: int, seed: int):
+def completion_order(timing: TimingModel, num_workers: int, num_steps: int, seed: int):
   """Workers, times and jobs used [N] of the first ``num_steps`` completions, ties to the
   lower id. Worker i uses 1 + its completions before the last one: the jobs that start
   before the end (its next job starts at its last completion)."""
@@ -364,7 +302,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
   validate_schedule_args(timing, num_workers, num_steps, block_size)
   _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule)
   if restart_rule is None and discard_rule is None:
-    worker, time, used = _completion_order(timing, num_workers, num_steps, seed)
+    worker, time, used = completion_order(timing, num_workers, num_steps, seed)
     lag = lags_from_workers(worker, num_workers)
     steps = np.arange(num_steps, dtype=np.int32)
     kind, ev_worker, ev_time, ev_step = np.zeros(num_steps, np.int8), worker, time, steps
@@ -392,21 +330,42 @@ def _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule) -> None:
              "need a callable or None")
 
 
-def validate_schedule_args(timing, num_workers, num_steps, block_size) -> None:
-  _require(isinstance(timing, TimingModel), "timing", type(timing).__name__,
-           f"use one of the timing models {sorted(TIMING_MODELS)}")
-  _require(is_int(num_workers, 1), "num_workers", num_workers, "need an integer ≥ 1")
-  _require(is_int(num_steps, 1), "num_steps", num_steps, "need an integer ≥ 1")
-  _require(is_int(block_size, 1), "block_size", block_size, "need an integer ≥ 1")
-  timing.validate(num_workers)
+@dataclasses.dataclass(frozen=True)
+class RestartAtDelay:
+  """Restart every worker whose job has reached delay ``max_delay`` (spec §6.2).
+
+  A :data:`dana_jax.schedule.RestartRule`: called after each apply event with
+  the step count t + 1 and every worker's read step r_k.
+  """
+
+  max_delay: int
+
+  def __post_init__(self):
+    check_count("algorithm_options.max_delay", self.max_delay,
+                 meaning="R, the delay at which a job is cancelled")
+
+  def __call__(self, step_count: int, read_step: np.ndarray) -> np.ndarray:
+    return step_count - np.asarray(read_step) >= self.max_delay
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscardAtDelay:
+  """Discard an arriving gradient of delay τ ≥ ``max_delay`` (spec §6.2, ``cancel=False``)."""
+
+  max_delay: int
+
+  def __post_init__(self):
+    check_count("algorithm_options.max_delay", self.max_delay,
+                 meaning="R, the delay from which a gradient is discarded")
+
+  def __call__(self, lag: int) -> bool:
+    return lag >= self.max_delay
 
 
 # --------------------------------------------------------------------------
 # Size: what a schedule holds on the host, known before it is built.
 # --------------------------------------------------------------------------
 
-# Host bytes of one worker's numpy stream (its SeedSequence and Generator).
-STREAM_BYTES = 900
 # Bytes per apply event of the arrays a Schedule keeps (worker, lag, step, dispatch: int32;
 # time: float64; kind: int8; block start: int64), and per event of the Python list of
 # event tuples that a schedule with restart or discard events is built from.
@@ -435,158 +394,3 @@ def schedule_nbytes(num_workers: int, num_steps: int, *, block_size: int = 1,
     building = 8 * jobs * draws_per_job + 16 * jobs
   kept = EVENT_BYTES * t + BLOCK_BYTES * math.ceil(t / max(1, int(block_size)))
   return max(streams + building, kept)  # the streams are gone when the events are kept
-
-
-def rounds_nbytes(num_workers: int, num_rounds: int, gradients_per_round: int,
-                  all_workers_draw: bool = True) -> int:
-  """A lower bound on the host bytes :func:`make_rounds` holds at its peak: the N + 1
-  streams and the rounds' batch-time draws, float64 (one per worker and round when
-  every worker draws once per round — SSGD, m-sync —, else at least G per round)."""
-  n, r = int(num_workers), int(num_rounds)
-  per_round = n if all_workers_draw else max(1, int(gradients_per_round))
-  return (n + 1) * STREAM_BYTES + 8 * per_round * r + 16 * r
-
-
-# --------------------------------------------------------------------------
-# Synchronous rounds.
-# --------------------------------------------------------------------------
-
-
-class RoundTimes(NamedTuple):
-  """What a round rule's ``round_times`` returns: ``durations`` [R] (T_(r+1) − T_r),
-  ``cancelled`` [R] (jobs in flight at each round's end, cancelled) and ``jobs_used`` [N]
-  (the draws of each worker the run uses)."""
-
-  durations: np.ndarray
-  cancelled: np.ndarray
-  jobs_used: np.ndarray
-
-
-def one_draw_per_round(draws: WorkerDraws, num_rounds: int) -> np.ndarray:
-  """[N, R]: each worker's draw of each round (SSGD, m-sync: one job per worker and
-  round), refused when a finite model has fewer than R."""
-  values = draws.upto(num_rounds)[:, :num_rounds]
-  draws.refuse_short(np.full(draws.num_workers, num_rounds),
-                     f"{num_rounds} rounds of one batch time per worker each")
-  return values
-
-
-@dataclasses.dataclass(frozen=True)
-class SynchronousRule:
-  """SSGD's rounds (spec §2.9): all N workers, a round takes max_i X_i of one draw each."""
-
-  def gradients(self, num_workers: int) -> int:
-    return num_workers
-
-  def round_times(self, draws: WorkerDraws, num_workers: int, num_rounds: int) -> RoundTimes:
-    values = one_draw_per_round(draws, num_rounds)
-    return RoundTimes(values.max(axis=0), np.zeros(num_rounds, np.int64),
-                      np.full(num_workers, num_rounds, np.int64))
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Rounds:
-  """The rounds of a synchronous simulation (spec §6.0).
-
-  Attributes:
-    num_workers: N.
-    gradients_per_round: G; round r applies the mean of the gradients of
-      batches rG … rG + G − 1 of the stream, all computed at θ_r.
-    time: float64 [num_rounds], T_(r+1), the end time of each round.
-    cancelled: int64 [num_rounds], jobs in flight at each round's end, cancelled.
-    jobs_used: int64 [N], the draws of each worker the run uses (None: not known, a
-      rule of the older ``durations`` form).
-  """
-
-  num_workers: int
-  gradients_per_round: int
-  time: np.ndarray
-  cancelled: np.ndarray
-  jobs_used: np.ndarray | None = None
-
-  def cancelled_jobs(self, start: int, stop: int) -> int:
-    """Jobs cancelled in rounds ``start..stop-1``."""
-    return int(np.sum(self.cancelled[start:stop]))
-
-  @property
-  def num_steps(self) -> int:
-    return int(self.time.shape[0])
-
-
-def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed: int = 0,
-                rule=None) -> Rounds:
-  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD).
-
-  A rule has ``gradients(num_workers)`` and either ``round_times(draws, num_workers,
-  num_rounds)`` (a :class:`RoundTimes` from a :class:`WorkerDraws`) or
-  ``durations(timing, streams, num_workers, num_rounds)`` (the rounds' durations; an
-  optional ``cancelled_per_round(num_workers)``, default 0).
-  """
-  validate_schedule_args(timing, num_workers, num_rounds, 1)
-  rule = SynchronousRule() if rule is None else rule
-  gradients = rule.gradients(num_workers)
-  _require(is_int(gradients, 1), "round_rule.gradients", gradients, "need an integer ≥ 1")
-  draws = WorkerDraws(timing, num_workers, seed)
-  if hasattr(rule, "round_times"):
-    durations, cancelled, used = rule.round_times(draws, num_workers, num_rounds)
-  else:
-    durations = rule.durations(timing, draws.streams, num_workers, num_rounds)
-    per_round = getattr(rule, "cancelled_per_round", lambda n: 0)(num_workers)
-    cancelled, used = np.full(num_rounds, int(per_round)), None
-  durations = np.asarray(durations, np.float64)
-  _require(durations.shape == (num_rounds,), "round_rule.durations", durations.shape,
-           f"need one duration per round ({num_rounds})")
-  return Rounds(num_workers, int(gradients), np.cumsum(durations),
-                np.asarray(cancelled, np.int64), None if used is None else np.asarray(used))
-
-
-def synchronous_times(timing: TimingModel, num_workers: int, num_steps: int,
-                      seed: int = 0) -> np.ndarray:
-  """Simulated end times of SSGD iterations: each takes max_i X_i (spec §1)."""
-  return make_rounds(timing, num_workers, num_steps, seed=seed).time
-
-
-# --------------------------------------------------------------------------
-# Speedup model (GA paper, Figure 12).
-# --------------------------------------------------------------------------
-
-
-def estimate_speedup(timing: TimingModel, num_workers: Sequence[int], *,
-                     num_runs: int = 20, num_iterations: int = 100_000,
-                     seed: int = 0) -> dict[str, np.ndarray]:
-  """Monte-Carlo speedup of N workers over one, for ASGD and SSGD.
-
-  Speedup is gradients per unit of simulated time relative to one worker of
-  mean batch time ``timing.mean()``; communication is not modelled. ASGD
-  completes ``num_iterations`` gradients by the ``num_iterations``-th
-  completion over all workers; SSGD computes N gradients per iteration and an
-  iteration takes max_i X_i.
-
-  Returns:
-    ``{"num_workers", "asgd", "ssgd"}`` with the mean over runs, and
-    ``"asgd_std"``, ``"ssgd_std"``.
-  """
-  _require(isinstance(timing, TimingModel), "timing", type(timing).__name__,
-           f"use one of the timing models {sorted(TIMING_MODELS)}")
-  _require(np.iterable(num_workers) and not isinstance(num_workers, str)
-           and len(list(num_workers)) >= 1 and all(is_int(n, 1) for n in num_workers),
-           "num_workers", num_workers, "need a sequence of integers ≥ 1")
-  _require(is_int(num_runs, 1), "num_runs", num_runs, "need an integer ≥ 1")
-  _require(is_int(num_iterations, 1), "num_iterations", num_iterations,
-           "need an integer ≥ 1")
-  _require(is_int(seed), "seed", seed, "need an integer")
-  mean = timing.mean()
-  asgd, ssgd = [], []
-  for n in num_workers:
-    a_runs, s_runs = [], []
-    for run in range(num_runs):
-      run_seed = seed * 1_000_003 + run * 7919 + int(n)
-      _, times, _ = _completion_order(timing, int(n), num_iterations, run_seed)
-      a_runs.append(num_iterations * mean / times[-1])
-      s_total = synchronous_times(timing, int(n), num_iterations, run_seed + 1)[-1]
-      s_runs.append(int(n) * num_iterations * mean / s_total)
-    asgd.append(a_runs)
-    ssgd.append(s_runs)
-  asgd, ssgd = np.asarray(asgd), np.asarray(ssgd)
-  return {"num_workers": np.asarray(num_workers), "asgd": asgd.mean(1), "ssgd": ssgd.mean(1),
-          "asgd_std": asgd.std(1), "ssgd_std": ssgd.std(1)}
