@@ -19,7 +19,7 @@ from dana_jax import conv as _conv
 from dana_jax.errors import ConfigError
 
 
-def Conv(*args, **kwargs) -> nn.Conv:  # noqa: N802 - a module constructor
+def Conv(*args, **kwargs) -> nn.Conv:  # a module constructor
   """flax's ``nn.Conv`` with :mod:`dana_jax.conv`'s gradients (fast inside scan on XLA:CPU)."""
   return nn.Conv(*args, conv_general_dilated=_conv.conv_general_dilated, **kwargs)
 

@@ -170,7 +170,7 @@ class _Regressor(nn.Module):
 
 
 def test_regression_with_mse():
-  mse = lambda outputs, targets: jnp.square(outputs - targets)  # noqa: E731
+  mse = lambda outputs, targets: jnp.square(outputs - targets)
   model = dj.flax_model(_Regressor(), (3,), loss=mse)
   params, state = model.init(jax.random.key(0))
   assert state == {}
@@ -223,7 +223,7 @@ def test_sequence_model_with_per_token_cross_entropy():
 
 def test_custom_metrics_are_used_and_classification_keeps_engine_default():
   assert dj.flax_model(models.MLP((4,)), (8, 8)).metrics is None
-  mine = lambda o, y: {"abs": jnp.abs(o - y)}  # noqa: E731
+  mine = lambda o, y: {"abs": jnp.abs(o - y)}
   model = dj.flax_model(_Regressor(), (3,), loss=lambda o, y: (o - y) ** 2, metrics=mine)
   assert model.metrics is mine
 
@@ -256,7 +256,7 @@ def test_dropout_through_the_engine_is_deterministic_per_seed():
 
 
 def test_regression_and_sequence_models_simulate_and_evaluate_their_own_loss():
-  mse = lambda outputs, targets: jnp.square(outputs - targets)  # noqa: E731
+  mse = lambda outputs, targets: jnp.square(outputs - targets)
   x = np.asarray(jax.random.normal(jax.random.key(1), (64, 3)), np.float32)
   y = (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
   result = _simulate(dj.flax_model(_Regressor(), (3,), loss=mse), x, y, 0, steps=64)
