@@ -3,9 +3,9 @@
 XLA:CPU lowers the two backward convolutions of ``lax.conv_general_dilated``
 (input gradient: a convolution with a reversed, transposed kernel; kernel
 gradient: a convolution over the batch axis) to a naive loop nest when they
-sit inside a ``while`` loop such as ``lax.scan``: 10–50× slower than the same
-step called from Python (measured in ``docs/benchmarks.md``). The engine runs every
-gradient inside a scan.
+sit inside a ``while`` loop such as ``lax.scan``, many times slower than the
+same step called from Python (docs/benchmarks.md, "The convolution-gradient-in-scan
+problem"). The engine runs every gradient inside a scan.
 
 :func:`conv_general_dilated` is a drop-in for flax's ``nn.Conv(...,
 conv_general_dilated=...)``. On CPU it computes the same convolution with a
