@@ -237,7 +237,7 @@ def _short(value, width: int = 40) -> str:
   return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _pairs(runs: dict) -> str:
+def _changes_text(runs: dict) -> str:
   """"field: old → new; …" over runs' differences (each pair once)."""
   pairs: dict = {}
   for differ in runs.values():
@@ -254,7 +254,7 @@ def _runs_and_fields(runs: dict) -> str:
   and how they differ from this sweep."""
   names = list(runs)
   listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-  return f"{listed}; {_pairs(runs)}"
+  return f"{listed}; {_changes_text(runs)}"
 
 
 def others_message(workdir: pathlib.Path, others: dict) -> str:

@@ -15,7 +15,7 @@ from experiments.algorithm_display import ordered
 from experiments.runfiles import evaluations, load_config
 
 
-def _table(algorithms, workers, text) -> list[str]:
+def _markdown_rows(algorithms, workers, text) -> list[str]:
   """Markdown rows: one per algorithm, one column per N, cells ``text(algorithm, N)``."""
   lines = ["| algorithm | " + " | ".join(f"N = {n}" for n in workers) + " |",
            "|---|" + "---|" * len(workers)]
@@ -55,7 +55,7 @@ def outcome_table(summaries: list[dict]) -> str:
       parts.append(failed_mark(s).strip(" ()"))
     return ", ".join(parts) or f"0 of {len(s.get('seeds', diverged))}"
 
-  return "\n".join(_table(algorithms, workers, text))
+  return "\n".join(_markdown_rows(algorithms, workers, text))
 
 
 def error_table(summaries: list[dict], key: str = "final_test_error", *, scale: float = 100.0,
@@ -80,7 +80,7 @@ def error_table(summaries: list[dict], key: str = "final_test_error", *, scale: 
     mark = (" (diverged)" if any(s.get("diverged", [])) else "") + failed_mark(s)
     return f"{e.mean():{mean_format}} ± {e.std():{std_format}}{mark if marks else ''}"
 
-  lines = _table(algorithms, workers, text)
+  lines = _markdown_rows(algorithms, workers, text)
   if baseline:
     for s in summaries:
       if s["num_workers"] == 1:
@@ -183,4 +183,4 @@ def time_to_target_table(results_dir, summaries, target_points: float = 1.0,
     ratio = f" ({base_time / np.mean(t):.1f}×)" if base_time else ""
     return f"{np.mean(t):.0f}{ratio}"
 
-  return "\n".join(lines + _table(algorithms, workers, text))
+  return "\n".join(lines + _markdown_rows(algorithms, workers, text))
