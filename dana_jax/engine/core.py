@@ -93,8 +93,7 @@ class SimState(NamedTuple):
   worker_state: Any = None        # the worker program's per-worker state, [N, ...]
 
 
-# Changes when SimState's layout changes; checkpoints record it (dana_jax.checkpoint).
-STATE_FORMAT = 3
+# A change of SimState's layout changes dana_jax.checkpoint.STATE_FORMAT.
 
 
 @dataclasses.dataclass(frozen=True)
