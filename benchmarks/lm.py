@@ -8,7 +8,7 @@ step, one replica, ``execution="steps"``: the engine for GA, DANA-GA and
 asynchronous local SGD (H = 4 AdamW steps per job, so four gradients per
 master step) at N = 8 and 16, against a jitted ``lax.scan`` of plain optax SGD
 steps on the same model (the synchronous limit: one gradient per step). Also
-the memory estimate per worker (``Simulator.memory_estimate``: the read copy,
+the memory estimate per worker (``dana_jax.engine.memory.memory_estimate``: the read copy,
 DANA's momentum, local SGD's inner AdamW state). One JSON row per measurement.
 """
 

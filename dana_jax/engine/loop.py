@@ -258,15 +258,16 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
   stopped = bool(history) and all(r["nonfinite"] for r in history[-1]["replicas"])
   chunks = [] if stopped else [(a, b) for a, b in zip([0] + ends[:-1], ends, strict=True)
                                if a >= resumed_at]
-  every = [Evaluation([(eval_data, "test"), (train_eval_data, "train")], eval_every_steps)]
-  every += [Callback(callback)] if callback is not None else []
-  every += [checkpointing] if checkpointing is not None else []
-  every += [Progress(num_steps, resumed_at, spec.algorithm.name)] if progress else []
-  every += list(hooks)
+  chunk_hooks = [Evaluation([(eval_data, "test"), (train_eval_data, "train")], eval_every_steps)]
+  chunk_hooks += [Callback(callback)] if callback is not None else []
+  chunk_hooks += [checkpointing] if checkpointing is not None else []
+  chunk_hooks += [Progress(num_steps, resumed_at, spec.algorithm.name)] if progress else []
+  chunk_hooks += list(hooks)
   try:
-    state = _run_chunks(simulator, state, schedules, chunks, rows, num_steps, history, every)
+    state = _run_chunks(simulator, state, schedules, chunks, rows, num_steps, history,
+                        chunk_hooks)
   finally:
-    for hook in every:
+    for hook in chunk_hooks:
       if callable(getattr(hook, "close", None)):
         hook.close()
   return Result(state=state, history=history, schedules=schedules, simulator=simulator)

@@ -161,9 +161,11 @@ def summarize(metrics, values: dict, valid, num_workers: int) -> dict:
   return out
 
 
-def metric_names(metrics=METRICS) -> tuple[str, ...]:
-  """Every entry a replica's chunk record can hold from ``metrics`` and the host (not
-  evaluation's ``test/…``, ``train/…``); a run holds those that apply to it."""
+def metric_names(metrics=None) -> tuple[str, ...]:
+  """Every entry a replica's chunk record can hold from ``metrics`` (default
+  :data:`METRICS`) and the host (not evaluation's ``test/…``, ``train/…``, nor the flag
+  ``nonfinite``); a run holds those that apply to it."""
+  metrics = METRICS if metrics is None else metrics
   names = [n for m in metrics for n in m.summary_names]
   return tuple(names) + CHUNK_ENTRIES
 

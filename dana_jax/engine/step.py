@@ -239,7 +239,7 @@ def run_blocks(parts: Parts, state, xs, data_key, hp, data):
   rather than scanning over them: with a replica axis, ``lax.scan`` over
   [K, …] inputs (or outputs) moves the replica axis behind the scanned one,
   a transposed copy of every job's gradient and read copy per block
-  (measured: most of the replicas' cost; docs/benchmarks.md, "Replicas").
+  (docs/benchmarks.md, "Replicas").
   """
   tx = parts.optimizer(hp)
 
