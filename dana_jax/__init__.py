@@ -14,16 +14,21 @@ import warnings
 from dana_jax import schedule, sharding, timing, transforms, trees
 from dana_jax.algorithms import ALGORITHMS, Algorithm, EventPlan, get_algorithm, optimizer
 from dana_jax.engine import (
+    METRICS,
     REPLICA_EXECUTIONS,
     ArrayData,
     HostData,
     Hyperparams,
     Model,
     Result,
+    RunSpec,
     SimState,
     Simulator,
+    check_size,
+    check_timing,
     default_replica_execution,
     evaluate,
+    metric_names,
     replica,
     simulate,
 )
@@ -37,13 +42,13 @@ from dana_jax.timing import ConstantTiming, GammaTiming, TraceTiming, heterogene
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConfigError", "ConstantTiming",
-    "EventPlan", "GammaTiming", "HostData", "Hyperparams", "InEpochs", "Model",
-    "Result", "SimState", "Simulator", "TraceTiming", "default_replica_execution",
-    "estimate_speedup", "evaluate", "flax_model",
-    "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule", "optimizer",
-    "paper_in_epochs", "paper_learning_rate", "replica", "schedule", "sharding", "simulate",
-    "timing", "transforms", "trees",
+    "ALGORITHMS", "METRICS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConfigError",
+    "ConstantTiming", "EventPlan", "GammaTiming", "HostData", "Hyperparams", "InEpochs", "Model",
+    "Result", "RunSpec", "SimState", "Simulator", "TraceTiming", "check_size", "check_timing",
+    "default_replica_execution", "estimate_speedup", "evaluate", "flax_model",
+    "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule",
+    "metric_names", "optimizer", "paper_in_epochs", "paper_learning_rate", "replica",
+    "schedule", "sharding", "simulate", "timing", "transforms", "trees",
 ]
 
 

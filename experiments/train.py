@@ -34,7 +34,7 @@ import numpy as np
 
 import dana_jax as dj
 from dana_jax import checkpoint, data, transformer
-from dana_jax.engine.simulator import batches_per_step
+from dana_jax.engine import batches_per_step
 from experiments import registry, rundir, validate
 
 
@@ -583,7 +583,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
   options = options_for(config, point["algorithm"], point["num_workers"])
   every = config.get("eval_every_epochs")  # None: after every chunk
   steps_of = lambda epochs: None if epochs is None else max(  # noqa: E731
-      1, round(epochs * sim.steps_per_epoch))
+      1, round(epochs * sim.spec.steps_per_epoch))
   eval_every_steps = steps_of(every)
   # One checkpoint per simulation (all its cells), in its first cell's directory.
   checkpoint_every = config.get("checkpoint_every_epochs") or None  # 0: none
@@ -624,7 +624,7 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
       log.flush()
 
   def simulate():
-    return dj.simulate(sim, sim.steps_for_epochs(config.epochs),
+    return dj.simulate(sim, sim.spec.steps_for_epochs(config.epochs),
                        chunk_steps=config.get("chunk_steps"), eval_data=dataset.eval_data,
                        checkpoint_dir=checkpoint_dir,
                        checkpoint_meta=checkpoint_meta(config, point, data),
@@ -687,8 +687,8 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
         "environment": run_environment(),
         "replicas_in_program": len(simulated),
         # What "auto" resolved to (config.json keeps the field as given).
-        "execution": sim.execution,
-        "replica_execution": None if sim.single else sim.replica_execution,
+        "execution": sim.spec.execution,
+        "replica_execution": None if sim.spec.single else sim.spec.replica_execution,
         "steps": int(result.history[-1]["step"]),
     }
     if writer():
@@ -812,7 +812,10 @@ def check_memory(config, points, dataset, mesh) -> None:
   for point in points:
     try:  # dana_jax's size checks (dj.engine.memory.check_size): state, then schedules
       sim = simulator(config, point, dataset, mesh)
-      sim.check_size(sim.steps_for_epochs(config.epochs), config.get("chunk_steps"))
+      dj.check_size(sim.spec, sim.model, num_steps=sim.spec.steps_for_epochs(config.epochs),
+                    chunk_steps=config.get("chunk_steps"), host_data=sim.host_data is not None,
+                    data_nbytes=sim.data_nbytes, example_nbytes=None if sim.host_data is None
+                    else sim.host_data.example_nbytes())
     except MemoryError as e:
       field, value = (("epochs", config.epochs) if str(e).startswith("num_steps=")
                       else ("num_workers", point["num_workers"]))
@@ -822,7 +825,7 @@ def check_memory(config, points, dataset, mesh) -> None:
           f"{str(e).split(' is not allowed: ', 1)[-1]}") from None
     if config.get("timing") == "trace":  # a trace covers every step of the run (or one line)
       with validate.library_check("timing_trace"):
-        sim.check_timing(sim.steps_for_epochs(config.epochs))
+        dj.check_timing(sim.spec, sim.spec.steps_for_epochs(config.epochs))
 
 
 def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
