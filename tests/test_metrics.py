@@ -8,7 +8,7 @@ import dana_jax as dj
 from dana_jax import data, models
 from dana_jax.engine import metrics
 
-MLP = models.flax_model(models.MLP((8,)), (8, 8))
+MLP = dj.flax_model(models.MLP((8,)), (8, 8))
 
 
 def test_the_declared_metrics_are_the_summary_entries():
