@@ -22,7 +22,7 @@ from dana_jax.engine.host_data import HostData
 from dana_jax.errors import ConfigError
 
 
-def _type_name(value) -> str:
+def type_name(value) -> str:
   return type(value).__name__
 
 
@@ -33,13 +33,13 @@ def is_model(model) -> bool:
 
 
 def check_model(model, field: str = "model") -> None:
-  _require(is_model(model), field, _type_name(model),
+  _require(is_model(model), field, type_name(model),
            "need a dana_jax.Model (init, loss, fold, predict), e.g. "
            "dana_jax.flax_model(module, input_shape)")
 
 
 def _check_callable(field: str, value, what: str) -> None:
-  _require(value is None or callable(value), field, _type_name(value),
+  _require(value is None or callable(value), field, type_name(value),
            f"need {what} (a callable) or None")
 
 
@@ -51,7 +51,7 @@ def _leading(field: str, value) -> int:
     shape = None
   if (shape is None or len(shape) == 0 or isinstance(value, (str, bytes, Mapping))
       or not hasattr(value, "dtype")):  # a list: np.asarray(x) says which dtype is meant
-    raise ConfigError(f"{field}={_type_name(value)} is not allowed: need an array (numpy or "
+    raise ConfigError(f"{field}={type_name(value)} is not allowed: need an array (numpy or "
                       "jax) with a leading example axis.")
   return int(shape[0])
 
@@ -60,7 +60,7 @@ def check_data(field: str, inputs, labels, labels_field: str | None = None) -> N
   """``inputs, labels``: arrays of one leading length, or a HostData and no labels."""
   labels_field = labels_field or f"{field}_labels"
   if isinstance(inputs, HostData):
-    _require(labels is None, labels_field, _type_name(labels),
+    _require(labels is None, labels_field, type_name(labels),
              "must be None when the inputs are a HostData (it returns the labels)")
     return
   num = _leading(field, inputs)
@@ -84,7 +84,7 @@ def check_hyperparams_type(hyperparams) -> None:
   """A :class:`Hyperparams` whose fields are numbers (or one number per replica)."""
   if hyperparams is None:
     return
-  _require(isinstance(hyperparams, Hyperparams), "hyperparams", _type_name(hyperparams),
+  _require(isinstance(hyperparams, Hyperparams), "hyperparams", type_name(hyperparams),
            "need a dana_jax.Hyperparams(learning_rate, momentum, weight_decay) or None")
   for name in ("learning_rate", "momentum", "weight_decay"):
     value = getattr(hyperparams, name)
@@ -102,7 +102,7 @@ def check_run_spec(algorithm, *, algorithm_options, seeds, timing_seeds, worker_
   """:meth:`~dana_jax.RunSpec.create`'s arguments by type, before any of them is used."""
   from dana_jax.algorithms import Algorithm
 
-  _require(isinstance(algorithm, (str, Algorithm)), "algorithm", _type_name(algorithm),
+  _require(isinstance(algorithm, (str, Algorithm)), "algorithm", type_name(algorithm),
            "need a registry name (dana_jax.ALGORITHMS) or a dana_jax.Algorithm")
   _require(algorithm_options is None or isinstance(algorithm_options, Mapping),
            "algorithm_options", algorithm_options, "need a dict of option names to values "
@@ -112,12 +112,12 @@ def check_run_spec(algorithm, *, algorithm_options, seeds, timing_seeds, worker_
     _int_list("timing_seeds", timing_seeds, allow_int=False)
   _require(worker_program is None or (callable(getattr(worker_program, "run", None))
                                       and callable(getattr(worker_program, "init", None))),
-           "worker_program", _type_name(worker_program),
+           "worker_program", type_name(worker_program),
            "need a worker program (dana_jax.workers: Gradient, LocalSteps) or None")
   _check_callable("restart_rule", restart_rule, "(step_count, read_step) -> bool [N]")
   _require(round_rule is None or (callable(getattr(round_rule, "gradients", None))
                                   and callable(getattr(round_rule, "durations", None))),
-           "round_rule", _type_name(round_rule),
+           "round_rule", type_name(round_rule),
            "need a round rule (gradients, durations; dana_jax.schedule.rounds) or None")
 
 
@@ -133,32 +133,29 @@ def check_simulator(model, train_inputs, train_labels, *, hyperparams, learning_
   check_hyperparams_type(hyperparams)
   _require(learning_rate_schedule is None or isinstance(learning_rate_schedule, InEpochs)
            or callable(learning_rate_schedule), "learning_rate_schedule",
-           _type_name(learning_rate_schedule),
+           type_name(learning_rate_schedule),
            "need base_lr -> (step -> lr), a dana_jax.InEpochs, or None")
   _check_callable("augment", augment, "(inputs, key) -> inputs")
 
 
-def check_simulate(simulator, *, eval_data, train_eval_data, callback, progress, state,
+def check_simulate(*, eval_data, train_eval_data, callback, progress, state,
                    checkpoint_dir, checkpoint_meta) -> None:
-  """:func:`~dana_jax.simulate`'s arguments by type (its step counts: there)."""
-  from dana_jax.engine.simulator import Simulator
-
-  _require(isinstance(simulator, Simulator), "simulator", _type_name(simulator),
-           "need a dana_jax.Simulator")
+  """:func:`~dana_jax.simulate`'s arguments by type (its step counts: there; that
+  ``simulator`` is one: :func:`~dana_jax.simulate` itself)."""
   for field, data in (("eval_data", eval_data), ("train_eval_data", train_eval_data)):
     if data is None or isinstance(data, HostData):
       continue
-    _require(isinstance(data, (tuple, list)) and len(data) == 2, field, _type_name(data),
+    _require(isinstance(data, (tuple, list)) and len(data) == 2, field, type_name(data),
              "need (inputs, labels), a dana_jax.HostData, or None")
     check_data(field, data[0], data[1], f"{field}[1]")
   _check_callable("callback", callback, "record -> None")
   _require(isinstance(progress, (bool, np.bool_)), "progress", progress, "need True or False")
-  _require(state is None or isinstance(state, SimState), "state", _type_name(state),
+  _require(state is None or isinstance(state, SimState), "state", type_name(state),
            "need a dana_jax.SimState (simulator.init(), or a Result's state) or None")
   _require(checkpoint_dir is None or isinstance(checkpoint_dir, (str, os.PathLike)),
-           "checkpoint_dir", _type_name(checkpoint_dir), "need a path or None")
+           "checkpoint_dir", type_name(checkpoint_dir), "need a path or None")
   _require(checkpoint_meta is None or isinstance(checkpoint_meta, Mapping),
-           "checkpoint_meta", _type_name(checkpoint_meta), "need a dict or None")
+           "checkpoint_meta", type_name(checkpoint_meta), "need a dict or None")
 
 
 def _leaf_shapes(tree) -> list | None:
@@ -189,7 +186,7 @@ def check_weights(model, params, model_state) -> None:
     if expected_shapes is None or shapes == expected_shapes:
       continue
     if shapes is None:
-      shown = _type_name(got)
+      shown = type_name(got)
     elif {p for p, _ in shapes} == {p for p, _ in expected_shapes}:
       path, shape = next((p, s) for (p, s), (_, e) in zip(shapes, expected_shapes,
                                                            strict=True) if s != e)

@@ -28,6 +28,7 @@ from dana_jax.engine import arguments, compatibility, memory, plan
 from dana_jax.engine.core import Model, SimState, take
 from dana_jax.engine.host_data import HostData
 from dana_jax.engine.placement import over_replicas
+from dana_jax.engine.run_spec import RunSpec
 
 
 def classification_metrics(logits, labels):
@@ -220,7 +221,10 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
   Returns:
     A :class:`Result`; ``history[i]["replicas"][r]`` holds chunk i's metrics of replica r.
   """
-  arguments.check_simulate(simulator, eval_data=eval_data, train_eval_data=train_eval_data,
+  _require(isinstance(getattr(simulator, "spec", None), RunSpec)
+           and callable(getattr(simulator, "run_chunk", None)), "simulator",
+           arguments.type_name(simulator), "need a dana_jax.Simulator")
+  arguments.check_simulate(eval_data=eval_data, train_eval_data=train_eval_data,
                            callback=callback, progress=progress, state=state,
                            checkpoint_dir=checkpoint_dir, checkpoint_meta=checkpoint_meta)
   for field, value, minimum in (("num_steps", num_steps, 1), ("chunk_steps", chunk_steps, 1),
