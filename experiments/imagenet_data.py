@@ -2,7 +2,7 @@
 
 ImageNet does not fit in device memory: the engine loads a chunk's batches
 from this host data source (:class:`dana_jax.engine.HostData`) as it runs.
-:func:`experiments.input_pipeline.imagenet` finds tfds's prepared
+:func:`imagenet` finds tfds's prepared
 ``imagenet2012`` and returns its splits as :class:`ImageNetData`.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import textwrap
 
 import numpy as np
 
 from dana_jax.engine import HostData
+from experiments import input_pipeline
 from experiments.input_pipeline import NUM_CLASSES, DataError
 
 
@@ -115,3 +117,43 @@ class ImageNetData(HostData):
 
   def example_nbytes(self) -> int:
     return int(np.prod(self.example_shape)) * (1 if self.mode == "train" else 4)
+
+
+def imagenet(*, data_dir: str | None = None, download: bool = False, stored_size: int = 256,
+             image_size: int = 224, train_eval_examples: int = 10_000,
+             eval_examples: int | None = None):
+  """ImageNet (ILSVRC 2012) through tfds's ``imagenet2012``, kept on the host.
+
+  Returns:
+    ``(train, validation, train_eval)``:
+    :class:`ImageNetData` in ``"train"``
+    mode (uint8, for the JAX random-resized crop), the validation split in
+    ``"eval"`` mode (limited to ``eval_examples``), and the first
+    ``train_eval_examples`` training examples in ``"eval"`` mode.
+
+  Raises:
+    DataError: where the data was looked for and tfds's manual-download
+      instructions, when the prepared data set is missing.
+  """
+  where = data_dir or os.path.expanduser("~/tensorflow_datasets")
+  try:
+    train, validation = input_pipeline.tfds_sources("imagenet2012", data_dir, download,
+                                      splits=("train", "validation"))
+  except Exception as e:  # any failure here means: the data is not available
+    import tensorflow_datasets as tfds
+
+    instructions = textwrap.dedent(
+        tfds.builder_cls("imagenet2012").MANUAL_DOWNLOAD_INSTRUCTIONS).strip()
+    raise DataError(
+        f"imagenet2012 was not found in data_dir={where} ({type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else ''}). ImageNet cannot be downloaded "
+        f"automatically. tfds's instructions:\n{instructions}\nPut the two tar files in "
+        f"{where}/downloads/manual, then prepare it once with `tfds build imagenet2012 "
+        f"--data_dir={where} --file_format=array_record` (random access needs array_record), "
+        "or pass --config.data_dir=DIR where it is prepared.") from e
+  kwargs = dict(stored_size=stored_size, image_size=image_size)
+  return (ImageNetData(train, mode="train", where=f"{where} imagenet2012 train", **kwargs),
+          ImageNetData(validation, mode="eval", limit=eval_examples,
+                       where=f"{where} imagenet2012 validation", **kwargs),
+          ImageNetData(train, mode="eval", limit=train_eval_examples,
+                       where=f"{where} imagenet2012 train", **kwargs))

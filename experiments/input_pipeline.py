@@ -2,7 +2,7 @@
 
 Small data sets are read once into numpy arrays (uint8 images, int32 labels)
 and then live in device memory; the engine gathers each batch by index.
-ImageNet does not fit: :func:`imagenet` returns
+ImageNet does not fit: :func:`experiments.imagenet_data.imagenet` returns
 :class:`experiments.imagenet_data.ImageNetData`, host data sources the engine
 loads batch by batch, chunk by chunk.
 
@@ -32,7 +32,6 @@ import logging
 import os
 import pathlib
 import struct
-import textwrap
 
 import numpy as np
 
@@ -179,7 +178,7 @@ def _read_all(source, what: str, image_shape: tuple) -> tuple[np.ndarray, np.nda
   return images, np.concatenate(labels)
 
 
-def _tfds_sources(name, data_dir, download, splits=("train", "test")):
+def tfds_sources(name, data_dir, download, splits=("train", "test")):
   """tfds's own data sources of ``splits``, prepared as array_record if need be.
 
   With ``download=False`` tfds only reads what is prepared in ``data_dir`` and
@@ -225,7 +224,7 @@ def _fashion_sources(data_dir, idx_dir, download):
     builder.download_and_prepare()
     return builder.as_data_source("train"), builder.as_data_source("test")
   try:
-    return _tfds_sources("fashion_mnist", data_dir, download)
+    return tfds_sources("fashion_mnist", data_dir, download)
   except Exception as e:  # any failure here means: the data is not available
     raise DataError(
         f"Fashion-MNIST was not found: no IDX files in {idx_dir} and tfds's 'fashion_mnist' "
@@ -254,7 +253,7 @@ def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
     train, test = _fashion_sources(data_dir, idx_dir, download)
   else:
     try:
-      train, test = _tfds_sources(name, data_dir, download)
+      train, test = tfds_sources(name, data_dir, download)
     except Exception as e:
       raise DataError(
           f"{name} was not found in data_dir={data_dir or '~/tensorflow_datasets'} "
@@ -271,44 +270,3 @@ def load(name: str, *, data_dir: str | None = None, idx_dir: str | None = None,
       raise DataError(f"{name} {split}: labels in {_source_files(source)} span "
                       f"{y.min()}..{y.max()}, expected 0..{classes - 1}.")
   return train_x, train_y, test_x, test_y
-
-
-def imagenet(*, data_dir: str | None = None, download: bool = False, stored_size: int = 256,
-             image_size: int = 224, train_eval_examples: int = 10_000,
-             eval_examples: int | None = None):
-  """ImageNet (ILSVRC 2012) through tfds's ``imagenet2012``, kept on the host.
-
-  Returns:
-    ``(train, validation, train_eval)``:
-    :class:`~experiments.imagenet_data.ImageNetData` in ``"train"``
-    mode (uint8, for the JAX random-resized crop), the validation split in
-    ``"eval"`` mode (limited to ``eval_examples``), and the first
-    ``train_eval_examples`` training examples in ``"eval"`` mode.
-
-  Raises:
-    DataError: where the data was looked for and tfds's manual-download
-      instructions, when the prepared data set is missing.
-  """
-  where = data_dir or os.path.expanduser("~/tensorflow_datasets")
-  try:
-    train, validation = _tfds_sources("imagenet2012", data_dir, download,
-                                      splits=("train", "validation"))
-  except Exception as e:  # any failure here means: the data is not available
-    import tensorflow_datasets as tfds
-
-    instructions = textwrap.dedent(
-        tfds.builder_cls("imagenet2012").MANUAL_DOWNLOAD_INSTRUCTIONS).strip()
-    raise DataError(
-        f"imagenet2012 was not found in data_dir={where} ({type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}). ImageNet cannot be downloaded "
-        f"automatically. tfds's instructions:\n{instructions}\nPut the two tar files in "
-        f"{where}/downloads/manual, then prepare it once with `tfds build imagenet2012 "
-        f"--data_dir={where} --file_format=array_record` (random access needs array_record), "
-        "or pass --config.data_dir=DIR where it is prepared.") from e
-  from experiments.imagenet_data import ImageNetData
-  kwargs = dict(stored_size=stored_size, image_size=image_size)
-  return (ImageNetData(train, mode="train", where=f"{where} imagenet2012 train", **kwargs),
-          ImageNetData(validation, mode="eval", limit=eval_examples,
-                       where=f"{where} imagenet2012 validation", **kwargs),
-          ImageNetData(train, mode="eval", limit=train_eval_examples,
-                       where=f"{where} imagenet2012 train", **kwargs))

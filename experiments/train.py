@@ -58,9 +58,9 @@ def load_data(config) -> Dataset:
   """The sweep's data: small sets standardized in memory; ImageNet on the host."""
   train_eval = config.get("train_eval_examples", None)
   if config.dataset == "imagenet2012":
-    from experiments import input_pipeline
+    from experiments import imagenet_data
 
-    train, validation, train_subset = input_pipeline.imagenet(
+    train, validation, train_subset = imagenet_data.imagenet(
         data_dir=config.get("data_dir"), stored_size=config.stored_size,
         image_size=config.image_size, train_eval_examples=train_eval or 10_000,
         eval_examples=config.get("eval_examples"))

@@ -9,6 +9,7 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
+from experiments import imagenet_data  # noqa: E402
 from experiments import input_pipeline as ip  # noqa: E402
 from experiments.imagenet_data import ImageNetData  # noqa: E402
 
@@ -98,7 +99,7 @@ def test_missing_data_says_where_and_how(tmp_path):
 
 def test_imagenet_through_tfds_mock_data_is_decoded_on_the_host():
   with tfds.testing.mock_data(num_examples=20):
-    train, validation, train_eval = ip.imagenet(stored_size=40, image_size=32,
+    train, validation, train_eval = imagenet_data.imagenet(stored_size=40, image_size=32,
                                                 train_eval_examples=8, eval_examples=12)
     assert (len(train), len(validation), len(train_eval)) == (20, 12, 8)
     x, y = train.load(np.arange(6).reshape(2, 3))  # mock images have random sizes
@@ -139,7 +140,7 @@ def test_missing_imagenet_passes_on_tfds_manual_download_instructions(tmp_path):
   expected = (f"(?s)imagenet2012 was not found in data_dir={tmp_path}.*"
               "ILSVRC2012_img_train.tar.*downloads/manual.*tfds build imagenet2012")
   with pytest.raises(ip.DataError, match=expected):
-    ip.imagenet(data_dir=str(tmp_path))
+    imagenet_data.imagenet(data_dir=str(tmp_path))
 
 
 def test_corrupt_prepared_files_are_named(tmp_path):
