@@ -59,15 +59,19 @@ def gap_reference(opt_state: Any, params: optax.Params) -> optax.Params:
 
 
 def diagnostics(opt_state: Any) -> dict[str, jnp.ndarray]:
-  """Penalty statistics of the last update: GA's mean(|Δ|/C) and mean(G), SA's divisor."""
+  """The statistics of the last update that the optimizer's states report.
+
+  A transform's state reports them with a ``diagnostics() -> {name: scalar}``
+  method (GA's mean(|Δ|/C) and mean(G), SA's divisor, ...), found by what the
+  state has, never by its position in a chain; later states in the chain win a
+  shared name. The engine's metric table (``dana_jax.engine.metrics``) declares
+  the names it records.
+  """
+  has = lambda x: isinstance(x, tuple) and callable(getattr(x, "diagnostics", None))
   out = {}
-  for state in find_states(opt_state, GapAwareState):
-    out["gap/normalized"] = state.mean_gap
-    out["penalty/mean"] = state.mean_penalty
-  for state in find_states(opt_state, ScaleByStalenessState):
-    out["penalty/mean"] = state.last_divisor
-  for state in find_states(opt_state, ScaleByDelayState):  # a factor ≤ 1: report 1 / factor
-    out["penalty/mean"] = 1.0 / state.last_factor
+  for state in jax.tree_util.tree_leaves(opt_state, is_leaf=has):
+    if has(state):
+      out.update(state.diagnostics())
   return out
 
 

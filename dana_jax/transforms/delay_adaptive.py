@@ -31,6 +31,10 @@ class ScaleByDelayState(NamedTuple):
 
   last_factor: jax.Array
 
+  def diagnostics(self) -> dict:
+    """The penalty reported per step: 1 / factor (the factor is ≤ 1)."""
+    return {"penalty/mean": 1.0 / self.last_factor}
+
 
 def scale_by_delay(num_workers: int) -> optax.GradientTransformationExtraArgs:
   """Multiplies the updates by ``min(1, num_workers / max(lag, 1))``.

@@ -56,6 +56,10 @@ class GapAwareState(NamedTuple):
   mean_gap: jax.Array
   mean_penalty: jax.Array
 
+  def diagnostics(self) -> dict:
+    """mean(|Δ| / C) and mean(G) of the last step."""
+    return {"gap/normalized": self.mean_gap, "penalty/mean": self.mean_penalty}
+
 
 def scale_by_gap_aware(
     learning_rate: optax.ScalarOrSchedule,

@@ -28,6 +28,10 @@ class ScaleByStalenessState(NamedTuple):
 
   last_divisor: jax.Array
 
+  def diagnostics(self) -> dict:
+    """The penalty reported per step: the divisor max(τ, 1)."""
+    return {"penalty/mean": self.last_divisor}
+
 
 def scale_by_staleness() -> optax.GradientTransformationExtraArgs:
   """Divides the updates by ``max(lag, 1)``.
