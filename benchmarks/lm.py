@@ -8,7 +8,7 @@ step, one replica, ``execution="steps"``: the engine for GA, DANA-GA and
 asynchronous local SGD (H = 4 AdamW steps per job, so four gradients per
 master step) at N = 8 and 16, against a jitted ``lax.scan`` of plain optax SGD
 steps on the same model (the synchronous limit: one gradient per step). Also
-the memory estimate per worker (``Simulator.memory_estimate``: the read copy,
+the memory estimate per worker (``dana_jax.engine.memory.memory_estimate``: the read copy,
 DANA's momentum, local SGD's inner AdamW state). One JSON row per measurement.
 """
 
@@ -80,8 +80,8 @@ def engine_step_seconds(m, x, y, algorithm, n, options, steps, repeats):
                      execution="steps")
   holder = {"state": sim.init(), "start": 0}
   total = (repeats + 2) * steps
-  schedules = sim.schedules(total, steps)
-  rows = sim.rows_per_chunk(schedules, total, steps)
+  schedules = dj.engine.plan.schedules(sim.spec, total, steps)
+  rows = dj.engine.plan.rows_per_chunk(sim.spec, schedules, total, steps)
 
   def call():
     start = holder["start"]
@@ -89,7 +89,8 @@ def engine_step_seconds(m, x, y, algorithm, n, options, steps, repeats):
     holder["start"] += steps
     jax.block_until_ready(out)
 
-  return best_of(call, repeats) / steps, sim.memory_estimate(), sim.batches_per_step
+  memory = dj.engine.memory.memory_estimate(sim.spec, sim.model)
+  return best_of(call, repeats) / steps, memory, sim.spec.batches_per_step
 
 
 def main(argv=None):

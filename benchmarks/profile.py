@@ -51,7 +51,7 @@ def profile(model_name: str, num_workers: int, algorithm: str, batch: int, steps
   sim = dj.Simulator(models.flax_model(factory(), shape), algorithm, x, y,
                      num_workers=num_workers, batch_size=batch, execution="steps",
                      hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4))
-  schedules = sim.schedules(3 * steps, steps)
+  schedules = dj.engine.plan.schedules(sim.spec, 3 * steps, steps)
   state = sim.init()
   state, out = sim.run_chunk(state, schedules, 0, steps)
   jax.block_until_ready(out)

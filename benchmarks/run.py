@@ -130,9 +130,11 @@ def engine_runner(model, x, y, args, num_workers, naive=False):
   steps = max(10, args.steps // 10) if naive else args.steps
   chunk = 1 if naive else steps
   total = (args.repeats + 2) * steps
-  schedules = [] if sim.synchronous else sim.schedules(total, chunk)
+  plan = dj.engine.plan
+  schedules = [] if sim.spec.synchronous else plan.schedules(sim.spec, total, chunk)
   # Static scan rows per chunk: blocks, or events with restarts (None: one per step).
-  blocks = None if sim.synchronous else sim.rows_per_chunk(schedules, total, chunk)
+  blocks = (None if sim.spec.synchronous
+            else plan.rows_per_chunk(sim.spec, schedules, total, chunk))
   holder = {"state": sim.init(), "start": 0}
 
   def call():
@@ -149,16 +151,16 @@ def engine_runner(model, x, y, args, num_workers, naive=False):
 
 def engine_row(sim, steps, blocks, first, seconds) -> dict:
   """The engine's row from a first (compiling) and a steady call's seconds."""
-  replicas = 1 if sim.single else sim.num_replicas
-  memory = sim.memory_estimate()
-  gradients = steps * (sim.num_workers if sim.synchronous else 1) * replicas
+  replicas = 1 if sim.spec.single else sim.spec.num_replicas
+  memory = dj.engine.memory.memory_estimate(sim.spec, sim.model)
+  gradients = steps * (sim.spec.num_workers if sim.spec.synchronous else 1) * replicas
   per_replica = memory["params"] + memory["worker_stacks"] + memory["optimizer"]
   return {"seconds_per_step": seconds / steps,
           "seconds_per_step_per_replica": seconds / steps / replicas,
           "seconds_per_gradient": seconds / gradients,
-          "compile_seconds": max(0.0, first - seconds), "execution": sim.execution,
-          "replica_execution": None if sim.single else sim.replica_execution,
-          "block_size": sim.block_size, "blocks_per_chunk": blocks,
+          "compile_seconds": max(0.0, first - seconds), "execution": sim.spec.execution,
+          "replica_execution": None if sim.spec.single else sim.spec.replica_execution,
+          "block_size": sim.spec.block_size, "blocks_per_chunk": blocks,
           "memory_estimate_bytes": per_replica,
           "memory_estimate_total_bytes": per_replica * replicas, **peak_memory()}
 

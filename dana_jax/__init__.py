@@ -8,16 +8,21 @@ engine that simulates one parameter server and N workers exactly.
 from dana_jax import schedule, sharding, timing, transforms
 from dana_jax.algorithms import ALGORITHMS, Algorithm, get_algorithm, optimizer
 from dana_jax.engine import (
+    METRICS,
     REPLICA_EXECUTIONS,
     ArrayData,
     HostData,
     Hyperparams,
     Model,
     Result,
+    RunSpec,
     SimState,
     Simulator,
+    check_size,
+    check_timing,
     default_replica_execution,
     evaluate,
+    metric_names,
     replica,
     simulate,
 )
@@ -37,11 +42,13 @@ from dana_jax.sharding import make_mesh
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConfigError", "ConstantTiming",
-    "GammaTiming", "HostData", "Hyperparams", "InEpochs", "Model",
-    "Result", "SimState", "Simulator", "TraceTiming", "default_replica_execution",
+    "ALGORITHMS", "METRICS", "REPLICA_EXECUTIONS", "Algorithm", "ArrayData", "ConfigError",
+    "ConstantTiming", "GammaTiming", "HostData", "Hyperparams", "InEpochs", "Model",
+    "Result", "RunSpec", "SimState", "Simulator", "TraceTiming", "check_size", "check_timing",
+    "default_replica_execution",
     "estimate_speedup", "evaluate",
-    "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule", "optimizer",
+    "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule",
+    "metric_names", "optimizer",
     "paper_in_epochs", "paper_schedule", "replica", "schedule", "sharding", "simulate",
     "timing", "transforms",
 ]

@@ -37,11 +37,11 @@ import optax
 
 from dana_jax import schedule_rules as rules
 from dana_jax import transforms as T
-from dana_jax.engine.workers import INNER_OPTIMIZERS, InnerOptimizer, LocalSteps
 from dana_jax.errors import ConfigError
 from dana_jax.specs import Bool, Choice, Int, Real, Spec, declared, takes
 from dana_jax.transforms._common import find_state
 from dana_jax.transforms.gap_aware import PENALTIES
+from dana_jax.workers import INNER_OPTIMIZERS, InnerOptimizer, LocalSteps
 
 BASES = ("sgd", "adam", "adamw", "muon")
 OUTER_RULES = ("nesterov", "delayed_nesterov", "adam", "adamw", "muon")

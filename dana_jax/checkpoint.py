@@ -24,40 +24,45 @@ import pathlib
 import jax
 import numpy as np
 
-from dana_jax.engine.core import STATE_FORMAT
 from dana_jax.errors import ConfigError
+
+# Changes when the layout of the carried state (dana_jax.SimState) changes; a checkpoint
+# records it, and one of another format is refused.
+STATE_FORMAT = 3
 
 
 def _digest(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()[:16]
 
 
-def fingerprint(simulator, num_steps: int, chunk_steps: int, extra: dict | None = None
-                ) -> dict[str, str]:
-  """What must be equal for a checkpoint to be resumed: one string per field."""
-  timing = simulator.timing
+def fingerprint(spec, model, hyperparams: dict, num_steps: int, chunk_steps: int,
+                extra: dict | None = None) -> dict[str, str]:
+  """What must be equal for a checkpoint to be resumed: one string per field, of the run
+  (a :class:`~dana_jax.RunSpec`), its model's parameter shapes, its hyperparameters (one
+  array per field, a value per replica), its step counts and ``extra``."""
+  timing = spec.timing
   timing_text = (f"trace:{_digest(np.asarray(timing.batch_times, np.float64).tobytes())}"
                  if hasattr(timing, "batch_times") else repr(timing))
-  params, _ = jax.eval_shape(simulator.model.init, jax.random.key(0))
+  params, _ = jax.eval_shape(model.init, jax.random.key(0))
   shapes = [f"{x.shape}{x.dtype}" for x in jax.tree_util.tree_leaves(params)]
   out = {
-      "algorithm": simulator.algorithm.name,
-      "algorithm_options": json.dumps(simulator.options, sort_keys=True, default=str),
-      "num_workers": str(simulator.num_workers),
-      "batch_size": str(simulator.batch_size),
-      "num_examples": str(simulator.num_examples),
-      "seeds": str(simulator.seeds),
-      "timing_seeds": str(simulator.timing_seeds),
-      "hyperparams": json.dumps({k: v.tolist() for k, v in simulator.hyperparams.items()},
+      "algorithm": spec.algorithm.name,
+      "algorithm_options": json.dumps(dict(spec.options), sort_keys=True, default=str),
+      "num_workers": str(spec.num_workers),
+      "batch_size": str(spec.batch_size),
+      "num_examples": str(spec.num_examples),
+      "seeds": str(list(spec.seeds)),
+      "timing_seeds": str(list(spec.timing_seeds)),
+      "hyperparams": json.dumps({k: v.tolist() for k, v in hyperparams.items()},
                                 sort_keys=True),
       "timing": timing_text,
-      "execution": simulator.execution,
-      "block_size": str(simulator.block_size),
-      "worker_program": repr(simulator.program),
-      "round_rule": repr(simulator.round_rule),
-      "restart_rule": getattr(simulator.restart_rule, "__qualname__",
-                              repr(simulator.restart_rule)),
-      "discard_rule": repr(simulator.discard_rule),
+      "execution": spec.execution,
+      "block_size": str(spec.block_size),
+      "worker_program": repr(spec.program),
+      "round_rule": repr(spec.round_rule),
+      "restart_rule": getattr(spec.restart_rule, "__qualname__",
+                              repr(spec.restart_rule)),
+      "discard_rule": repr(spec.discard_rule),
       "model_parameters": _digest("|".join(shapes).encode()),
       "num_steps": str(num_steps),
       "chunk_steps": str(chunk_steps),
@@ -165,4 +170,26 @@ class Checkpointer:
     self.manager.close()
 
 
-__all__ = ["Checkpointer", "DamagedCheckpoint", "OtherConfiguration", "fingerprint"]
+class Checkpointing:
+  """A hook of :func:`dana_jax.simulate`: saves ``(state, history)`` in ``directory`` at
+  the first chunk end after every ``every`` master steps (None: every chunk) and after
+  the last chunk; :meth:`restore` resumes from the latest checkpoint."""
+
+  def __init__(self, directory, fingerprint: dict[str, str], every: int | None = None):
+    self.checkpointer = Checkpointer(directory, fingerprint)
+    self.every = every
+
+  def restore(self, target_state):
+    """``(state, history)`` of the latest checkpoint, or None (:meth:`Checkpointer.restore`)."""
+    return self.checkpointer.restore(target_state)
+
+  def __call__(self, end) -> None:
+    if end.due(self.every):
+      self.checkpointer.save(end.stop, end.state, end.history)
+
+  def close(self) -> None:
+    self.checkpointer.close()
+
+
+__all__ = ["STATE_FORMAT", "Checkpointer", "Checkpointing", "DamagedCheckpoint",
+           "OtherConfiguration", "fingerprint"]

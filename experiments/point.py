@@ -63,6 +63,13 @@ def start_run_dirs(config, point: dict, workdir: pathlib.Path, data: dict) -> No
     rundir.write_fingerprint(run_dir, fingerprint)
 
 
+def _row_names(sim, dataset) -> tuple[str, ...]:
+  """The keys of the point's metrics rows, from one example of its evaluation data."""
+  data = dataset.eval_data
+  inputs, labels = data.load(np.zeros([1], np.int64)) if isinstance(data, dj.HostData) else data
+  return runwriter.row_names(sim.model, inputs, labels)
+
+
 def _simulate_resuming(sim, point, simulate, checkpoint_dir):
   """``simulate()``, from the point's checkpoint if it has a good one; a damaged one or
   another configuration's (raised before any chunk) is deleted, and the run starts afresh."""
@@ -90,7 +97,8 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
     return [rundir.summary(workdir / c["name"]) for c in cells]
   sim = build_simulator(config, point, dataset, mesh)
   replicas, _ = replicas_of(config, cells, mesh)
-  steps_of = lambda epochs: None if epochs is None else max(1, round(epochs * sim.steps_per_epoch))
+  spec = sim.spec
+  steps_of = lambda epochs: None if epochs is None else max(1, round(epochs * spec.steps_per_epoch))
   # One checkpoint per simulation (all its cells), in its first cell's directory.
   checkpoint_every = config.get("checkpoint_every_epochs") or None  # 0: none
   checkpoint_dir = None if checkpoint_every is None else workdir / cells[0]["name"] / "checkpoint"
@@ -98,10 +106,10 @@ def run_point(config, point: dict, workdir: pathlib.Path, dataset, mesh=None, *,
   if devices.writer():
     start_run_dirs(config, point, workdir, data)
   metrics = runwriter.MetricsWriter(workdir, cells, replicas, list(config.seeds),
-                                    dj.METRIC_NAMES, files=devices.writer(),
+                                    _row_names(sim, dataset), files=devices.writer(),
                                     tensorboard=bool(config.get("tensorboard")))
   simulate = lambda: dj.simulate(
-      sim, sim.steps_for_epochs(config.epochs), chunk_steps=config.get("chunk_steps"),
+      sim, spec.steps_for_epochs(config.epochs), chunk_steps=config.get("chunk_steps"),
       eval_data=dataset.eval_data, checkpoint_dir=checkpoint_dir,
       checkpoint_meta=runwriter.checkpoint_meta(config, point, data),
       checkpoint_every_steps=steps_of(checkpoint_every),
@@ -170,10 +178,10 @@ def point_summaries(config, point, sim, result, metrics, num_classes, seconds) -
                            for r in mine],
         "wall_seconds": seconds, "command": runwriter.command_line(),
         "environment": runwriter.run_environment(),
-        "replicas_in_program": sim.num_replicas,  # with the mesh's repeats
+        "replicas_in_program": sim.spec.num_replicas,  # with the mesh's repeats
         # What "auto" resolved to (config.json keeps the field as given).
-        "execution": sim.execution,
-        "replica_execution": None if sim.single else sim.replica_execution,
+        "execution": sim.spec.execution,
+        "replica_execution": None if sim.spec.single else sim.spec.replica_execution,
         "steps": int(history[-1]["step"]),
     })
   return summaries

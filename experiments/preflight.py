@@ -102,8 +102,10 @@ def _spec(algorithm="asgd", **arguments):
 
 
 def _check_hyperparams(field, **values) -> None:
+  """The library's refusal of η, γ or λ (one replica's)."""
+  from dana_jax.engine.core import check_hyperparams
   with library_errors(field):
-    dj.check_hyperparams(dj.Hyperparams(**values))
+    check_hyperparams(dj.Hyperparams(**values), 1)
 
 
 def check_algorithms(config) -> None:
@@ -215,9 +217,10 @@ def check_memory(config, points, dataset, mesh) -> None:
     model = build_model(config, dataset.input_shape, dataset.num_classes)
     steps = spec.steps_for_epochs(config.epochs)
     try:  # the state, then the schedules
+      host = dataset.train_inputs if isinstance(dataset.train_inputs, dj.HostData) else None
       dj.check_size(spec, model, num_steps=steps, chunk_steps=config.get("chunk_steps"),
-                    host_data=isinstance(dataset.train_inputs, dj.HostData),
-                    data_nbytes=_data_nbytes(dataset))
+                    host_data=host is not None, data_nbytes=_data_nbytes(dataset),
+                    example_nbytes=None if host is None else host.example_nbytes())
     except MemoryError as e:
       field, value = (("epochs", config.epochs) if str(e).startswith("num_steps=")
                       else ("num_workers", point["num_workers"]))

@@ -17,6 +17,7 @@ import time
 import jax
 import numpy as np
 
+import dana_jax as dj
 from experiments import rundir
 from experiments.builders import options_for
 
@@ -81,6 +82,21 @@ def checkpoint_meta(config, point: dict | None = None, data: dict | None = None)
   return {f"{c['name']}/{k}": v
           for c, fields in zip(point["cells"], run_fingerprints(config, point, data or {}),
                                strict=True) for k, v in fields.items()}
+
+
+def row_names(model, inputs, labels) -> tuple[str, ...]:
+  """The keys of every ``metrics.jsonl`` row of a run: the library's per-chunk entries
+  (``dana_jax.metric_names()``) and evaluation's ``test/<m>`` and ``train/<m>`` of the
+  model's own metrics, traced (not run) on one example of ``inputs``, ``labels``."""
+  import jax.numpy as jnp
+
+  from dana_jax.engine import compatibility, loop
+  example = jax.ShapeDtypeStruct((1, *np.shape(inputs)[1:]), jnp.asarray(inputs[:1]).dtype)
+  target = jax.ShapeDtypeStruct((1, *np.shape(labels)[1:]), jnp.asarray(labels[:1]).dtype)
+  outputs = compatibility.output_spec(model, example)
+  measured = jax.eval_shape(model.metrics or loop.classification_metrics, outputs, target)
+  return tuple(dj.metric_names()) + tuple(f"{where}/{name}" for where in ("test", "train")
+                                          for name in measured)
 
 
 class MetricsWriter:

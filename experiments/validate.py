@@ -215,7 +215,8 @@ def check_dataset(config, dataset) -> None:
   import jax
   import jax.numpy as jnp
 
-  from dana_jax.engine import HostData, checks
+  from dana_jax.engine import HostData
+  from dana_jax.engine import compatibility as checks
   from experiments import builders
 
   model = builders.build_model(config, dataset.input_shape, dataset.num_classes)

@@ -43,7 +43,7 @@ def test_named_algorithm_runs_and_logs(algorithm, num_workers):
       learning_rate_schedule=functools.partial(dj.paper_schedule, steps_per_epoch=spe,
                                                num_workers=num_workers, warmup_epochs=1,
                                                decay_epochs=(2,)))
-  steps = sim.steps_for_epochs(3)
+  steps = sim.spec.steps_for_epochs(3)
   result = dj.simulate(sim, steps, eval_data=(vx, vy), progress=False)
   assert sum(h["step"] - p for h, p in zip(
       result.history, [0] + [h["step"] for h in result.history[:-1]])) == steps
@@ -74,7 +74,7 @@ def test_the_methods_after_the_paper_run_and_log(algorithm):
                      hyperparams=dj.Hyperparams(0.7 if algorithm == "async_local_sgd" else 0.05,
                                                 0.0 if algorithm == "ringmaster" else 0.9, 1e-4),
                      algorithm_options=OPTIONS[algorithm])
-  steps = sim.steps_for_epochs(3)
+  steps = sim.spec.steps_for_epochs(3)
   result = dj.simulate(sim, steps, eval_data=(vx, vy), progress=False)
   last = result.history[-1]["replicas"][0]
   for key in ("lag/mean", "loss/train", "test/error", "time/simulated", "jobs/cancelled"):

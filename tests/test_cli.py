@@ -271,8 +271,8 @@ def test_schedule_in_epochs_needs_no_steps_per_epoch():
                      learning_rate_schedule=dj.paper_in_epochs(
                          num_workers=4, warmup_epochs=2.0, decay_epochs=(3.0,)))
   per_epoch = (len(y) // 32) / 4  # SSGD: rounds of 4 gradients (docs/spec.md §2.9)
-  assert sim.steps_per_epoch == per_epoch
-  lr = sim.learning_rate_fn(0.1)
+  assert sim.spec.steps_per_epoch == per_epoch
+  lr = sim.parts.learning_rate({"learning_rate": 0.1})
   for step in (0, 5, 17, 23, 40):
     epoch = step / per_epoch
     want = (0.025 + 0.075 * min(epoch / 2.0, 1.0)) * (0.1 if epoch >= 3.0 else 1.0)

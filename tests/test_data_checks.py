@@ -13,7 +13,7 @@ import pytest
 
 import dana_jax as dj
 from dana_jax import data, models, transformer
-from dana_jax.engine import checks
+from dana_jax.engine import compatibility as checks
 
 X, Y, VX, VY = data.digits()
 MODEL = models.flax_model(models.MLP((8,), 10), (8, 8))

@@ -14,6 +14,7 @@ from reference import data_order_batch, event_simulation
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
+from dana_jax.engine import memory, plan
 
 ASYNC = ["sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd"]
 
@@ -132,7 +133,7 @@ def test_one_worker_sgd_step_for_step():
   sim = dj.Simulator(MLP, "sgd", x, y, num_workers=1, batch_size=16,
                      hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), learning_rate_schedule=decayed)
   sim_state = sim.init()
-  schedules = sim.schedules(30, 1)
+  schedules = plan.schedules(sim.spec, 30, 1)
   for t in range(30):
     sim_state, _ = sim.run_chunk(sim_state, schedules, t, t + 1)
     idx = data_order_batch(0, x.shape[0], 16, t)
@@ -175,7 +176,7 @@ def test_replica_execution_is_checked_and_auto_is_per_backend():
   with pytest.raises(ValueError, match="replica_execution"):
     dj.engine.evaluate_replicas(MLP, None, None, x, y, replica_execution="pmap")
   sim = dj.Simulator(MLP, "nag", x, y, num_workers=2, batch_size=16, seeds=[0, 1])
-  assert sim.replica_execution == dj.default_replica_execution() == "loop"  # tests run on CPU
+  assert sim.spec.replica_execution == dj.default_replica_execution() == "loop"  # tests run on CPU
   assert dj.default_replica_execution("gpu") == dj.default_replica_execution("tpu") == "vmap"
 
 
@@ -218,7 +219,7 @@ def test_memory_estimate_counts_worker_stacks_and_dana_momenta():
   n_params = flat(MLP.init(jax.random.key(0))[0]).size
   for name, n, momenta in [("nag", 8, 1), ("dana", 8, 8 + 1), ("ssgd", 8, 1)]:
     sim = dj.Simulator(MLP, name, x, y, num_workers=n, batch_size=16)
-    est = sim.memory_estimate()
+    est = memory.memory_estimate(sim.spec, MLP)
     assert est["params"] == 4 * n_params
     assert est["worker_stacks"] == (0 if name == "ssgd" else n * 4 * n_params)
     # NAG: one trace; DANA: N momenta and their running sum (plus a few scalars).
@@ -247,11 +248,13 @@ def test_host_data_gives_the_same_run_as_device_arrays(algorithm, execution):
 def test_host_data_chunks_are_bounded_and_evaluation_can_be_sparse():
   x, y = digits_subset()
   sim = dj.Simulator(MLP, "ga", dj.ArrayData(x, y), None, num_workers=2, batch_size=16)
-  assert sim.default_chunk_steps() == sim.steps_per_epoch  # 20 steps of 4 KiB each
+  assert (plan.default_chunk_steps(sim.spec, sim.host_data.example_nbytes())
+          == sim.spec.steps_per_epoch)  # 20 steps of 4 KiB each
   images = np.broadcast_to(np.zeros((1, 4096, 1024), np.float32), (4096, 4096, 1024))
   big = dj.Simulator(MLP, "ga", dj.ArrayData(images, np.zeros(4096, np.int32)), None,
                      num_workers=2, batch_size=32)
-  assert big.default_chunk_steps() == 2  # 512 MiB of inputs per step, 1 GiB per chunk
+  # 512 MiB of inputs per step, 1 GiB per chunk
+  assert plan.default_chunk_steps(big.spec, big.host_data.example_nbytes()) == 2
   result = dj.simulate(sim, 40, chunk_steps=5, eval_data=(x[:50], y[:50]),
                        eval_every_steps=20, progress=False)
   evaluated = [h["step"] for h in result.history if "test/error" in h["replicas"][0]]
@@ -266,15 +269,15 @@ def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkey
   x, y = digits_subset()
   sim = dj.Simulator(MLP, "dana", x, y, num_workers=64, batch_size=16, seeds=[0, 1],
                      replica_execution=replica_execution)
-  fits = sim.check_memory()
-  est = sim.memory_estimate()
+  fits = memory.check_memory(sim.spec, MLP, data_nbytes=sim.data_nbytes)
+  est = memory.memory_estimate(sim.spec, MLP)
   per_replica = est["params"] + est["worker_stacks"] + est["optimizer"]
   # The loop's running replica: a working copy of θ and the optimizer state, not the stacks.
   working = est["params"] + est["optimizer"] if replica_execution == "loop" else 0
   assert fits["total"] == 2 * per_replica + working + x.nbytes + y.nbytes
   with pytest.raises(MemoryError, match=r"(?s)needs at least .*N = 64 read copies.*"
                                         r"2 replicas.*Reduce num_workers"):
-    sim.check_memory(available=per_replica)
+    memory.check_memory(sim.spec, MLP, data_nbytes=sim.data_nbytes, available=per_replica)
   monkeypatch.setattr(dj.engine.memory, "available_memory", lambda: per_replica)
   with pytest.raises(MemoryError):
     sim.init()  # before anything is compiled or allocated
@@ -305,9 +308,9 @@ def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seed
   sim = dj.Simulator(model, algorithm, x, y, num_workers=n, batch_size=16, execution=execution,
                      block_size=4, seeds=seeds, timing=S.heterogeneous(),
                      replica_execution=replica_execution)
-  schedules, state = sim.schedules(40, 20), sim.init()
-  rows = sim.rows_per_chunk(schedules, 40, 20)
-  xs, valid = sim.chunk_inputs(schedules, 0, 20, rows)
+  schedules, state = plan.schedules(sim.spec, 40, 20), sim.init()
+  rows = plan.rows_per_chunk(sim.spec, schedules, 40, 20)
+  xs, valid = plan.chunk_inputs(sim.spec, schedules, 0, 20, rows, orders=sim.orders)
   hlo = sim.chunk_fn().lower(state, xs, sim.data_keys, sim.hp(), valid,
                              sim.device_data()).compile().as_text()
   shapes = lambda op: {tuple(int(d) for d in s.split(",") if d)  # noqa: E731

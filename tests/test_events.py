@@ -151,8 +151,8 @@ def test_ssgd_counts_gradients_not_floored_rounds_per_epoch():
   x, y, _, _ = data.digits()
   sim = dj.Simulator(MLP, "ssgd", x, y, num_workers=32, batch_size=32)
   per_epoch = x.shape[0] // 32  # 46 batches of the stream per epoch
-  assert sim.steps_for_epochs(4) == (4 * per_epoch) // 32 == 5  # not 4 × floor(46 / 32)
-  result = dj.simulate(sim, sim.steps_for_epochs(4), progress=False)
+  assert sim.spec.steps_for_epochs(4) == (4 * per_epoch) // 32 == 5  # not 4 × floor(46 / 32)
+  result = dj.simulate(sim, sim.spec.steps_for_epochs(4), progress=False)
   # Epoch e ends with the round in which gradient e·S falls: rounds 2, 3, 5 (and 5).
   assert [h["step"] for h in result.history] == [2, 3, 5]
 

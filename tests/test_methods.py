@@ -82,7 +82,7 @@ def test_a_cancellation_schedule_does_not_depend_on_the_model():
   sims = [dj.Simulator(m, "ringmaster", x, y, num_workers=8, batch_size=16,
                        algorithm_options={"max_delay": 3}, timing=S.heterogeneous())
           for m in (MLP, other)]
-  a, b = (sim.schedules(200, 50)[0] for sim in sims)
+  a, b = (dj.engine.plan.schedules(sim.spec, 200, 50)[0] for sim in sims)
   for field in ("event_kind", "event_worker", "event_time", "event_dispatch", "block_starts"):
     np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
 
@@ -287,7 +287,7 @@ def test_dynamic_local_steps_match_the_reference(execution):
   # An epoch is a pass of the stream at the expected H of an apply event: worker i makes
   # a share ∝ v_i / H_i of the arrivals.
   share = (speed / steps) / (speed / steps).sum()
-  assert sim.steps_per_epoch == pytest.approx((x.shape[0] // 16) / np.sum(share * steps))
+  assert sim.spec.steps_per_epoch == pytest.approx((x.shape[0] // 16) / np.sum(share * steps))
   long = S.make_schedule(dj.timing.JobTiming(S.TraceTiming(times), tuple(steps)), 3, 200)
   assert np.mean(steps[long.worker]) == pytest.approx(np.sum(share * steps), rel=0.02)
 

@@ -332,7 +332,8 @@ def test_the_schedule_estimate_is_a_lower_bound_of_what_it_holds(num_workers, st
 
 def test_a_run_that_fits_passes_the_size_check():
   sim = dj.Simulator(MODEL, "ga", X, Y, num_workers=4, batch_size=8, seeds=[0, 1])
-  sizes = sim.check_size(100, 10)
+  sizes = dj.check_size(sim.spec, MODEL, num_steps=100, chunk_steps=10,
+                        data_nbytes=sim.data_nbytes)
   assert 0 < sizes["total"] < sizes["available"]
   result = dj.simulate(sim, 20, chunk_steps=10, progress=False)
   assert result.history[-1]["step"] == 20

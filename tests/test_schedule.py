@@ -180,10 +180,10 @@ def test_simulator_checks_a_trace_before_simulating(tmp_path):
   make = lambda trace, **kw: dj.Simulator(model, "async_local_sgd", x[:320], y[:320],
                                           num_workers=2, batch_size=16, seeds=[0, 1],
                                           timing=S.TraceTiming(trace), **kw)
-  rows = make(np.ones((2, 40)), algorithm_options={"local_steps": 2}).check_timing(30)
+  rows = dj.check_timing(make(np.ones((2, 40)), algorithm_options={"local_steps": 2}).spec, 30)
   assert [r.tolist() for r in rows] == [[30, 30], [30, 30]]  # 15 jobs of 2 each
   with pytest.raises(ConfigError, match="needs at least 30 batch times of worker 0"):
-    make(np.ones((2, 29)), algorithm_options={"local_steps": 2}).check_timing(30)
+    dj.check_timing(make(np.ones((2, 29)), algorithm_options={"local_steps": 2}).spec, 30)
 
 
 def test_an_experiment_refuses_a_short_trace_in_one_line_before_writing(tmp_path):

@@ -20,18 +20,19 @@ from dana_jax import schedule as S
 
 
 def per_replica_ms(sim, steps=400):
-  scheds = sim.schedules(3 * steps, steps)
-  nb = sim.blocks_per_chunk(scheds, 3 * steps, steps)
+  scheds = dj.engine.plan.schedules(sim.spec, 3 * steps, steps)
+  nb = dj.engine.plan.rows_per_chunk(sim.spec, scheds, 3 * steps, steps)
   state, out = sim.run_chunk(sim.init(), scheds, 0, steps, nb)
   jax.block_until_ready(out)
   times = []
   for c in (1, 2):
-    inputs = sim.chunk_inputs(scheds, c * steps, (c + 1) * steps, nb)
+    inputs = dj.engine.plan.chunk_inputs(sim.spec, scheds, c * steps, (c + 1) * steps, nb,
+                                         orders=sim.orders, host_data=sim.host_data)
     began = time.perf_counter()
     state, out = sim.run_chunk(state, scheds, c * steps, (c + 1) * steps, nb, inputs)
     jax.block_until_ready(out)
     times.append(time.perf_counter() - began)
-  return 1e3 * min(times) / steps / sim.num_replicas
+  return 1e3 * min(times) / steps / sim.spec.num_replicas
 
 
 def main(executions):
@@ -46,7 +47,7 @@ def main(executions):
         sim = dj.Simulator(model, "nag", x, y, num_workers=n, batch_size=32,
                            execution=execution, block_size=4, seeds=seeds,
                            timing=S.heterogeneous())
-        print(execution, n, sim.num_replicas, f"{per_replica_ms(sim):.3f} ms/step/replica",
+        print(execution, n, sim.spec.num_replicas, f"{per_replica_ms(sim):.3f} ms/step/replica",
               flush=True)
 
 

@@ -41,14 +41,15 @@ steps = 400
 for seeds in (0, [0, 1, 2, 3]):
   sim = dj.Simulator(model, "nag", x, y, num_workers=64, batch_size=32, execution="blocks",
                      block_size=4, seeds=seeds, timing=S.heterogeneous())
-  scheds = sim.schedules(3 * steps, steps)
-  nb = sim.blocks_per_chunk(scheds, 3 * steps, steps)
+  scheds = dj.engine.plan.schedules(sim.spec, 3 * steps, steps)
+  nb = dj.engine.plan.rows_per_chunk(sim.spec, scheds, 3 * steps, steps)
   state = sim.init()
   state, out = sim.run_chunk(state, scheds, 0, steps, nb)
   jax.block_until_ready(out)
   ts = []
   for c in (1, 2):
-    inputs = sim.chunk_inputs(scheds, c * steps, (c + 1) * steps, nb)
+    inputs = dj.engine.plan.chunk_inputs(sim.spec, scheds, c * steps, (c + 1) * steps, nb,
+                                         orders=sim.orders, host_data=sim.host_data)
     t = time.perf_counter()
     state, out = sim.run_chunk(state, scheds, c * steps, (c + 1) * steps, nb, inputs)
     jax.block_until_ready(out)

@@ -18,7 +18,7 @@ import numpy as np
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
 from dana_jax.engine.core import Hyperparams, SimState
-from dana_jax.engine.data import HostData
+from dana_jax.engine.host_data import HostData
 from dana_jax.errors import ConfigError
 
 
@@ -97,39 +97,45 @@ def check_hyperparams_type(hyperparams) -> None:
              "need a number or a list of numbers (one per replica)")
 
 
-def check_simulator(model, algorithm, train_inputs, train_labels, *, hyperparams,
-                    learning_rate_schedule, algorithm_options, seeds, timing_seeds, augment,
-                    worker_program, restart_rule, round_rule) -> None:
-  """The Simulator's arguments by type, before any of them is used."""
+def check_run_spec(algorithm, *, algorithm_options, seeds, timing_seeds, worker_program,
+                   restart_rule, round_rule) -> None:
+  """:meth:`~dana_jax.RunSpec.create`'s arguments by type, before any of them is used."""
   from dana_jax.algorithms import Algorithm
-  from dana_jax.learning_rates import InEpochs
 
-  if model is not None:  # None: a simulator that only checks its other arguments
-    check_model(model)
   _require(isinstance(algorithm, (str, Algorithm)), "algorithm", _type_name(algorithm),
            "need a registry name (dana_jax.ALGORITHMS) or a dana_jax.Algorithm")
-  check_data("train_inputs", train_inputs, train_labels, "train_labels")
-  check_hyperparams_type(hyperparams)
-  _require(learning_rate_schedule is None or isinstance(learning_rate_schedule, InEpochs)
-           or callable(learning_rate_schedule), "learning_rate_schedule",
-           _type_name(learning_rate_schedule),
-           "need base_lr -> (step -> lr), a dana_jax.InEpochs, or None")
   _require(algorithm_options is None or isinstance(algorithm_options, Mapping),
            "algorithm_options", algorithm_options, "need a dict of option names to values "
            "or None")
   _int_list("seeds", seeds, allow_int=True)
   if timing_seeds is not None:
     _int_list("timing_seeds", timing_seeds, allow_int=False)
-  _check_callable("augment", augment, "(inputs, key) -> inputs")
   _require(worker_program is None or (callable(getattr(worker_program, "run", None))
                                       and callable(getattr(worker_program, "init", None))),
            "worker_program", _type_name(worker_program),
-           "need a worker program (dana_jax.engine.workers: Gradient, LocalSteps) or None")
+           "need a worker program (dana_jax.workers: Gradient, LocalSteps) or None")
   _check_callable("restart_rule", restart_rule, "(step_count, read_step) -> bool [N]")
   _require(round_rule is None or (callable(getattr(round_rule, "gradients", None))
                                   and callable(getattr(round_rule, "durations", None))),
            "round_rule", _type_name(round_rule),
            "need a round rule (gradients, durations; dana_jax.schedule_rules) or None")
+
+
+def check_simulator(model, train_inputs, train_labels, *, hyperparams, learning_rate_schedule,
+                    augment) -> None:
+  """The Simulator's own arguments (those of its :class:`~dana_jax.RunSpec` aside) by type,
+  before any of them is used."""
+  from dana_jax.learning_rates import InEpochs
+
+  if model is not None:  # None: a simulator that only checks its other arguments
+    check_model(model)
+  check_data("train_inputs", train_inputs, train_labels, "train_labels")
+  check_hyperparams_type(hyperparams)
+  _require(learning_rate_schedule is None or isinstance(learning_rate_schedule, InEpochs)
+           or callable(learning_rate_schedule), "learning_rate_schedule",
+           _type_name(learning_rate_schedule),
+           "need base_lr -> (step -> lr), a dana_jax.InEpochs, or None")
+  _check_callable("augment", augment, "(inputs, key) -> inputs")
 
 
 def check_simulate(simulator, *, eval_data, train_eval_data, callback, progress, state,

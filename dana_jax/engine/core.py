@@ -20,12 +20,10 @@ REPLICA_EXECUTIONS = ("auto", "vmap", "loop")
 def default_execution(backend: str | None = None) -> str:
   """The execution ``"auto"`` resolves to on a backend.
 
-  XLA:CPU: ``"steps"``. Measured (docs/benchmarks.md, 2 cores, N = 16, B = 32):
-  Fashion MLP 0.91 (steps) vs 0.96 (blocks) ms per master step, Fashion CNN
-  14.5 vs 64.9 ms — a vmap over weight versions turns convolutions into
-  grouped convolutions, which XLA:CPU runs slowly. GPU/TPU: ``"blocks"``,
-  because a larger effective batch K·B is what fills an accelerator
-  (the design's choice); not yet measured on a GPU (``benchmarks/gpu.sh`` measures it).
+  XLA:CPU: ``"steps"``: a vmap over weight versions turns convolutions into
+  grouped convolutions, which XLA:CPU runs slowly (docs/benchmarks.md, "Executions
+  on CPU"). GPU/TPU: ``"blocks"``, because a larger effective batch K·B is what
+  fills an accelerator (the design's choice; ``benchmarks/gpu.sh`` measures it).
   """
   backend = backend or jax.default_backend()
   return "steps" if backend == "cpu" else "blocks"
@@ -42,11 +40,8 @@ def default_replica_execution(backend: str | None = None) -> str:
   XLA:CPU: ``"loop"``. On a few cores batching adds no parallelism, while vmap
   multiplies every event's working set by R (out of the cache at a
   Fashion-sized MLP) and turns the convolutions of R weight versions into
-  grouped convolutions. Measured on 2 cores, R = 4, N = 8–256, steps and blocks
-  (docs/benchmarks.md, "The loop over replicas"): a replica costs 0.96–1.12×
-  a lone run per master step with the loop against 1.05–1.83× batched (Fashion
-  MLP), 0.89–1.06× against 1.41–2.65× (Fashion CNN). GPU/TPU: ``"vmap"``,
-  which is what fills an accelerator; not yet measured on one
+  grouped convolutions (docs/benchmarks.md, "The loop over replicas").
+  GPU/TPU: ``"vmap"``, which is what fills an accelerator
   (``benchmarks/gpu.sh`` measures both).
   """
   backend = backend or jax.default_backend()
@@ -93,8 +88,7 @@ class SimState(NamedTuple):
   worker_state: Any = None        # the worker program's per-worker state, [N, ...]
 
 
-# Changes when SimState's layout changes; checkpoints record it (dana_jax.checkpoint).
-STATE_FORMAT = 3
+# A change of SimState's layout changes dana_jax.checkpoint.STATE_FORMAT.
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,19 +12,21 @@ import concurrent.futures
 import dataclasses
 import functools
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dana_jax import checkpoint as _checkpoint
 from dana_jax import sharding as _sharding
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
-from dana_jax.engine import arguments, checks, plan
+from dana_jax.engine import arguments, compatibility, memory, plan
 from dana_jax.engine.core import Model, SimState, take
-from dana_jax.engine.data import HostData
+from dana_jax.engine.host_data import HostData
 from dana_jax.engine.placement import over_replicas
 
 
@@ -76,7 +78,7 @@ def evaluate_replicas(model: Model, params, model_state, inputs, labels=None, *,
 def evaluate(model: Model, params, model_state, inputs, labels=None, batch_size: int = 1000):
   """Mean metrics (classification: cross-entropy ``loss`` and ``error``) of one θ."""
   arguments.check_evaluate(model, inputs, labels, batch_size)  # types first, then contents
-  checks.check_data(model, inputs, labels, what="eval")
+  compatibility.check_data(model, inputs, labels, what="eval")
   arguments.check_weights(model, params, model_state)
   return evaluate_replicas(model, params, model_state, inputs, labels, replicated=False,
                            batch_size=batch_size)[0]
@@ -98,25 +100,81 @@ def _every(steps: int | None, start: int, stop: int, last: bool) -> bool:
   return steps is None or last or stop // steps > start // steps
 
 
-class _Evaluation:
-  """Evaluates the master's θ of every replica on the test and train sets."""
+class ChunkEnd(NamedTuple):
+  """What a hook of :func:`simulate` sees after a chunk: the run, its state after master
+  step ``stop``, whether this chunk is the last one run (the end, or every replica
+  diverged), the chunk's ``record`` (already the last entry of ``history``), the
+  history so far."""
 
-  def __init__(self, sets, every):
+  simulator: object
+  state: SimState
+  start: int
+  stop: int
+  last: bool
+  record: dict
+  history: list
+
+  def due(self, every: int | None) -> bool:
+    """Whether work every ``every`` master steps (None: every chunk) runs now: at the
+    first chunk end after each multiple of ``every``, and after the last chunk."""
+    return _every(every, self.start, self.stop, self.last)
+
+
+class Evaluation:
+  """A hook: evaluates the master's θ of every replica on the test and train sets and adds
+  ``<split>/<metric>`` to each replica's record."""
+
+  def __init__(self, sets, every: int | None = None):
     self.sets, self.every = [(d, s) for d, s in sets if d is not None], every
 
-  def __call__(self, simulator, state, start, stop, last, replicas):
-    if not self.sets or not _every(self.every, start, stop, last):
+  def __call__(self, end: ChunkEnd) -> None:
+    if not self.sets or not end.due(self.every):
       return
+    simulator, state = end.simulator, end.state
     weights = (state.params, state.model_state)
     if jax.process_count() > 1:  # sharded over processes: gather, then evaluate locally
       weights = _sharding.to_host(weights)
     for data, split in self.sets:
       per = evaluate_replicas(simulator.model, *weights,
                               *((data,) if isinstance(data, HostData) else data),
-                              replicated=not simulator.single,
-                              replica_execution=simulator.replica_execution)
-      for rep, values in zip(replicas, per, strict=True):
+                              replicated=not simulator.spec.single,
+                              replica_execution=simulator.spec.replica_execution)
+      for rep, values in zip(end.record["replicas"], per, strict=True):
         rep.update({f"{split}/{k}": v for k, v in values.items()})
+
+
+class Callback:
+  """A hook: hands each chunk's record to ``fn``."""
+
+  def __init__(self, fn: Callable[[dict], None]):
+    self.fn = fn
+
+  def __call__(self, end: ChunkEnd) -> None:
+    self.fn(end.record)
+
+
+class Progress:
+  """A hook: a tqdm progress bar of master steps, with the first replica's training loss.
+  On a terminal it redraws in place; into a log file at most once a minute, so a sweep's
+  log stays a few lines per run."""
+
+  def __init__(self, num_steps: int, initial: int = 0, desc: str | None = None):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tty = sys.stderr.isatty()
+    self.bar = tqdm(total=num_steps, initial=initial, unit="step", desc=desc, leave=False,
+                    mininterval=0.2 if tty else 60.0, maxinterval=600.0)
+
+  def __call__(self, end: ChunkEnd) -> None:
+    record = end.record
+    self.bar.update(end.stop - end.start)
+    self.bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
+                         examples_per_s=f"{record['examples_per_second']:.0f}", refresh=False)
+
+  def close(self) -> None:
+    self.bar.close()
 
 
 def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
@@ -124,16 +182,21 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
              callback: Callable[[dict], None] | None = None, progress: bool = True,
              state: SimState | None = None, checkpoint_dir=None,
              checkpoint_every_steps: int | None = None,
-             checkpoint_meta: dict | None = None) -> Result:
+             checkpoint_meta: dict | None = None, hooks: Sequence = ()) -> Result:
   """Runs ``num_steps`` master steps in chunks; the host runs once per chunk.
+
+  After each chunk it calls its hooks in order with a :class:`ChunkEnd`: evaluation
+  (:class:`Evaluation`), ``callback`` (:class:`Callback`), checkpointing
+  (:class:`dana_jax.checkpoint.Checkpointing`), the progress bar (:class:`Progress`),
+  then ``hooks``; a hook's ``close()``, if it has one, is called at the end.
 
   Args:
     simulator: a :class:`~dana_jax.Simulator`.
     num_steps: T, master steps to simulate (synchronous: rounds;
-      ``simulator.steps_for_epochs(E)`` counts them for E epochs).
+      ``simulator.spec.steps_for_epochs(E)`` counts them for E epochs).
     chunk_steps: steps per compiled chunk (default
-      :meth:`Simulator.default_chunk_steps`: chunks end at epoch ends; less for
-      large HostData).
+      :func:`dana_jax.engine.plan.default_chunk_steps`: chunks end at epoch ends; less
+      for large HostData).
     eval_data: ``(inputs, labels)`` or a :class:`HostData`, evaluated on the
       master's θ at chunk ends (see ``eval_every_steps``), every replica at once.
     train_eval_data: the same for the train error.
@@ -152,6 +215,7 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
       this many steps (default: every chunk), and after the last chunk.
     checkpoint_meta: more fields (e.g. the experiment config) that a checkpoint
       must match to be resumed.
+    hooks: more hooks: callables of a :class:`ChunkEnd`, called after the others.
 
   Returns:
     A :class:`Result`; ``history[i]["replicas"][r]`` holds chunk i's metrics of replica r.
@@ -165,20 +229,27 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
     _require(value is None or is_int(value, minimum), field, value,
              "need an integer ≥ 1" + ("" if field == "num_steps" else " or None"))
   _require(num_steps is not None, "num_steps", num_steps, "need an integer ≥ 1")
-  checks.check_eval(simulator, eval_data, train_eval_data)
-  chunk_steps = chunk_steps or simulator.default_chunk_steps()
-  simulator.check_size(num_steps, chunk_steps)  # before the schedules or the state exist
-  ends = plan.chunk_ends(num_steps, chunk_steps, simulator.steps_per_epoch)
-  schedules = simulator.schedules(num_steps, chunk_steps)
-  rows = simulator.rows_per_chunk(schedules, num_steps, chunk_steps)
+  _require(all(callable(h) for h in hooks), "hooks", [type(h).__name__ for h in hooks],
+           "need callables of a dana_jax.engine.loop.ChunkEnd")
+  compatibility.check_eval(simulator, eval_data, train_eval_data)
+  spec = simulator.spec
+  host_data = simulator.host_data
+  chunk_steps = chunk_steps or plan.default_chunk_steps(
+      spec, None if host_data is None else host_data.example_nbytes())
+  # Before the schedules or the state exist.
+  memory.check_size(spec, simulator.model, num_steps=num_steps, chunk_steps=chunk_steps,
+                    host_data=host_data is not None,
+                    data_nbytes=simulator.data_nbytes)
+  ends = plan.chunk_ends(num_steps, chunk_steps, spec.steps_per_epoch)
+  schedules = plan.schedules(spec, num_steps, chunk_steps)
+  rows = plan.rows_per_chunk(spec, schedules, num_steps, chunk_steps)
   state = simulator.init() if state is None else state
-  history, resumed_at, checkpointer = [], 0, None
+  history, resumed_at, checkpointing = [], 0, None
   if checkpoint_dir is not None:
-    from dana_jax import checkpoint as _checkpoint
-
-    checkpointer = _checkpoint.Checkpointer(checkpoint_dir, _checkpoint.fingerprint(
-        simulator, num_steps, chunk_steps, checkpoint_meta))
-    restored = checkpointer.restore(state)
+    checkpointing = _checkpoint.Checkpointing(checkpoint_dir, _checkpoint.fingerprint(
+        spec, simulator.model, simulator.hyperparams, num_steps, chunk_steps,
+        checkpoint_meta), checkpoint_every_steps)
+    restored = checkpointing.restore(state)
     if restored is not None:
       state, history = restored
       resumed_at = history[-1]["step"] if history else 0
@@ -187,22 +258,31 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
   stopped = bool(history) and all(r["nonfinite"] for r in history[-1]["replicas"])
   chunks = [] if stopped else [(a, b) for a, b in zip([0] + ends[:-1], ends, strict=True)
                                if a >= resumed_at]
-  evaluation = _Evaluation([(eval_data, "test"), (train_eval_data, "train")],
-                           eval_every_steps)
-  bar = None
-  if progress:
-    import sys
+  chunk_hooks = [Evaluation([(eval_data, "test"), (train_eval_data, "train")], eval_every_steps)]
+  chunk_hooks += [Callback(callback)] if callback is not None else []
+  chunk_hooks += [checkpointing] if checkpointing is not None else []
+  chunk_hooks += [Progress(num_steps, resumed_at, spec.algorithm.name)] if progress else []
+  chunk_hooks += list(hooks)
+  try:
+    state = _run_chunks(simulator, state, schedules, chunks, rows, num_steps, history,
+                        chunk_hooks)
+  finally:
+    for hook in chunk_hooks:
+      if callable(getattr(hook, "close", None)):
+        hook.close()
+  return Result(state=state, history=history, schedules=schedules, simulator=simulator)
 
-    from tqdm.auto import tqdm
-    # On a terminal it redraws in place; into a log file at most once a minute, so a
-    # sweep's log stays a few lines per run.
-    tty = sys.stderr.isatty()
-    bar = tqdm(total=num_steps, initial=resumed_at, unit="step", desc=simulator.algorithm.name,
-               leave=False, mininterval=0.2 if tty else 60.0, maxinterval=600.0)
-  examples_per_step = simulator.batch_size * simulator.batches_per_step
+
+def _run_chunks(simulator, state, schedules, chunks, rows, num_steps, history, hooks):
+  """Runs ``chunks`` (the next one's inputs prepared on a host thread while the device
+  runs one), appends each chunk's record to ``history`` and calls ``hooks``."""
+  spec = simulator.spec
+  examples_per_step = spec.batch_size * spec.batches_per_step
   with concurrent.futures.ThreadPoolExecutor(max_workers=1) as host:
-    prepare = lambda chunk: host.submit(  # noqa: E731
-        simulator.chunk_inputs, schedules, *chunk, rows)
+    def prepare(chunk):
+      return host.submit(plan.chunk_inputs, spec, schedules, *chunk, rows,
+                         orders=simulator.orders, host_data=simulator.host_data)
+
     upcoming = prepare(chunks[0]) if chunks else None
     for i, (start, stop) in enumerate(chunks):
       began = _time.perf_counter()
@@ -213,34 +293,24 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
       summary = _sharding.to_host(summary)
       seconds = _time.perf_counter() - began
       diverged = bool(np.all(summary["nonfinite"]))  # every replica: the run stops here
-      last = stop == num_steps or diverged
-      record = {"step": stop, "epoch": stop / simulator.steps_per_epoch, "seconds": seconds,
+      record = {"step": stop, "epoch": stop / spec.steps_per_epoch, "seconds": seconds,
                 "examples_per_second": (stop - start) * examples_per_step
-                * simulator.num_replicas / seconds, "replicas": []}
-      for r in range(simulator.num_replicas):
-        rep = {k: (np.asarray(v) if simulator.single else np.asarray(v)[r]).tolist()
+                * spec.num_replicas / seconds, "replicas": []}
+      for r in range(spec.num_replicas):
+        rep = {k: (np.asarray(v) if spec.single else np.asarray(v)[r]).tolist()
                for k, v in summary.items()}
         rep["time/simulated"] = float(schedules[r].time[stop - 1])
         rep["jobs/cancelled"] = schedules[r].cancelled_jobs(start, stop)
         record["replicas"].append(rep)
-      evaluation(simulator, state, start, stop, last, record["replicas"])
       history.append(record)
-      if callback is not None:
-        callback(record)
-      if checkpointer is not None and _every(checkpoint_every_steps, start, stop, last):
-        checkpointer.save(stop, state, history)
-      if bar is not None:
-        bar.update(stop - start)
-        bar.set_postfix(loss=f"{record['replicas'][0]['loss/train']:.3f}",
-                        examples_per_s=f"{record['examples_per_second']:.0f}", refresh=False)
+      end = ChunkEnd(simulator, state, start, stop, stop == num_steps or diverged, record,
+                     history)
+      for hook in hooks:
+        hook(end)
       if diverged:
         upcoming.cancel()
         break
-  if bar is not None:
-    bar.close()
-  if checkpointer is not None:
-    checkpointer.close()
-  return Result(state=state, history=history, schedules=schedules, simulator=simulator)
+  return state
 
 
 def replica(state: SimState, index: int) -> SimState:

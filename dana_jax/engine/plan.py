@@ -1,16 +1,18 @@
 """The host side of a chunk: which events, rows, batches and examples it holds.
 
 Pure numpy on the host, run on a thread while the previous chunk computes.
-Every per-replica array is stacked on a leading replica axis.
+Every per-replica array is stacked on a leading replica axis. Each function takes
+the run's :class:`~dana_jax.RunSpec` and what else it needs explicitly.
 """
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from dana_jax import schedule as _schedule
 from dana_jax._checks import is_int
-from dana_jax.engine.data import HOST_CHUNK_BYTES
+from dana_jax.engine.host_data import HOST_CHUNK_BYTES
 from dana_jax.schedule import APPLY, DISCARD, NOOP
 from dana_jax.timing import JobTiming
 
@@ -29,34 +31,47 @@ def chunk_ends(num_steps: int, chunk_steps: int | None, steps_per_epoch) -> list
   return ends + [num_steps]
 
 
-def schedules(sim, num_steps: int, chunk_steps: int | None) -> list:
+def schedules(spec, num_steps: int, chunk_steps: int | None = None) -> list:
   """One schedule per replica (rounds if synchronous), blocks ending at chunk ends; a job
   of H batches takes H draws of the timing model."""
-  if sim.synchronous:
-    return [_schedule.make_rounds(sim.timing, sim.num_workers, num_steps, seed=s,
-                                  rule=sim.round_rule) for s in sim.timing_seeds]
-  ends = chunk_ends(num_steps, chunk_steps, sim.steps_per_epoch)
-  per_job = sim.program.batches_per_job
+  if spec.synchronous:
+    return [_schedule.make_rounds(spec.timing, spec.num_workers, num_steps, seed=s,
+                                  rule=spec.round_rule) for s in spec.timing_seeds]
+  ends = chunk_ends(num_steps, chunk_steps, spec.steps_per_epoch)
+  per_job = spec.program.batches_per_job
 
   def timing(steps):  # per worker (DyLU) or one H
     if steps is not None:
-      return JobTiming(sim.timing, tuple(int(h) for h in steps))
-    return sim.timing if per_job == 1 else JobTiming(sim.timing, per_job)
+      return JobTiming(spec.timing, tuple(int(h) for h in steps))
+    return spec.timing if per_job == 1 else JobTiming(spec.timing, per_job)
 
-  return [_schedule.make_schedule(timing(steps), sim.num_workers, num_steps, seed=s,
-                                  block_size=sim.block_size, boundaries=ends[:-1],
-                                  restart_rule=sim.restart_rule, discard_rule=sim.discard_rule)
-          for s, steps in zip(sim.timing_seeds, sim.job_steps)]
+  return [_schedule.make_schedule(timing(steps), spec.num_workers, num_steps, seed=s,
+                                  block_size=spec.block_size, boundaries=ends[:-1],
+                                  restart_rule=spec.restart_rule, discard_rule=spec.discard_rule)
+          for s, steps in zip(spec.timing_seeds, spec.job_steps)]
 
 
-def default_chunk_steps(sim) -> int | None:
+def default_chunk_steps(spec, example_nbytes: int | None = None) -> int | None:
   """One epoch (None: chunks end at epoch ends, for epochs of a fractional number of
-  steps); with :class:`HostData`, at most ``HOST_CHUNK_BYTES`` of inputs per chunk."""
-  if not sim.host_data:
-    return sim.steps_per_epoch if is_int(sim.steps_per_epoch) else None
-  per_step = (sim.train_inputs.example_nbytes() * sim.batch_size * sim.num_replicas
-              * (sim.gradients_per_round if sim.synchronous else sim.program.batches_per_job))
-  return max(1, min(int(np.ceil(sim.steps_per_epoch)), HOST_CHUNK_BYTES // per_step))
+  steps); with training data on the host (:class:`HostData`, ``example_nbytes`` bytes of
+  inputs per example), at most ``HOST_CHUNK_BYTES`` of inputs per chunk."""
+  if example_nbytes is None:
+    return spec.steps_per_epoch if is_int(spec.steps_per_epoch) else None
+  per_step = (example_nbytes * spec.batch_size * spec.num_replicas
+              * (spec.gradients_per_round if spec.synchronous
+                 else spec.program.batches_per_job))
+  return max(1, min(int(np.ceil(spec.steps_per_epoch)), HOST_CHUNK_BYTES // per_step))
+
+
+def check_timing(spec, num_steps: int) -> list[np.ndarray | None]:
+  """The batch times of each worker [N] that ``num_steps`` master steps (rounds) use,
+  per replica, from the schedules alone (nothing is compiled); a timing trace that does
+  not cover them is refused here (ConfigError naming how many it needs). None for a
+  round rule of the ``durations`` form, which does not count them."""
+  per_job = 1 if spec.synchronous else spec.program.batches_per_job
+  return [None if sched.jobs_used is None else
+          np.asarray(sched.jobs_used) * (per_job if steps is None else np.asarray(steps))
+          for sched, steps in zip(schedules(spec, num_steps), spec.job_steps, strict=True)]
 
 
 def _job_batches(dispatch: np.ndarray, per_job: int, sched=None, steps=None) -> np.ndarray:
@@ -85,67 +100,91 @@ def _real_batches(batches: np.ndarray) -> np.ndarray:
   return np.where(batches >= 0, batches, -batches - 1)
 
 
-def rows_per_chunk(sim, schedules, ends: list[int]) -> int | None:
-  """The static number of scan rows of every chunk: the most blocks (``blocks``) or
-  events (``steps`` with restarts) in any chunk of any replica; None: one per step."""
-  if sim.synchronous or (sim.execution == "steps" and not sim.masked_steps):
+def rows_per_chunk(spec, schedules, num_steps: int, chunk_steps: int | None = None
+                   ) -> int | None:
+  """The static number of scan rows of every chunk (ending at :func:`chunk_ends`): the most
+  blocks (``blocks``) or events (``steps`` with restarts) in any chunk of any replica;
+  None: one per step."""
+  ends = chunk_ends(num_steps, chunk_steps, spec.steps_per_epoch)
+  if spec.synchronous or (spec.execution == "steps" and not spec.masked_steps):
     return None
   most, start = 1, 0
   for stop in ends:
     for sched in schedules:
       first, last = sched.events_of_steps(start, stop)
-      if sim.execution == "blocks":
+      if spec.execution == "blocks":
         first, last = np.searchsorted(sched.block_starts, [first, last])
       most = max(most, int(last - first))
     start = stop
   return most
 
 
-def _scan_rows(sim, sched, order, index, first, steps=None):
+def _examples(host_data, indices):
+  """What the compiled chunk receives for a batch: its indices, or (HostData) its examples."""
+  return indices if host_data is None else host_data.load(indices)
+
+
+def _scan_rows(spec, sched, order, index, first, steps, host_data):
   """The scan inputs of events ``index`` (any shape; -1: a no-op) and the kinds."""
   real = index >= 0
   safe = np.where(real, index, first)
   kind = np.where(real, sched.event_kind[safe], NOOP).astype(np.int8)
   workers = np.where(real, sched.event_worker[safe], 0).astype(np.int32)
-  batches = _job_batches(sched.event_dispatch[safe], sim.program.batches_per_job, sched,
+  batches = _job_batches(sched.event_dispatch[safe], spec.program.batches_per_job, sched,
                          steps)
-  return (workers, kind, sim.examples(order.batches(_real_batches(batches))), batches), kind
+  return (workers, kind, _examples(host_data, order.batches(_real_batches(batches))),
+          batches), kind
 
 
-def _events(sim, sched, order, start, stop, rows, steps=None):
+def _events(spec, sched, order, start, stop, rows, steps, host_data):
   first, last = sched.events_of_steps(start, stop)
   index = np.arange(first, last)
   if rows is not None:  # restarts: a static number of events, padded with no-ops
     index = np.pad(index, (0, rows - index.shape[0]), constant_values=-1)
-  xs, kind = _scan_rows(sim, sched, order, index, first, steps)
+  xs, kind = _scan_rows(spec, sched, order, index, first, steps, host_data)
   return xs, kind == APPLY
 
 
-def _blocks(sim, sched, order, start, stop, rows, steps=None):
+def _blocks(spec, sched, order, start, stop, rows, steps, host_data):
   first, last = sched.events_of_steps(start, stop)
   b0, b1 = np.searchsorted(sched.block_starts, [first, last])
   index, _ = sched.padded_blocks(int(b0), int(b1))  # padded entries hold -1
-  width = sim.block_width - sim.block_size  # no-op columns for the worker devices
+  width = spec.block_width - spec.block_size  # no-op columns for the worker devices
   index = np.pad(index, ((0, rows - index.shape[0]), (0, width)), constant_values=-1)
-  xs, kind = _scan_rows(sim, sched, order, index, first, steps)
+  xs, kind = _scan_rows(spec, sched, order, index, first, steps, host_data)
   return xs, (kind == APPLY).ravel()
 
 
-def _rounds(sim, order, start, stop):
-  g = sim.gradients_per_round
+def _rounds(spec, order, start, stop, host_data):
+  g = spec.gradients_per_round
   batches = (np.arange(start, stop)[:, None] * g + np.arange(g)[None, :]).astype(np.int32)
-  return (sim.examples(order.batches(batches[..., None])), batches[..., None]), np.ones(
+  return (_examples(host_data, order.batches(batches[..., None])), batches[..., None]), np.ones(
       stop - start, bool)
 
 
-def chunk_inputs(sim, schedules, start: int, stop: int, rows: int | None = None):
-  """Scan inputs and the valid (apply) mask of master steps ``start..stop-1``."""
+def stack(spec, per_replica: list):
+  """Per-replica host values stacked on a leading replica axis (none if single)."""
+  if spec.single:
+    return per_replica[0]
+  return jax.tree.map(lambda *xs: np.stack(xs), *per_replica)
+
+
+def chunk_inputs(spec, schedules, start: int, stop: int, rows: int | None = None, *,
+                 orders, host_data=None):
+  """Scan inputs and the valid (apply) mask of master steps ``start..stop-1``.
+
+  ``orders``: each replica's :class:`~dana_jax.engine.host_data.DataOrder`;
+  ``host_data``: the training :class:`HostData` (its examples are loaded here), or None
+  when the arrays are on the device (the chunk receives indices).
+  """
   per = []
-  for r, order in enumerate(sim.orders):
-    if sim.synchronous:
-      per.append(_rounds(sim, order, start, stop))
-    elif sim.execution == "steps":
-      per.append(_events(sim, schedules[r], order, start, stop, rows, sim.job_steps[r]))
+  for r, order in enumerate(orders):
+    if spec.synchronous:
+      per.append(_rounds(spec, order, start, stop, host_data))
+    elif spec.execution == "steps":
+      per.append(_events(spec, schedules[r], order, start, stop, rows, spec.job_steps[r],
+                         host_data))
     else:
-      per.append(_blocks(sim, schedules[r], order, start, stop, rows, sim.job_steps[r]))
-  return sim.placement.stack([p[0] for p in per]), sim.placement.stack([p[1] for p in per])
+      per.append(_blocks(spec, schedules[r], order, start, stop, rows, spec.job_steps[r],
+                         host_data))
+  return stack(spec, [p[0] for p in per]), stack(spec, [p[1] for p in per])

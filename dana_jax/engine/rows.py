@@ -7,9 +7,8 @@ state stacked [R, …]; a replica's view (:func:`replica_view`) slices out what
 a step reads whole (θ, the optimizer and model state: O(params)) but leaves
 the stacks where they are, as :class:`ReplicaRows`, whose rows the events
 read and write in place at (replica, worker). Slicing a replica's stacks out
-and back instead costs two copies of N × params per replica and chunk
-(measured at N = 256: 30–60 % on a Fashion-MLP master step with 600 steps per
-chunk; docs/benchmarks.md, "Replicas"), and one replica's stacks of memory.
+and back instead costs two copies of N × params per replica and chunk, and one
+replica's stacks of memory (docs/benchmarks.md, "Replicas").
 """
 
 from __future__ import annotations

@@ -2,14 +2,16 @@
 (events one at a time, blocks of events, synchronous rounds) and the chunk
 summary. Pure functions of their arguments: no host state.
 
-``parts`` (a :class:`Parts`) bundles what they need of the simulation: the
-model, the worker program, the optimizer built from a replica's
-hyperparameters, how a batch is gathered, and how a stack of jobs is spread
-over the mesh's ``workers`` devices.
+``parts`` (a :class:`Parts`, built by :func:`make_parts`) bundles what they need of
+the simulation, each a value or a pure function: the model, the worker program, the
+optimizer built from a replica's hyperparameters, its learning rate, how a batch is
+gathered, how a stack of jobs is spread over the mesh's ``workers`` devices, and the
+per-step metrics (``engine.metrics``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -18,11 +20,13 @@ import jax.numpy as jnp
 import optax
 
 from dana_jax import transforms as T
-from dana_jax.engine.core import take, tree_rms
+from dana_jax.engine import metrics as _metrics
+from dana_jax.engine.core import float_dtype, take, tree_rms
 from dana_jax.engine.rows import get_rows, set_rows
-from dana_jax.engine.workers import MaskedStats
+from dana_jax.learning_rates import InEpochs
 from dana_jax.schedule import APPLY, NOOP
 from dana_jax.transforms._common import index_after, values_after
+from dana_jax.workers import MaskedStats
 
 # Named streams of a replica's data key, each folded with the batch number.
 AUGMENT_STREAM, MODEL_STREAM = 0, 1
@@ -30,11 +34,53 @@ AUGMENT_STREAM, MODEL_STREAM = 0, 1
 
 class Parts(NamedTuple):
   model: Any                   # engine Model
-  program: Any                 # worker program (dana_jax.engine.workers)
+  program: Any                 # worker program (dana_jax.workers)
   optimizer: Callable          # hp -> optax transformation
   learning_rate: Callable      # hp -> (step -> η)
   batch: Callable              # (examples, batch number, data key, data) -> (inputs, labels)
   over_workers: Callable       # (fn, split: tuple[bool]) -> fn over the workers devices
+  metrics: tuple = ()          # the per-step metrics (engine.metrics.Metric)
+
+
+def learning_rates(schedule, steps_per_epoch):
+  """``base -> (count -> η)`` of a Simulator's ``learning_rate_schedule``: constant for
+  None, an :class:`~dana_jax.learning_rates.InEpochs` at this run's steps per epoch."""
+  if schedule is None:
+    return lambda base: (lambda count: jnp.asarray(base, float_dtype()))
+  if isinstance(schedule, InEpochs):  # in epochs: ours per epoch
+    return lambda base: schedule.at(base, steps_per_epoch)
+  return schedule
+
+
+def _batch(host_data, augment, examples, batch, data_key, data):
+  """A batch's (inputs, labels) on the device, augmented with a key of its batch number."""
+  inputs, labels = examples if host_data else (data[0][examples], data[1][examples])
+  if augment is not None:
+    key = jax.random.fold_in(jax.random.fold_in(data_key, AUGMENT_STREAM), batch)
+    inputs = augment(inputs, key)
+  return inputs, labels
+
+
+def make_parts(spec, model, learning_rate_schedule, augment, host_data: bool, over_workers,
+               metrics=None) -> Parts:
+  """The :class:`Parts` of a run (a :class:`~dana_jax.RunSpec`) and its model: the
+  optimizer and learning rate are closures over the spec's algorithm, options and N;
+  ``host_data``: batches arrive as examples (HostData), not indices into ``data``;
+  ``metrics`` default to :data:`dana_jax.engine.metrics.METRICS`."""
+  algorithm, options, num_workers = spec.algorithm, spec.options, spec.num_workers
+  rate = learning_rates(learning_rate_schedule, spec.steps_per_epoch)
+
+  def optimizer(hp):
+    """The optimizer of one replica, built from (possibly traced) hyperparameters."""
+    return algorithm.optimizer(rate(hp["learning_rate"]), hp["momentum"], hp["weight_decay"],
+                               num_workers, options)
+
+  def learning_rate(hp):
+    return rate(hp["learning_rate"])
+
+  return Parts(model, spec.program, optimizer, learning_rate,
+               functools.partial(_batch, host_data, augment), over_workers,
+               tuple(_metrics.METRICS if metrics is None else metrics))
 
 
 def job(parts: Parts, params, worker_state, examples, batches, data_key, data, read_step,
@@ -57,7 +103,7 @@ def job(parts: Parts, params, worker_state, examples, batches, data_key, data, r
 
 def fold_all(model, model_state, contributions):
   """Folds a job's [H, …] statistics contributions in order (only the valid ones of a
-  :class:`~dana_jax.engine.workers.MaskedStats`)."""
+  :class:`~dana_jax.workers.MaskedStats`)."""
   if isinstance(contributions, MaskedStats):
     if not jax.tree_util.tree_leaves(contributions.values):
       return model_state
@@ -131,8 +177,9 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
     read_step = jnp.where(rereads, step, own.read_step)
     if worker_row is not None:  # only a finished (applied) job changes the worker's state
       worker_row = _where(applied, worker_row, own.worker_row)
-  metrics = {"lag": lag, "gap/rms": gap_rms, "loss/train": loss,
-             "learning_rate": parts.learning_rate(hp)(t), **diagnostics}
+  metrics = _metrics.compute(parts.metrics, _metrics.Event(
+      t, lag, gap_rms, loss, parts.learning_rate(hp)(t), diagnostics, params, opt_state,
+      worker))
   # = worker; the row writes wait for every gradient leaf (one element each), so also
   # for the backward pass's own reads of the old rows (a conv kernel, a BatchNorm scale).
   slot = index_after(worker, gap_rms, loss, diagnostics,
@@ -192,7 +239,7 @@ def run_blocks(parts: Parts, state, xs, data_key, hp, data):
   rather than scanning over them: with a replica axis, ``lax.scan`` over
   [K, …] inputs (or outputs) moves the replica axis behind the scanned one,
   a transposed copy of every job's gradient and read copy per block
-  (measured: most of the replicas' cost; docs/benchmarks.md, "Replicas").
+  (docs/benchmarks.md, "Replicas").
   """
   tx = parts.optimizer(hp)
 
@@ -233,35 +280,11 @@ def run_rounds(parts: Parts, state, xs, data_key, hp, data):
     flat = jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), contributions)
     model_state = jax.lax.scan(lambda s, c: (parts.model.fold(s, c), None),
                                state.model_state, flat, length=batches.size)[0]
-    metrics = {"lag": jnp.zeros([], jnp.int32), "gap/rms": jnp.zeros([], loss.dtype),
-               "loss/train": jnp.mean(loss), "learning_rate": parts.learning_rate(hp)(state.step),
-               **T.diagnostics(opt_state)}
-    return state._replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state, model_state=model_state), metrics
+    params = optax.apply_updates(state.params, updates)
+    metrics = _metrics.compute(parts.metrics, _metrics.Event(
+        state.step, jnp.zeros([], jnp.int32), jnp.zeros([], loss.dtype), jnp.mean(loss),
+        parts.learning_rate(hp)(state.step), T.diagnostics(opt_state), params, opt_state, 0))
+    return state._replace(step=state.step + 1, params=params, opt_state=opt_state,
+                          model_state=model_state), metrics
 
   return jax.lax.scan(body, state, xs)
-
-
-def summarize(metrics: dict, valid, num_workers: int) -> dict:
-  """Per-chunk aggregates of per-event metrics over the valid (apply) events.
-
-  Every metric is averaged, except the lag (mean, max and a histogram) and the
-  learning rate (its value at the last event): a new per-event metric needs
-  no change here.
-  """
-  weight = valid.astype(jnp.float32)
-  count = jnp.maximum(jnp.sum(weight), 1.0)
-  mean = lambda x: jnp.sum(jnp.where(valid, x, 0)) / count.astype(  # noqa: E731
-      jnp.result_type(x, jnp.float32))
-  lag = metrics["lag"]
-  bins = 2 * num_workers + 1
-  out = {"lag/mean": mean(lag.astype(jnp.float32)),
-         "lag/max": jnp.max(jnp.where(valid, lag, 0)),
-         "lag/hist": jnp.zeros([bins], jnp.int32).at[jnp.minimum(lag, bins - 1)].add(
-             valid.astype(jnp.int32)),
-         "learning_rate": metrics["learning_rate"][jnp.argmax(jnp.cumsum(weight))]}
-  for name, values in metrics.items():
-    if name not in ("lag", "learning_rate"):
-      out[name] = mean(values)
-  out["nonfinite"] = ~jnp.all(jnp.isfinite(jnp.where(valid, metrics["loss/train"], 0.0)))
-  return out

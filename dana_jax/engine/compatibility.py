@@ -8,7 +8,7 @@ outputs than classes does the same. Each check here fails at once with one
 line, a :class:`~dana_jax.errors.ConfigError` ``field=value is not allowed:
 what is allowed.``
 
-What is checked, on arrays (a :class:`~dana_jax.engine.data.HostData` is
+What is checked, on arrays (a :class:`~dana_jax.engine.host_data.HostData` is
 skipped: its examples are only read batch by batch):
 
 * inputs: finite (a float array's min and max, one pass each, no copy);
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dana_jax.engine.core import Model
-from dana_jax.engine.data import HostData
+from dana_jax.engine.host_data import HostData
 from dana_jax.errors import ConfigError
 
 
@@ -169,7 +169,7 @@ def check_eval(simulator, eval_data=None, train_eval_data=None) -> None:
       raise ConfigError(f"{what}={type(data).__name__} is not allowed: need (inputs, labels) "
                         "arrays or a HostData.")
     shape = None
-    if not simulator.host_data:
+    if simulator.host_data is None:
       shape = _example_spec(simulator.train_inputs, simulator.augment).shape[1:]
     check_data(simulator.model, *data, what=what.removesuffix("_data"),
                example_shape=shape)
