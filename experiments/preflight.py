@@ -173,9 +173,9 @@ def check_with_library(config, points, mesh) -> None:
     for value in config.grid_momenta:
       _check_hyperparams("grid_momenta", momentum=value)
   workers = list(dict.fromkeys(p["num_workers"] for p in points))
-  for n in workers:  # N alone (any algorithm takes any N ≥ 1)
+  for n in workers:  # N alone (any algorithm takes any N ≥ 1), and the part that grows with it
     with library_errors("num_workers"):
-      _spec(num_workers=n)
+      dj.check_size(_spec(num_workers=n))
   with library_errors("batch_size"):
     _spec(batch_size=config.batch_size)
   check_simulator_fields(config)
