@@ -202,7 +202,7 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
     if optional and text.strip() in ("None", "none"):
       return None
     quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
-    return text[1:-1] if quoted else text  # --config.timing='homogeneous' as typed in a shell
+    return text[1:-1] if quoted else text  # --config.dataset='digits' as typed in a shell
   if empty:
     if optional:
       return None

@@ -312,9 +312,11 @@ def test_environments_are_drawn_side_by_side_on_one_scale(tmp_path):
     for a, n in [("ga", 4), ("ga", 8), ("sgd", 1)]:
       run = tmp_path / name / f"{a}_N{n}"
       run.mkdir(parents=True)
+      # hom as written before config.timing was a group; het as today
+      fields = ({"timing": timing, "worker_speed_shape": None} if name == "hom" else
+                {"timing": {"name": timing, "worker_speed_shape": 2.0}})
       (run / "config.json").write_text(json.dumps(
-          {"algorithm": a, "num_workers": n, "timing": timing,
-           "worker_speed_shape": 2.0 if timing == "heterogeneous" else None}))
+          {"algorithm": a, "num_workers": n, **fields}))
       (run / "summary.json").write_text(json.dumps(
           {"algorithm": a, "num_workers": n, "final_test_error": [error * n]}))
   fig = plot.plot_environments([tmp_path / "hom", tmp_path / "het"], tmp_path / "b")
