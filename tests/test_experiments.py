@@ -178,8 +178,8 @@ def test_imagenet_sweep_streams_host_data_under_mock_data(tmp_path):
   config = imagenet.get_config("short")
   config.update(dict(model="cnn", stored_size=20, image_size=16, batch_size=4,
                      num_workers=(3,), algorithms=("dana_ga",), chunk_steps=2,
-                     eval_examples=6, train_eval_examples=6, execution="blocks",
-                     eval_every_epochs=0.5))
+                     eval_examples=6, train_eval_examples=6,
+                     simulator=dict(execution="blocks"), eval_every_epochs=0.5))
   with tfds.testing.mock_data(num_examples=24):
     summaries = train.run_sweep(config, tmp_path)
   assert [(s["algorithm"], s["num_workers"]) for s in summaries] == [("sgd", 1), ("dana_ga", 3)]
