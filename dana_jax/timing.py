@@ -10,6 +10,7 @@ speeds), constant times (round robin) and a user-supplied trace.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -179,11 +180,17 @@ class ConstantTiming(TimingModel):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TraceTiming(TimingModel):
-  """A user-supplied trace: ``batch_times[i, j]`` is worker i's j-th batch time."""
+  """A user-supplied trace: ``batch_times[i, j]`` is worker i's j-th batch time.
+
+  ``batch_times``: the array, or the path of a ``.npy`` file holding it (read without
+  pickles), so a config names a measured cluster's trace by its file.
+  """
 
   batch_times: np.ndarray
 
   def __post_init__(self):
+    if isinstance(self.batch_times, (str, os.PathLike)):
+      object.__setattr__(self, "batch_times", _read_trace(self.batch_times))
     try:
       times = np.asarray(self.batch_times, dtype=np.float64)
     except (TypeError, ValueError):
@@ -232,12 +239,47 @@ class TraceTiming(TimingModel):
             for i, (first, count) in enumerate(zip(first_jobs, counts, strict=True))]
 
 
+def _read_trace(path) -> np.ndarray:
+  """The array of a trace's ``.npy`` file; a path that is no such file is one ConfigError."""
+  field = f"timing.batch_times={os.fspath(path)!r}"
+  if not os.path.isfile(path):
+    raise ConfigError(f"{field} is not allowed: need a .npy file of batch times "
+                      "[num_workers, jobs] (or the array itself).")
+  try:
+    return np.load(path, allow_pickle=False)
+  except (ValueError, OSError) as e:
+    raise ConfigError(f"{field} is not allowed: not a readable .npy array "
+                      f"({str(e).splitlines()[0] if str(e) else type(e).__name__}).") from None
+
+
+# Every timing model by name: ``make_timing(name, **arguments)`` builds one, its arguments
+# the constructor's (an experiment's ``config.timing = dict(name=..., **arguments)``).
 TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
-                 "constant": ConstantTiming, "trace": TraceTiming}
+                 "gamma": GammaTiming, "constant": ConstantTiming, "trace": TraceTiming}
+
+
+def timing_arguments(name: str) -> dict[str, str]:
+  """The arguments ``make_timing(name, ...)`` takes, each with what it means (its declared
+  check, :mod:`dana_jax.specs`); what a config's help lists for ``config.timing``."""
+  import inspect
+  factory = TIMING_MODELS[name]
+  specs = {**getattr(factory, "specs", {}), **declared(factory)}
+  doc = " ".join((inspect.getdoc(factory) or "").split())
+  out = {}
+  for key, parameter in inspect.signature(factory).parameters.items():
+    spec = specs.get(key)
+    if spec is not None:
+      what = spec.describe()
+    else:  # described in the docstring: "``key``: what it is."
+      what = doc.partition(f"``{key}``: ")[2].partition(". ")[0].rstrip(".") or "required"
+    empty = parameter.default is inspect.Parameter.empty
+    out[key] = what + ("" if empty else f"; default {parameter.default!r}")
+  return out
 
 
 def make_timing(name: str, **kwargs) -> TimingModel:
-  """Builds a timing model by name: one of ``TIMING_MODELS``."""
+  """Builds a timing model by name: one of ``TIMING_MODELS``, with its constructor's
+  keyword arguments (``make_timing("heterogeneous", worker_speed_shape=2.0)``)."""
   if not isinstance(name, str) or name not in TIMING_MODELS:
     raise ConfigError(f"timing.name={name!r} is not allowed: choose one of "
                      f"{sorted(TIMING_MODELS)}.")
@@ -247,6 +289,10 @@ def make_timing(name: str, **kwargs) -> TimingModel:
     if key not in takes:
       raise ConfigError(f"timing.{key} is not allowed with timing {name!r}: it takes "
                        f"{sorted(takes)}.")
+  for key, parameter in takes.items():
+    if parameter.default is inspect.Parameter.empty and key not in kwargs:
+      raise ConfigError(f"timing.{key} is missing: timing {name!r} needs it (it takes "
+                        f"{sorted(takes)}).")
   return TIMING_MODELS[name](**kwargs)
 
 

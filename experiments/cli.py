@@ -7,9 +7,14 @@ A mistake on the command line ends in one ``error:`` line that names the flag
 or field, the value and what is allowed, exit status 1, and nothing written:
 flags, presets, field names and value types are checked here before jax
 starts; the experiment's fields by :mod:`experiments.validate`; what goes to
-dana_jax by dana_jax (:func:`experiments.train.check_with_library`); the work
-directory and every run's memory estimate before the first run directory is
-made (:func:`experiments.train.run_sweep`).
+dana_jax by dana_jax (:mod:`experiments.preflight`); the work directory and
+every run's memory estimate before the first run directory is made
+(:func:`experiments.sweep.run_sweep`).
+
+``config.timing`` and ``config.simulator`` are a library component's keyword
+arguments, one per flag (``--config.timing.shape=2``, ``--config.simulator.execution=blocks``);
+``--help`` lists what each takes from the component itself (its signature, declared
+checks and docstring), and the library checks the values.
 """
 
 from __future__ import annotations
@@ -24,11 +29,16 @@ import pathlib
 
 import ml_collections
 
+from experiments import fields
+
 CONFIGS = pathlib.Path(__file__).parent / "configs"
 FLAGS = ("config", "workdir", "verbosity")
 HELP = ("help", "h", "helpfull", "helpshort")
 # Fields whose values are open dicts: one key per flag, --config.algorithm_options.NAME=VALUE.
-OPEN_GROUPS = {"algorithm_options": 1, "options_by_algorithm": 2}
+# timing and simulator hold a library component's keyword arguments (experiments.builders).
+OPEN_GROUPS = {"algorithm_options": 1, "options_by_algorithm": 2, "timing": 1, "simulator": 1}
+# Groups a flag may set whole by a name: --config.timing=NAME is --config.timing.name=NAME.
+NAMED_GROUPS = {"timing": "name"}
 
 
 class UsageError(ValueError):
@@ -192,7 +202,7 @@ def parse_value(field: str, text: str, kind, default, optional: bool):
     if optional and text.strip() in ("None", "none"):
       return None
     quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
-    return text[1:-1] if quoted else text  # --config.timing='homogeneous' as typed in a shell
+    return text[1:-1] if quoted else text  # --config.dataset='digits' as typed in a shell
   if empty:
     if optional:
       return None
@@ -221,6 +231,12 @@ def option_value(path: str, text: str):
   """An algorithm option's value: a number, true/false, None, a string ("max", "0.9*N") or a
   tuple of those; what each option allows is the algorithm's to check."""
   value = literal(text)
+  if path.split(".")[0] in NAMED_GROUPS or path.startswith("simulator."):
+    if text.strip() in ("", "None", "none"):  # a keyword argument at its default
+      return None
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+    if quoted:  # --config.timing='heterogeneous' as typed in a shell
+      return text[1:-1]
   if path.startswith("options_by_algorithm.") and path.endswith((".learning_rate",
                                                                  ".momentum")):
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -241,6 +257,10 @@ def option_value(path: str, text: str):
 def override(config, path: str, text: str) -> None:
   """Sets ``config.<path>`` from ``--config.<path>=text``."""
   parts = path.split(".")
+  if parts[0] in fields.GONE:
+    raise UsageError(fields.gone_message(parts[0]))
+  if len(parts) == 1 and parts[0] in NAMED_GROUPS:
+    parts.append(NAMED_GROUPS[parts[0]])
   group = OPEN_GROUPS.get(parts[0])
   if group is not None:
     if len(parts) != group + 1:
@@ -254,7 +274,7 @@ def override(config, path: str, text: str) -> None:
       node = node[key]
     if parts[-1] in node:  # an option's value may change type (a preset's "1*N" for 8)
       del node[parts[-1]]
-    node[parts[-1]] = option_value(path, text)
+    node[parts[-1]] = option_value(".".join(parts), text)
     return
   node = config
   for i, key in enumerate(parts):
@@ -282,7 +302,7 @@ def parse(name: str, argv: list[str]) -> Args | None:
   """The command line ``argv`` (without the program); None: help was asked for (printed)."""
   pairs = split(argv)
   if any(n == "help" for n, _ in pairs):
-    print(help_text(name, dict(pairs).get("config")))
+    print(fields.help_text(name, dict(pairs).get("config")))
     return None
   spec = None
   for flag, value in pairs:
@@ -327,65 +347,3 @@ def _flag_hint(flag: str, config) -> str:
   close = difflib.get_close_matches(flag, list(FLAGS) + [f"config.{p}" for p in paths], n=1,
                                     cutoff=0.6)
   return f"did you mean --{close[0]}?" if close else ""
-
-
-def _runs(module, preset) -> str:
-  """"S simulations, D runs × K seeds" of a preset (its sweep points, counted)."""
-  from experiments import train
-  try:
-    config = module.get_config(preset)
-    points = train.sweep_points(config)
-  except Exception:  # noqa: BLE001 - a preset the user has still to complete
-    return "runs not counted"
-  runs = sum(len(p["cells"]) for p in points)
-  return f"{len(points)} simulations, {runs} runs × {len(config.seeds)} seeds"
-
-
-def help_text(name: str, spec: str | None = None) -> str:
-  """``--help``: usage, the config's summary, its presets (what, runs, runtime), the
-  flags, and every field with its default and allowed values."""
-  from experiments import fields
-  path_text, _, preset = (spec or "").partition(":")
-  module = config_module(name, path_text or None)
-  doc = (module.__doc__ or "").strip().split("\n\n")[0]
-  presets = _presets(module, spec)
-  config, preset = load_config(name, spec)  # a preset that does not exist: the error line
-  lines = ["usage: " + usage(name), "", doc, ""]
-  if presets:
-    default = next(iter(presets))
-    lines.append(f"Presets (--config=experiments/configs/{name}.py:PRESET):")
-    for key, what in presets.items():
-      mark = " (default)" if key == default else ""
-      lines.append(f"  {key}{mark}: {what}; {_runs(module, key)}")
-    lines.append("")
-  lines += [
-      "Flags:",
-      f"  --workdir=DIR       where results go (default runs/{name}); " + getattr(
-          module, "WORKDIR_HELP", "one sweep at a time; finished runs of the same "
-          "configuration are skipped, an interrupted one resumes, runs of another "
-          "configuration are refused (see --config.rerun_changed)"),
-      "  --verbosity=LEVEL   library logging: 0 warnings (default), 1 info, 2 debug",
-      "  --config.FIELD=VALUE  set a field below: tuples as 4,8 or (4, 8), empty for none",
-      "  --help              this text", "",
-      "Config fields (" + (f"preset {preset}" if preset else "defaults") + "; allowed values):"]
-  allowed = fields.choices()
-  described = {**fields.FIELDS, **getattr(module, "FIELDS", {})}  # a config's own fields
-  for path in field_paths(config):
-    node, key = config, path
-    for part in path.split(".")[:-1]:
-      node, key = node[part], path.split(".")[-1]
-    value = node[key]
-    value = dict(value) if isinstance(value, ml_collections.ConfigDict) else value
-    what = described.get(path, "")
-    choice = allowed.get(path)
-    lines.append(f"  {path} = {value!r}" + (f"  — {what}" if what else "") +
-                 (f" [{', '.join(choice)}]" if choice else ""))
-  import dana_jax as dj
-  names = [a for a in dict.fromkeys([*config.get("algorithms", ()),
-                                     config.get("baseline") or ""]) if a in dj.ALGORITHMS]
-  if not names:  # an experiment without algorithms (the speedup model)
-    return "\n".join(lines)
-  lines += ["", "Algorithm options (--config.algorithm_options.NAME=VALUE for all, "
-            "--config.options_by_algorithm.ALG.NAME=VALUE for one; semantics: docs/spec.md):"]
-  lines += [f"  {a}: {', '.join(dj.get_algorithm(a).options()) or '(none)'}" for a in names]
-  return "\n".join(lines)

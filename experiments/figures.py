@@ -150,9 +150,12 @@ def environment_label(results_dir) -> str:
   """A sweep's timing environment in words, from its first run's config.json."""
   configs = sorted(pathlib.Path(results_dir).glob("*/config.json"))
   config = load_config(configs[0].parent) if configs else {}
-  label = str(config.get("timing", "?"))
-  if config.get("worker_speed_shape"):
-    label += f", persistent worker speeds (shape {config['worker_speed_shape']:g})"
+  timing = config.get("timing", "?")  # {"name": ..., **arguments}; a name in older runs
+  speeds = (timing.get("worker_speed_shape") if isinstance(timing, dict)
+            else config.get("worker_speed_shape"))
+  label = str(timing.get("name", "?") if isinstance(timing, dict) else timing)
+  if speeds:
+    label += f", persistent worker speeds (shape {speeds:g})"
   return f"{label}\n{pathlib.Path(results_dir).name}"
 
 

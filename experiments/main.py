@@ -75,11 +75,11 @@ def run(name: str, argv: list[str] | None = None) -> None:
                                f" --xla_force_host_platform_device_count={host}").strip()
   args.config.lock()  # from here on, a misspelt field is an error, not a new field
   import dana_jax as dj
-  from experiments import input_pipeline, plot, train
-  sweep = name not in RUNNERS
+  from experiments import devices, input_pipeline, plot, sweep
+  is_sweep = name not in RUNNERS
   try:
-    if sweep:
-      train.run_sweep(args.config, args.workdir, verbosity=args.verbosity)
+    if is_sweep:
+      sweep.run_sweep(args.config, args.workdir, verbosity=args.verbosity)
     else:
       importlib.import_module(RUNNERS[name]).run(args.config, args.workdir)
   except (input_pipeline.DataError, dj.ConfigError) as e:  # the message says it all
@@ -98,6 +98,6 @@ def run(name: str, argv: list[str] | None = None) -> None:
     raise
   except KeyboardInterrupt:
     _fail(f"interrupted; finished runs are kept in {args.workdir} and the same command "
-          "resumes the rest" if sweep else "interrupted; the same command starts it again")
-  if sweep and train.writer():
+          "resumes the rest" if is_sweep else "interrupted; the same command starts it again")
+  if is_sweep and devices.writer():
     plot.main(args.workdir, quiet=True)

@@ -1,6 +1,6 @@
 """The names a config may choose, in one place for the driver and the validator.
 
-``experiments.train`` builds from these and ``experiments.validate`` checks
+``experiments.builders`` builds from these and ``experiments.validate`` checks
 config fields against them; neither imports the other for them.
 """
 
@@ -55,7 +55,7 @@ def model_factory(name: str):
   ``package.module:factory`` — a callable of the number of classes returning a flax
   module that is called as ``module(x, train=...)`` (the adapter ``dana_jax.flax_model``).
   A factory that cannot be called with one argument is refused here, before any data
-  is loaded; what it raises when called is :func:`experiments.train.make_model`'s to say."""
+  is loaded; what it raises when called is :func:`experiments.builders.build_model`'s to say."""
   if name in MODELS:
     return MODELS[name]
   module_name, colon, attr = str(name).partition(":")

@@ -4,8 +4,8 @@ Each problem raises :class:`ConfigError` naming the field, the value and what
 is allowed, so a rejected sweep leaves no result directory behind. What the
 config hands to dana_jax (hyperparameters, algorithm options, timing, block
 size, execution and replica execution, mesh) is checked by the library itself:
-``experiments.train.check_with_library`` runs those checks up front and
-re-raises them with :func:`library_check`.
+:mod:`experiments.preflight` runs those checks up front, each refusal the
+library's line prefixed by its config path (:func:`library_errors`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from dana_jax import errors
 from experiments import registry
+from experiments.fields import GONE, gone_message
 
 
 class ConfigError(errors.ConfigError):
@@ -29,22 +30,16 @@ def _fail(field, value, allowed):
 
 
 @contextlib.contextmanager
-def library_check(*fields):
-  """Re-raises dana_jax's ValueError about a value of ``config.<fields>`` as a ConfigError.
-
-  The library's message says ``name=value is not allowed: ...``; when ``name`` is
-  one of ``fields`` (or a part of it, ``mesh.workers``) it gets the ``config.``
-  prefix, otherwise the first field is named in front of it.
-  """
+def library_errors(where: str):
+  """dana_jax's refusal of what ``config.<where>`` handed it, as a :class:`ConfigError`:
+  the library's line unchanged, prefixed only by where it sits in the config
+  (``config.timing: timing.shape=-1.0 is not allowed: ...``)."""
   try:
     yield
   except ConfigError:
     raise
-  except ValueError as e:
-    message = str(e)
-    if any(message.startswith((f"{f}=", f"{f}.")) for f in fields):
-      raise ConfigError(f"config.{message}") from e
-    raise ConfigError(f"config.{fields[0]}: {message}") from e
+  except ValueError as e:  # dana_jax.ConfigError is one
+    raise ConfigError(f"config.{where}: {e}") from e
 
 
 def _is_int(x) -> bool:
@@ -93,6 +88,29 @@ def validate_config(config) -> None:
   """Raises :class:`ConfigError` for the first experiment field that is not allowed."""
   _choice(config, "sweep", registry.SWEEPS)
   _choice(config, "dataset", registry.DATASETS)
+  _validate_model(config)
+  _validate_sweep(config)
+  _validate_components(config)
+  # dana_jax.simulate checks its chunk_steps too, but only once run directories exist.
+  _int(config, "chunk_steps", 1, optional=True)
+  _number(config, "eval_every_epochs", lambda x: x > 0, "need a number > 0 or None",
+          optional=True)
+  _int(config, "train_eval_examples", 1, optional=True)
+  _int(config, "eval_examples", 1, optional=True)
+  if config.get("image_size") is not None:
+    _int(config, "image_size", 1)
+    _int(config, "stored_size", config.image_size)
+  _number(config, "checkpoint_every_epochs", lambda x: x >= 0,
+          "need a number of epochs > 0, or 0 for no checkpoints", optional=True)
+  _validate_devices(config)
+  for field in ("data_dir", "idx_dir"):
+    value = config.get(field)
+    if value and not pathlib.Path(value).expanduser().is_dir():
+      _fail(field, value, "the directory does not exist (leave it unset for the default)")
+
+
+def _validate_model(config) -> None:
+  """The model's own fields, and the augmentation (before any data loads)."""
   try:
     registry.model_factory(config.get("model"))
   except registry.ModelError as e:
@@ -120,6 +138,11 @@ def validate_config(config) -> None:
     _int(config, "window", 1)
     _int(config, "max_train_windows", 1, optional=True)
   _choice(config, "augment", registry.AUGMENTATIONS, default="none")
+
+
+def _validate_sweep(config) -> None:
+  """The sweep's sets (algorithms, N, seeds, the grid) and its epochs; the values that
+  go to dana_jax are its to check."""
   algorithms = config.get("algorithms")
   if not isinstance(algorithms, (tuple, list)) or not algorithms:
     _fail("algorithms", algorithms, "need a non-empty tuple of algorithm names")
@@ -144,46 +167,21 @@ def validate_config(config) -> None:
       values = config.get(field)
       if not isinstance(values, (tuple, list)) or not values or not all(map(_is_real, values)):
         _fail(field, values, "need a non-empty tuple of numbers")
-  _validate_trace(config)
-  # dana_jax.simulate checks its chunk_steps too, but only once run directories exist.
-  _int(config, "chunk_steps", 1, optional=True)
-  _number(config, "eval_every_epochs", lambda x: x > 0, "need a number > 0 or None",
-          optional=True)
-  _int(config, "train_eval_examples", 1, optional=True)
-  _int(config, "eval_examples", 1, optional=True)
-  if config.get("image_size") is not None:
-    _int(config, "image_size", 1)
-    _int(config, "stored_size", config.image_size)
-  _number(config, "checkpoint_every_epochs", lambda x: x >= 0,
-          "need a number of epochs > 0, or 0 for no checkpoints", optional=True)
-  _validate_devices(config)
-  for field in ("data_dir", "idx_dir"):
-    value = config.get(field)
-    if value and not pathlib.Path(value).expanduser().is_dir():
-      _fail(field, value, "the directory does not exist (leave it unset for the default)")
 
 
-def _validate_trace(config) -> None:
-  """A trace file exists and is a .npy array; what is in it is dana_jax's to check. A
-  trace given to another timing, or a gamma shape given with a trace, would be ignored:
-  refused instead of silently unused."""
-  if config.get("timing") != "trace":
-    if config.get("timing_trace"):
-      _fail("timing_trace", config.timing_trace, "a trace is read only with "
-            f"--config.timing=trace (here config.timing={config.get('timing')!r}); set that, "
-            "or leave timing_trace empty")
-    return
-  if config.get("timing_shape") is not None:
-    _fail("timing_shape", config.timing_shape, "the trace gives every batch time with "
-          "config.timing='trace'; leave timing_shape unset (--config.timing_shape=None)")
-  path = config.get("timing_trace") or ""
-  if not pathlib.Path(path).is_file():
-    _fail("timing_trace", path, "timing='trace' needs a .npy file of batch times "
-          "[num_workers, jobs]")
-  try:
-    np.load(path, allow_pickle=False)
-  except (ValueError, OSError) as e:
-    _fail("timing_trace", path, f"not a readable .npy array ({e})")
+def _validate_components(config) -> None:
+  """No field of an earlier layout; ``config.timing`` and ``config.simulator`` are groups of
+  a component's keyword arguments (``timing`` names its model), whose values the
+  library checks."""
+  for field in GONE:
+    if field in config:
+      raise ConfigError(gone_message(field))
+  for field in ("timing", "simulator"):
+    if not hasattr(config.get(field), "items"):
+      _fail(field, config.get(field), f"a group of keyword arguments, "
+            f"--config.{field}.NAME=VALUE (experiments/configs/common.py)")
+  if "name" not in config.timing:
+    _fail("timing", dict(config.timing), "name the timing model: --config.timing.name=NAME")
 
 
 def _validate_devices(config) -> None:
@@ -219,9 +217,9 @@ def check_dataset(config, dataset) -> None:
 
   from dana_jax.engine import HostData
   from dana_jax.engine import compatibility as checks
-  from experiments import train
+  from experiments import builders
 
-  model = train.make_model(config, dataset.input_shape, dataset.num_classes)
+  model = builders.build_model(config, dataset.input_shape, dataset.num_classes)
   classes = dataset.num_classes
   x = dataset.train_inputs
   dtype = jnp.float32 if isinstance(x, HostData) else x.dtype
@@ -243,7 +241,7 @@ def check_dataset(config, dataset) -> None:
     _fail("model", config.model, f"its output width is {width}: need one output per class, "
           f"{classes} for {config.dataset}")
   field = _data_field(config)
-  sets = [("train", (x, dataset.train_labels), train.augmentation(config), None),
+  sets = [("train", (x, dataset.train_labels), builders.build_augmentation(config), None),
           ("test", dataset.eval_data, None, dataset.input_shape),
           ("train_eval", dataset.train_eval_data, None, dataset.input_shape)]
   for what, data, augment, shape in sets:

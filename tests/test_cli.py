@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import cli, plot, train, validate
+from experiments import cli, plot, preflight, train, validate
 from experiments.configs import digits
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -41,15 +41,17 @@ MISTAKES = [
     ("option the algorithm does not take", ["--config.options_by_algorithm.ga.nosuch=1"],
      "config.options_by_algorithm.ga", "'penalty'"),
     ("more workers than fit in memory", ["--config.num_workers=100000000"],
-     "config.num_workers=100000000", "GiB"),
+     "config.num_workers: num_workers=100000000", "GiB"),
     ("unknown algorithm", ["--config.algorithms=nosuch"], "config.algorithms", "'dana_ga'"),
     ("unknown timing", ["--config.timing=poisson"], "config.timing", "'heterogeneous'"),
-    ("unknown execution", ["--config.execution=fast"], "config.execution", "'blocks'"),
-    ("unknown replica execution", ["--config.replica_execution=pmap"],
-     "config.replica_execution", "'loop'"),
+    ("unknown execution", ["--config.simulator.execution=fast"], "config.simulator", "'blocks'"),
+    ("unknown replica execution", ["--config.simulator.replica_execution=pmap"],
+     "config.simulator", "'loop'"),
+    ("a field of the earlier layout", ["--config.timing_shape=2"],
+     "config.timing_shape is gone", "use --config.timing.shape"),
     ("momentum out of range", ["--config.momentum=2"], "config.momentum", "(−1, 1)"),
-    ("negative worker speeds", ["--config.worker_speed_shape=-1"],
-     "config.worker_speed_shape", "positive"),
+    ("negative worker speeds", ["--config.timing.worker_speed_shape=-1"],
+     "config.timing: timing.worker_speed_shape=-1", "positive"),
     ("model that cannot be imported", ["--config.model=nosuchpkg.mod:make"],
      "config.model", "cannot import"),
     ("a group set whole", ["--config.mesh=3"], "config.mesh", "config.mesh.workers"),
@@ -138,8 +140,11 @@ def test_help_lists_presets_fields_and_options():
     assert f"  {name}: " in presets
   assert "measured 2287 s" in presets and "21 simulations, 21 runs × 3 seeds" in presets
   assert "  epochs = 8  — passes over the training set" in out
-  assert "  timing = 'homogeneous'" in out
-  assert "[constant, heterogeneous, homogeneous, trace]" in out
+  assert "  timing = {'name': 'homogeneous'}" in out
+  for name in ("constant", "gamma", "heterogeneous", "homogeneous", "trace"):
+    assert f"\n  {name}:\n" in out  # every timing model, with its arguments below
+  assert "    worker_speed_shape: " in out and "    batch_times: " in out
+  assert "\n  execution: " in out and "\n  replica_execution: " in out  # the Simulator's
   assert "  ga: beta, eps, penalty" in out
   gpu = subprocess.run([sys.executable, "-m", "experiments.cifar10", "--help"],
                        capture_output=True, text=True, cwd=ROOT, check=True).stdout
@@ -148,8 +153,9 @@ def test_help_lists_presets_fields_and_options():
 
 def test_values_parse_as_the_fields_types():
   args = cli.parse("digits", ["--config.num_workers=4,8", "--config.algorithms=ga,dana_ga",
-                              "--config.seeds=(3, 4)", "--config.block_size=4",
-                              "--config.block_size=", "--config.worker_speed_shape=2",
+                              "--config.seeds=(3, 4)", "--config.simulator.block_size=4",
+                              "--config.simulator.block_size=",
+                              "--config.timing.worker_speed_shape=2",
                               "--config.save_final_params=false", "--config.baseline=",
                               "--config.hidden=", "--config.learning_rate=1",
                               "--config.options_by_algorithm.msync.num_gradients=0.9*N",
@@ -158,7 +164,7 @@ def test_values_parse_as_the_fields_types():
                               "--workdir", "somewhere", "--verbosity=1"])
   c = args.config
   assert c.num_workers == (4, 8) and c.algorithms == ("ga", "dana_ga") and c.seeds == (3, 4)
-  assert c.block_size is None and c.worker_speed_shape == 2.0
+  assert c.simulator.block_size is None and c.timing.worker_speed_shape == 2.0
   assert c.save_final_params is False and c.baseline == "" and c.hidden == ()
   assert c.learning_rate == 1.0 and isinstance(c.learning_rate, float)
   assert c.options_by_algorithm.msync.num_gradients == "0.9*N"
@@ -173,7 +179,7 @@ def test_values_parse_as_the_fields_types():
                                 "--config.options_by_algorithm.ringmaster.max_delay=8",
                                 "--config.timing='heterogeneous'"]).config
   assert modern.options_by_algorithm.ringmaster.max_delay == 8
-  assert modern.timing == "heterogeneous"
+  assert modern.timing.name == "heterogeneous"
   for spec, says in [("experiments/configs/common.py", "defines no get_config()"),
                      ("README.md", "no such .py file"),
                      ("experiments/configs/digits.py:nope", "preset 'nope' does not exist")]:
@@ -182,9 +188,9 @@ def test_values_parse_as_the_fields_types():
 
 
 def test_a_full_disk_is_named_before_anything_is_written(tmp_path, monkeypatch):
-  monkeypatch.setattr(train, "MIN_FREE_BYTES", 2**62)
+  monkeypatch.setattr(preflight, "MIN_FREE_BYTES", 2**62)
   with pytest.raises(validate.ConfigError, match=r"--workdir=.* the disk is full"):
-    train.check_workdir(tmp_path / "runs")
+    preflight.check_workdir(tmp_path / "runs")
   assert not (tmp_path / "runs").exists()
 
 

@@ -250,8 +250,8 @@ def _bad_dataset(kind):
 ])
 def test_a_data_mistake_in_an_experiment_is_one_error_line(tmp_path, monkeypatch, kind,
                                                           expected):
-  from experiments import train
-  monkeypatch.setattr(train, "load_data", _bad_dataset(kind))
+  from experiments import sweep
+  monkeypatch.setattr(sweep, "load_data", _bad_dataset(kind))
   message = experiment_error("digits", [], tmp_path / "runs")
   assert expected in message, message
   assert "diverged" not in message

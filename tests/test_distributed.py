@@ -50,7 +50,7 @@ def one_device(tmp_path_factory):
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (host) devices")
 def test_sweep_on_a_mesh_equals_one_device_and_pads_replicas(one_device, tmp_path):
   config = tiny_config()
-  config.mesh.replicas, config.mesh.workers, config.execution = 2, 2, "blocks"
+  config.mesh.replicas, config.mesh.workers, config.simulator.execution = 2, 2, "blocks"
   train.run_sweep(config, tmp_path)
   assert_same_metrics(tmp_path / "dana_ga_N4", one_device)
   summary = json.loads((tmp_path / "dana_ga_N4" / "summary.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from experiments import plot, train  # noqa: E402
+from experiments import builders, plot, train  # noqa: E402
 from experiments.configs import cifar10, digits, fashion_mnist, imagenet  # noqa: E402
 
 
@@ -150,7 +150,7 @@ def test_fashion_mnist_config_and_unknown_sweep():
     train.sweep_points(config)
   config.model = "vit"
   with pytest.raises(ValueError, match="config.model='vit'"):
-    train.make_model(config, (28, 28, 1), 10)
+    builders.build_model(config, (28, 28, 1), 10)
 
 
 def test_speedup_entry_point(tmp_path):
@@ -178,8 +178,8 @@ def test_imagenet_sweep_streams_host_data_under_mock_data(tmp_path):
   config = imagenet.get_config("short")
   config.update(dict(model="cnn", stored_size=20, image_size=16, batch_size=4,
                      num_workers=(3,), algorithms=("dana_ga",), chunk_steps=2,
-                     eval_examples=6, train_eval_examples=6, execution="blocks",
-                     eval_every_epochs=0.5))
+                     eval_examples=6, train_eval_examples=6,
+                     simulator=dict(execution="blocks"), eval_every_epochs=0.5))
   with tfds.testing.mock_data(num_examples=24):
     summaries = train.run_sweep(config, tmp_path)
   assert [(s["algorithm"], s["num_workers"]) for s in summaries] == [("sgd", 1), ("dana_ga", 3)]
@@ -191,6 +191,7 @@ def test_imagenet_sweep_streams_host_data_under_mock_data(tmp_path):
 
 
 def test_modern_preset_resolves_options_per_n_and_runs_with_the_time_tables(tmp_path):
+  import dana_jax as dj
   config = digits.get_config("modern_heterogeneous")
   assert set(config.algorithms) >= {"ringmaster", "msync", "rennala", "async_local_sgd"}
   assert train.options_for(config, "msync", 32) == {"num_gradients": 29}  # round(0.9 · 32)
@@ -198,8 +199,10 @@ def test_modern_preset_resolves_options_per_n_and_runs_with_the_time_tables(tmp_
   assert "learning_rate" not in train.options_for(config, "async_local_sgd", 8)
   alsgd = [p for p in train.sweep_points(config) if p["algorithm"] == "async_local_sgd"]
   assert {p["cells"][0]["learning_rate"] for p in alsgd} == {0.7}  # its own outer η
-  assert train.batches_per_step("msync", 8, {"num_gradients": 7}) == 7
-  assert train.batches_per_step("async_local_sgd", 8, {"local_steps": 4}) == 4
+  spec = lambda a, options: dj.RunSpec.create(a, num_workers=8, batch_size=1, num_examples=64,
+                                              algorithm_options=options)
+  assert spec("msync", {"num_gradients": 7}).batches_per_step == 7
+  assert spec("async_local_sgd", {"local_steps": 4}).batches_per_step == 4
   tiny(config, algorithms=("ringmaster", "msync", "async_local_sgd"), num_workers=(4,),
        seeds=(0,))
   summaries = train.run_sweep(config, tmp_path)
@@ -309,9 +312,11 @@ def test_environments_are_drawn_side_by_side_on_one_scale(tmp_path):
     for a, n in [("ga", 4), ("ga", 8), ("sgd", 1)]:
       run = tmp_path / name / f"{a}_N{n}"
       run.mkdir(parents=True)
+      # hom as written before config.timing was a group; het as today
+      fields = ({"timing": timing, "worker_speed_shape": None} if name == "hom" else
+                {"timing": {"name": timing, "worker_speed_shape": 2.0}})
       (run / "config.json").write_text(json.dumps(
-          {"algorithm": a, "num_workers": n, "timing": timing,
-           "worker_speed_shape": 2.0 if timing == "heterogeneous" else None}))
+          {"algorithm": a, "num_workers": n, **fields}))
       (run / "summary.json").write_text(json.dumps(
           {"algorithm": a, "num_workers": n, "final_test_error": [error * n]}))
   fig = plot.plot_environments([tmp_path / "hom", tmp_path / "het"], tmp_path / "b")

@@ -19,7 +19,7 @@ import pytest
 import dana_jax as dj
 from dana_jax import models
 from dana_jax import schedule as S
-from experiments import input_pipeline, main, plot, train
+from experiments import input_pipeline, main, plot, sweep
 
 # A tiny sweep the mistakes are made on (later flags override earlier ones).
 TINY = ["--config.algorithms=ga", "--config.num_workers=2", "--config.seeds=0",
@@ -54,7 +54,7 @@ EXPERIMENT_MISTAKES = [
     ("digits", ["--config.epochs=True"], ["config.epochs='True'", "need an integer"]),
     ("digits", ["--config.epochs=0"], ["config.epochs=0", "≥ 1"]),
     ("digits", ["--config.batch_size=1.5"], ["config.batch_size", "integer"]),
-    ("digits", ["--config.batch_size=100000"], ["config.batch_size=100000", "1497"]),
+    ("digits", ["--config.batch_size=100000"], ["config.batch_size: batch_size=100000", "1497"]),
     ("digits", ["--config.learning_rate=abc"], ["config.learning_rate='abc'", "a number"]),
     ("digits", ["--config.learning_rate=nan"], ["config.learning_rate", "finite"]),
     ("digits", ["--config.learning_rate=1e400"], ["config.learning_rate", "finite"]),
@@ -64,10 +64,29 @@ EXPERIMENT_MISTAKES = [
     ("digits", ["--config.save_final_params=maybe"], ["config.save_final_params='maybe'",
                                                       "true or false"]),
     ("digits", ["--config.tensorboard=2"], ["config.tensorboard='2'", "true or false"]),
-    ("digits", ["--config.block_size=abc"], ["config.block_size='abc'", "an integer"]),
-    ("digits", ["--config.timing_shape=abc"], ["config.timing_shape='abc'", "a number"]),
-    ("digits", ["--config.timing_shape=-1"], ["config.timing_shape", "positive"]),
-    ("digits", ["--config.worker_speed_shape=nan"], ["config.worker_speed_shape", "positive"]),
+    ("digits", ["--config.simulator.block_size=abc"], ["config.simulator: block_size='abc'",
+                                                        "an integer"]),
+    ("digits", ["--config.timing.shape=abc"], ["config.timing: timing.shape='abc'", "a positive"]),
+    ("digits", ["--config.timing.shape=-1"], ["config.timing: timing.shape=-1", "positive"]),
+    ("digits", ["--config.timing.worker_speed_shape=nan"],
+     ["config.timing: timing.worker_speed_shape='nan'", "positive"]),
+    # the fields of the earlier layout: each names its new path
+    ("digits", ["--config.timing_shape=2"], ["config.timing_shape is gone",
+                                            "use --config.timing.shape"]),
+    ("digits", ["--config.worker_speed_shape=2"], ["config.worker_speed_shape is gone",
+                                                  "use --config.timing.worker_speed_shape"]),
+    ("digits", ["--config.timing_trace=x.npy"], ["config.timing_trace is gone",
+                                                "use --config.timing.batch_times"]),
+    ("digits", ["--config.execution=blocks"], ["config.execution is gone",
+                                              "use --config.simulator.execution"]),
+    ("digits", ["--config.block_size=4"], ["config.block_size is gone",
+                                          "use --config.simulator.block_size"]),
+    ("digits", ["--config.replica_execution=vmap"], ["config.replica_execution is gone",
+                                                    "use --config.simulator.replica_execution"]),
+    ("digits", ["--config.simulator.nosuch=1"], ["config.simulator.nosuch",
+                                                "keyword arguments of dana_jax.Simulator"]),
+    ("digits", ["--config.simulator.execution.x=1"], ["config.simulator.execution.x",
+                                                     "one option per flag"]),
     ("digits", ["--config.seeds=a,b"], ["config.seeds", "integers ≥ 0"]),
     ("digits", ["--config.seeds=0,0"], ["config.seeds", "distinct"]),
     ("digits", ["--config.seeds=-1"], ["config.seeds", "integers ≥ 0"]),
@@ -77,9 +96,10 @@ EXPERIMENT_MISTAKES = [
                                                                      "integers"]),
     ("digits", ["--config.epochs=" + "9" * 5000], ["config.epochs=", "need an integer"]),
     ("digits", ["--config.num_workers=a"], ["config.num_workers", "integers"]),
-    ("digits", ["--config.num_workers=0"], ["config.num_workers=0", "≥ 1"]),
+    ("digits", ["--config.num_workers=0"], ["config.num_workers: num_workers=0", "≥ 1"]),
     ("digits", ["--config.num_workers=True"], ["config.num_workers", "integers"]),
-    ("digits", ["--config.num_workers=100000000"], ["config.num_workers=100000000", "GiB"]),
+    ("digits", ["--config.num_workers=100000000"],
+     ["config.num_workers: num_workers=100000000", "GiB"]),
     ("digits", ["--config.hidden=0"], ["config.hidden", "≥ 1"]),
     ("digits", ["--config.decay_epochs=5,3"], ["config.decay_epochs", "increasing"]),
     ("digits", ["--config.warmup_epochs=nan"], ["config.warmup_epochs", "≥ 0"]),
@@ -94,9 +114,10 @@ EXPERIMENT_MISTAKES = [
     ("digits", ["--config.num_workers=2,2"], ["config.num_workers=(2, 2)", "once"]),
     ("digits", ["--config.algorithms=(1,[2])"], ["config.algorithms='(1,[2])'",
                                                  "a tuple of numbers or names"]),
-    ("digits", ["--config.mesh.replicas=0"], ["config.mesh.replicas=0", "≥ 1"]),
-    ("digits", ["--config.mesh.workers=3"], ["config.mesh.workers=3", "execution='blocks'"]),
-    ("digits", ["--config.execution=blocks", "--config.mesh.workers=64"],
+    ("digits", ["--config.mesh.replicas=0"], ["config.mesh: mesh.replicas=0", "≥ 1"]),
+    ("digits", ["--config.mesh.workers=3"], ["config.mesh: mesh.workers=3",
+                                             "execution='blocks'"]),
+    ("digits", ["--config.simulator.execution=blocks", "--config.mesh.workers=64"],
      ["config.mesh", "64 devices"]),
     # names from a registry
     ("digits", ["--config.algorithms="], ["config.algorithms=()", "non-empty"]),
@@ -107,24 +128,28 @@ EXPERIMENT_MISTAKES = [
     ("digits", ["--config.model=nosuchpkg.mod:make"], ["config.model", "cannot import"]),
     ("digits", ["--config.model=os:path"], ["config.model", "no callable 'path'"]),
     ("digits", ["--config.timing=poisson"], ["config.timing", "'heterogeneous'"]),
+    ("digits", ["--config.timing.name=poisson"], ["config.timing", "'heterogeneous'"]),
     ("digits", ["--config.timing="], ["config.timing", "'homogeneous'"]),
-    ("digits", ["--config.execution=fast"], ["config.execution", "'blocks'"]),
-    ("digits", ["--config.replica_execution=pmap"], ["config.replica_execution", "'loop'"]),
-    ("digits", ["--config.timing=trace"], ["config.timing_trace=''", ".npy file"]),
-    ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_dir"],
-     ["config.timing_trace", ".npy file"]),
-    ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_file"],
-     ["config.timing_trace", "not a readable .npy array"]),
-    # a timing field the chosen timing would ignore
-    ("digits", ["--config.timing_trace={tmp}/a_file"],
-     ["config.timing_trace=", "only with --config.timing=trace", "'homogeneous'"]),
-    ("digits", ["--config.timing=trace", "--config.timing_trace={tmp}/a_file",
-                "--config.timing_shape=3"], ["config.timing_shape=3.0", "leave timing_shape"]),
+    ("digits", ["--config.simulator.execution=fast"], ["config.simulator", "'blocks'"]),
+    ("digits", ["--config.simulator.replica_execution=pmap"], ["config.simulator", "'loop'"]),
+    ("digits", ["--config.timing=trace"], ["config.timing", "'batch_times'"]),
+    ("digits", ["--config.timing=trace", "--config.timing.batch_times="],
+     ["config.timing: timing.batch_times.ndim=0", "2-D array"]),
+    ("digits", ["--config.timing=trace", "--config.timing.batch_times={tmp}/a_dir"],
+     ["config.timing: timing.batch_times=", ".npy file"]),
+    ("digits", ["--config.timing=trace", "--config.timing.batch_times={tmp}/a_file"],
+     ["config.timing: timing.batch_times=", "not a readable .npy array"]),
+    # a timing argument the chosen timing does not take
+    ("digits", ["--config.timing.batch_times={tmp}/a_file"],
+     ["config.timing: timing.batch_times is not allowed with timing 'homogeneous'"]),
+    ("digits", ["--config.timing=trace", "--config.timing.batch_times={tmp}/a_file",
+                "--config.timing.shape=3"], ["config.timing: timing.shape",
+                                             "with timing 'trace'"]),
     # algorithm options
     ("digits", ["--config.algorithm_options.penalty=nosuch"], ["penalty='nosuch'",
                                                                "options_by_algorithm"]),
-    ("digits", ["--config.algorithm_options.base=nosuch"], ["config.algorithm_options.base",
-                                                            "'adam'"]),
+    ("digits", ["--config.algorithm_options.base=nosuch"],
+     ["config.algorithm_options: algorithm_options.base", "'adam'"]),
     ("digits", ["--config.algorithm_options.a.b=3"], ["config.algorithm_options.a.b",
                                                       "one option per flag"]),
     ("digits", ["--config.baseline=sgd", "--config.algorithm_options.penalty=max"],
@@ -430,7 +455,7 @@ def test_an_api_mistake_is_one_config_error_line_naming_the_field(what, call, fi
 def _sweep_raising(monkeypatch, error):
   def run_sweep(*args, **kwargs):
     raise error
-  monkeypatch.setattr(train, "run_sweep", run_sweep)
+  monkeypatch.setattr(sweep, "run_sweep", run_sweep)
 
 
 @pytest.mark.parametrize("error,must", [

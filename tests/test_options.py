@@ -196,8 +196,8 @@ def test_every_timing_field_declares_a_check():
   for fn in TIMING_FACTORIES:
     assert set(inspect.signature(fn).parameters) == set(specs.declared(fn)), fn
   # The registry's models: each of the above, or the trace (its array has its own test).
-  assert set(T.TIMING_MODELS.values()) == {T.homogeneous, T.heterogeneous, T.ConstantTiming,
-                                           T.TraceTiming}
+  assert set(T.TIMING_MODELS.values()) == {T.homogeneous, T.heterogeneous, T.GammaTiming,
+                                           T.ConstantTiming, T.TraceTiming}
 
 
 @pytest.mark.parametrize("make, field, value", list(timing_cases()))

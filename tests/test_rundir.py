@@ -20,7 +20,7 @@ import pytest
 
 import dana_jax as dj
 from dana_jax import checkpoint
-from experiments import rundir, runfiles, train, validate
+from experiments import datasets, point, rundir, runfiles, runwriter, sweep, train, validate
 from experiments.configs import digits
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -77,16 +77,20 @@ def refusal(config, workdir, capsys, way="use a new --workdir, or --config.rerun
 def test_a_changed_config_or_data_is_refused_naming_the_fields(workdir, capsys, monkeypatch):
   assert "learning_rate: 0.1 → 0.01" in refusal(tiny(learning_rate=0.01), workdir, capsys)
   assert "epochs: 2 → 3" in refusal(tiny(epochs=3), workdir, capsys)
+  assert "timing.worker_speed_shape: (none) → 2.0" in refusal(
+      tiny(timing=dict(worker_speed_shape=2.0)), workdir, capsys)
+  assert "simulator.execution: auto → steps" in refusal(
+      tiny(simulator=dict(execution="steps")), workdir, capsys)
   option = tiny(options_by_algorithm=ml_collections.ConfigDict({"ga": {"per_tensor": True}}))
   message = refusal(option, workdir, capsys)
   assert "(ga_N2; algorithm_options.per_tensor: (none) → true)" in message  # sa_N2 alone
-  real = train.data.digits
+  real = datasets.data.digits
 
   def fewer_examples():  # another source of the same data set: the first 1000 images
     tx, ty, vx, vy = real()
     return tx[:1000], ty[:1000], vx, vy
 
-  monkeypatch.setattr(train.data, "digits", fewer_examples)
+  monkeypatch.setattr(datasets.data, "digits", fewer_examples)
   assert "data.arrays: " in refusal(tiny(), workdir, capsys)
   monkeypatch.undo()
   # Finished runs that are no point of this sweep but would be reported beside its own.
@@ -119,7 +123,7 @@ def test_runs_without_a_fingerprint_are_compared_by_their_config(workdir, capsys
   for name in ("ga_N2", "sa_N2"):
     (workdir / name / rundir.FINGERPRINT).unlink()
   config = json.loads((workdir / "ga_N2" / "config.json").read_text())
-  del config["replica_execution"]  # as if written before the field existed (at its default)
+  del config["simulator"]  # as if written before the group existed (at its defaults)
   (workdir / "ga_N2" / "config.json").write_text(json.dumps(config))
   train.run_sweep(tiny(), workdir)
   assert capsys.readouterr().out.count("skipped: finished") == 2
@@ -135,12 +139,12 @@ def test_fingerprint_of_a_run_is_its_own_fields():
   def point(config):
     return [p for p in train.sweep_points(config) if p["name"] == "ga_N2"][0]
 
-  base = train.run_fingerprints(tiny(), point(tiny()), data)
+  base = runwriter.run_fingerprints(tiny(), point(tiny()), data)
   same = tiny(num_workers=(2, 8), algorithms=("ga", "nag"), baseline="sgd",
               options_by_algorithm=ml_collections.ConfigDict({"nag": {"learning_rate": 0.3}}))
-  assert train.run_fingerprints(same, point(same), data) == base
+  assert runwriter.run_fingerprints(same, point(same), data) == base
   other = tiny(algorithm_options=ml_collections.ConfigDict({"beta": 0.5}))
-  assert train.run_fingerprints(other, point(other), data)[0]["algorithm_options.beta"] == 0.5
+  assert runwriter.run_fingerprints(other, point(other), data)[0]["algorithm_options.beta"] == 0.5
 
 
 def damage_truncate(path, keep):
@@ -213,7 +217,7 @@ def interrupt_in_chunk(monkeypatch, chunk):
 
     return real(*args, callback=interrupted, **kwargs)
 
-  monkeypatch.setattr(train.dj, "simulate", simulate)
+  monkeypatch.setattr(point.dj, "simulate", simulate)
 
 
 def test_a_damaged_checkpoint_is_dropped_and_a_good_one_resumed(template, tmp_path, capsys,
@@ -305,16 +309,16 @@ def test_the_per_run_line_counts_diverged_and_failed_seeds_apart():
              "diverged": diverged, "failed": failed}]
 
   # A diverged seed's error is 0.9 (a constant prediction), as in the issue's report.
-  assert train.result_line(point([0.02, 0.0266, 0.9], [False, False, True], [False] * 3)) == \
+  assert sweep.result_line(point([0.02, 0.0266, 0.9], [False, False, True], [False] * 3)) == \
       "final test error 2.33% (mean of 2 seeds; 1 diverged)"
-  assert train.result_line(point([0.9, 0.03, float("nan")], [False, False, True],
+  assert sweep.result_line(point([0.9, 0.03, float("nan")], [False, False, True],
                                  [True, False, False])) == \
       "final test error 3.00% (mean of 1 seed; 1 diverged; 1 failed)"
-  assert train.result_line(point([0.1, 0.2], [False] * 2, [False] * 2)) == \
+  assert sweep.result_line(point([0.1, 0.2], [False] * 2, [False] * 2)) == \
       "final test error 15.00% (mean of 2 seeds)"
-  assert train.result_line(point([0.9] * 3, [True] * 3, [False] * 3)) == \
+  assert sweep.result_line(point([0.9] * 3, [True] * 3, [False] * 3)) == \
       "every seed diverged (3 of 3)"
-  assert train.result_line(point([0.9] * 2, [True, False], [False, True])) == \
+  assert sweep.result_line(point([0.9] * 2, [True, False], [False, True])) == \
       "no seed learned (1 diverged; 1 failed)"
 
 

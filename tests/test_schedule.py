@@ -192,8 +192,8 @@ def test_an_experiment_refuses_a_short_trace_in_one_line_before_writing(tmp_path
   with pytest.raises(SystemExit) as exit_:
     main.run("digits", ["--config.algorithms=ga", "--config.num_workers=2", "--config.seeds=0",
                         "--config.epochs=1", "--config.baseline=", "--config.timing=trace",
-                        f"--config.timing_trace={trace}", f"--workdir={tmp_path / 'runs'}"])
+                        f"--config.timing.batch_times={trace}", f"--workdir={tmp_path / 'runs'}"])
   message = str(exit_.value.code)
-  assert message.startswith("error: config.timing_trace") and "\n" not in message, message
+  assert message.startswith("error: config.timing: ") and "\n" not in message, message
   assert "timing.batch_times=<a 2 × 5 trace> is not allowed: the run needs at least" in message
   assert not (tmp_path / "runs").exists()

@@ -35,12 +35,17 @@ BAD = [  # (name, fields, the field the message must name)
     ("unknown model", dict(model="vgg"), "config.model"),
     ("unknown sweep", dict(sweep="random"), "config.sweep"),
     ("unknown augmentation", dict(augment="mixup"), "config.augment"),
-    ("unknown timing", dict(timing="poisson"), "config.timing"),
-    ("non-positive gamma shape", dict(timing="heterogeneous", timing_shape=-1.0),
-     "config.timing_shape"),
-    ("zero gamma shape", dict(timing="heterogeneous", timing_shape=0.0), "config.timing_shape"),
-    ("block size 0", dict(block_size=0), "config.block_size"),
-    ("unknown execution", dict(execution="parallel"), "config.execution"),
+    ("unknown timing", dict(timing=dict(name="poisson")), "config.timing"),
+    ("non-positive gamma shape", dict(timing=dict(name="heterogeneous", shape=-1.0)),
+     "config.timing: timing.shape=-1.0"),
+    ("zero gamma shape", dict(timing=dict(name="heterogeneous", shape=0.0)),
+     "config.timing: timing.shape=0.0"),
+    ("block size 0", dict(simulator=dict(block_size=0)), "config.simulator: block_size=0"),
+    ("unknown execution", dict(simulator=dict(execution="parallel")),
+     "config.simulator: execution='parallel'"),
+    ("not a simulator keyword", dict(simulator=dict(nosuch=1)), "config.simulator.nosuch"),
+    ("a field of the earlier layout", dict(timing_shape=2.0),
+     "config.timing_shape is gone: use --config.timing.shape"),
     ("zero epochs", dict(epochs=0), "config.epochs"),
     ("repeated seeds", dict(seeds=(0, 0)), "config.seeds"),
     ("decays out of order", dict(decay_epochs=(7.0, 5.0)), "config.decay_epochs"),
@@ -51,9 +56,12 @@ BAD = [  # (name, fields, the field the message must name)
     ("batch larger than the data", dict(batch_size=5000), "config.batch_size"),
     ("missing data directory", dict(data_dir="/nonexistent/tensorflow_datasets"),
      "config.data_dir"),
-    ("mesh of 0 replicas", dict(mesh=dict(replicas=0, workers=1)), "config.mesh.replicas"),
-    ("worker mesh without blocks", dict(mesh=dict(replicas=1, workers=2)), "config.mesh.workers"),
-    ("trace without a file", dict(timing="trace", baseline=""), "config.timing_trace"),
+    ("mesh of 0 replicas", dict(mesh=dict(replicas=0, workers=1)),
+     "config.mesh: mesh.replicas"),
+    ("worker mesh without blocks", dict(mesh=dict(replicas=1, workers=2)),
+     "config.mesh: mesh.workers"),
+    ("trace without a file", dict(timing=dict(name="trace", batch_times=""), baseline=""),
+     "config.timing: timing.batch_times=''"),
     ("option the algorithm does not take", dict(algorithm_options={"penalty": "max"},
                                                 algorithms=("nag",)), "config.algorithm_options"),
     ("negative checkpoint interval", dict(checkpoint_every_epochs=-1.0),
@@ -70,10 +78,11 @@ def test_bad_config_is_refused_and_writes_nothing(name, fields, field, tmp_path)
 
 
 def test_trace_with_the_wrong_number_of_workers(tmp_path):
-  config = digits_config(timing="trace", timing_trace=trace(tmp_path, 3), baseline="")
+  config = digits_config(timing=dict(name="trace", batch_times=trace(tmp_path, 3)),
+                         baseline="")
   # dana_jax's TraceTiming rule: one row per worker.
   with pytest.raises(validate.ConfigError,
-                     match=r"config\.timing_trace: .*shape\[0\]=3 .*num_workers=4"):
+                     match=r"config\.timing: .*shape\[0\]=3 .*num_workers=4"):
     train.run_sweep(config, tmp_path / "runs")
   assert not (tmp_path / "runs").exists()
 
@@ -96,7 +105,8 @@ def test_imagenet_crop_larger_than_the_stored_image(tmp_path):
 
 
 def test_a_trace_of_the_right_size_drives_the_sweep(tmp_path):
-  config = digits_config(timing="trace", timing_trace=trace(tmp_path, 4), baseline="")
+  config = digits_config(timing=dict(name="trace", batch_times=trace(tmp_path, 4)),
+                         baseline="")
   (summary,) = train.run_sweep(config, tmp_path / "runs")
   assert summary["num_workers"] == 4 and summary["steps"] > 0
 

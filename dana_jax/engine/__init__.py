@@ -61,6 +61,7 @@ from dana_jax.engine.core import (
     Hyperparams,
     Model,
     SimState,
+    check_hyperparams,
     default_execution,
     default_replica_execution,
 )
@@ -76,7 +77,8 @@ from dana_jax.workers import Gradient, LocalSteps
 __all__ = ["EXECUTIONS", "HOST_CHUNK_BYTES", "METRICS", "REPLICA_EXECUTIONS", "STATE_FORMAT",
            "ArrayData", "ChunkEnd", "DataOrder", "Gradient", "HostData", "Hyperparams",
            "LocalSteps", "Metric", "Model", "Result", "RunSpec", "SimState", "Simulator",
-           "batches_per_step", "check_size", "check_timing", "default_execution",
+           "batches_per_step", "check_hyperparams", "check_size", "check_timing",
+           "default_execution",
            "default_replica_execution", "evaluate", "evaluate_replicas", "memory", "metrics",
            "plan", "replica", "simulate", "metric_names"]
 

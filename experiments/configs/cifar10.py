@@ -67,8 +67,8 @@ def get_config(preset: str = "main", dataset: str = "cifar10"):
   config.weight_decay = 1e-4
   config.warmup_epochs = 5.0
   config.decay_epochs = (80.0, 120.0)
-  config.timing = "homogeneous"
-  config.execution = "auto"
+  # The timing model's make_timing arguments (dana_jax.timing): the GA paper's environment.
+  config.timing = ml_collections.ConfigDict({"name": "homogeneous"})
   common.add_common_fields(config)
   config.train_eval_examples = 10_000
   config.grid_learning_rates = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -80,7 +80,7 @@ def get_config(preset: str = "main", dataset: str = "cifar10"):
   elif preset == "delay_gap":
     config.algorithms, config.baseline = ("ga", "dana_ga"), ""
   elif preset == "heterogeneous":
-    config.timing, config.timing_shape = "heterogeneous", 4.0
+    config.timing = ml_collections.ConfigDict({"name": "heterogeneous", "shape": 4.0})
   elif preset == "asgd_grid":
     config.sweep, config.algorithms, config.num_workers = "grid", ("asgd",), (32,)
     config.baseline, config.seeds = "", (0,)

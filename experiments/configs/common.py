@@ -1,8 +1,27 @@
-"""Config fields every experiment shares: a timing trace, devices, meshes, processes.
+"""Config fields every experiment shares: the timing model, the simulator, devices, processes.
 
-``worker_speed_shape``: persistent worker speeds — each worker's mean batch
-time is drawn once from Gamma(shape, mean / shape) (2.0: a CV of 0.71 between
-machines); None: identical workers.
+A library component a sweep configures is a sub-dict whose keys are its
+constructor's keyword arguments (big_vision's ``config.model = dict(...)``):
+
+``timing``: ``dict(name=NAME, **arguments)`` builds
+``dana_jax.timing.make_timing(NAME, **arguments)``: ``homogeneous`` and
+``heterogeneous`` (the GA paper's; ``mean``, ``shape``, ``worker_speed_shape``),
+``gamma`` (``shape``, ``scale``, ``worker_speed_shape``), ``constant``
+(``batch_time``) and ``trace`` (``batch_times``: a ``.npy`` file of batch times
+[num_workers, jobs], a measured cluster say, whose rows must equal every N of the
+sweep). ``worker_speed_shape``: persistent worker speeds — each worker's mean
+batch time is drawn once from Gamma(shape, mean / shape) (2.0: a CV of 0.71
+between machines); None: identical workers. E.g.
+``--config.timing.name=heterogeneous --config.timing.worker_speed_shape=2``.
+
+``simulator``: ``dana_jax.Simulator``'s execution options, passed as
+``**config.simulator``: ``execution`` (``steps``, ``blocks`` or ``auto``),
+``block_size`` (K of ``blocks``, capped at each point's N; None: N) and
+``replica_execution``, how a point's seeds and grid cells share one compiled
+program: ``vmap`` batches them, ``loop`` runs them one after another (each seed
+then equals its run alone, bitwise), ``auto`` is loop on CPU and vmap on GPU/TPU
+(``dana_jax.default_replica_execution``; docs/benchmarks.md, "Replicas").
+``--help`` lists every keyword each takes, read from the component.
 
 ``options_by_algorithm``: ``{algorithm: {option: value}}`` on top of
 ``algorithm_options`` (which every algorithm of the sweep gets); a value
@@ -10,20 +29,10 @@ machines); None: identical workers.
 ``num_gradients="0.9*N"``); the keys ``learning_rate`` and ``momentum``
 override the sweep's for that algorithm.
 
-``timing_trace``: with ``timing="trace"``, a ``.npy`` file of batch times
-[num_workers, jobs] (a measured cluster, say); every N of the sweep must
-equal its number of rows.
-
 ``mesh.replicas`` × ``mesh.workers`` devices (``dana_jax.make_mesh``): seeds and
 grid cells are split over ``mesh.replicas`` (padded with repeats of the last
 replica to a multiple of it; the repeats are not written); each block's
-gradients over ``mesh.workers`` (needs ``execution="blocks"``).
-
-``replica_execution``: how a point's seeds and grid cells share one compiled
-program (``dana_jax.Simulator``): ``vmap`` batches them, ``loop`` runs them one
-after another (each seed then equals its run alone, bitwise), ``auto`` is loop
-on CPU and vmap on GPU/TPU (``dana_jax.default_replica_execution``;
-docs/benchmarks.md, "Replicas").
+gradients over ``mesh.workers`` (needs ``simulator.execution="blocks"``).
 
 ``checkpoint_every_epochs``: a run saves its whole state (orbax) into
 ``<run>/checkpoint`` at the first chunk end after every so many epochs; the
@@ -41,8 +50,8 @@ deletes those runs and runs their points again (``experiments.rundir``).
 ``XLA_FLAGS=--xla_force_host_platform_device_count`` before jax starts).
 Measured on 2 cores (docs/benchmarks.md): the Fashion-MNIST CNN at N = 16 runs
 13.0–13.5 ms per master step with ``host_devices=2, mesh.workers=2,
-execution="blocks", block_size=2`` against 14.7–15.4 ms with the default
-``execution="steps"`` on one device.
+simulator.execution="blocks", simulator.block_size=2`` against 14.7–15.4 ms
+with the default ``execution="steps"`` on one device.
 
 ``distributed.initialize`` calls ``jax.distributed.initialize`` first (TPU
 VM slices and most clusters need no other field; elsewhere give the
@@ -54,21 +63,17 @@ import ml_collections
 
 
 def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  config.timing_trace = ""
-  # Persistent per-worker speeds (dana_jax.timing.GammaTiming): slow and fast machines.
-  config.worker_speed_shape = ml_collections.FieldReference(None, field_type=float)
   # Per-algorithm options (values may be "<a>*N": max(1, round(a·N))), and per-algorithm
   # learning_rate / momentum overriding the sweep's for that algorithm.
   config.options_by_algorithm = ml_collections.ConfigDict()
   # Options every algorithm of the sweep gets (e.g. GA's penalty, a base): set one per flag,
   # --config.algorithm_options.NAME=VALUE.
   config.algorithm_options = ml_collections.ConfigDict()
-  # The gamma shape of the batch times; None: the timing model's (100 or 4).
-  config.timing_shape = ml_collections.FieldReference(None, field_type=float)
+  # dana_jax.Simulator's execution options, passed as **config.simulator: how master steps
+  # run (auto, steps, blocks), K of blocks (None: N), how a point's seeds share its program.
+  config.simulator = ml_collections.ConfigDict(
+      {"execution": "auto", "block_size": None, "replica_execution": "auto"})
   config.tensorboard = False  # also TensorBoard event files (the optional tensorboardX)
-  config.block_size = ml_collections.FieldReference(None, field_type=int)  # K; None: N
-  # How a point's seeds (replicas) share its compiled program: auto, vmap or loop.
-  config.replica_execution = "auto"
   config.chunk_steps = ml_collections.FieldReference(None, field_type=int)  # None: an epoch
   config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks
   config.checkpoint_every_epochs = 1.0  # 0: no checkpoints
@@ -112,7 +117,7 @@ def set_modern(config: ml_collections.ConfigDict, heterogeneous: bool):
   * ``ga``, ``dana_ga``, ``ssgd``: no options (the defaults of docs/spec.md).
 
   ``heterogeneous``: gamma shape 4 (CV 0.5) per batch and persistent worker
-  speeds (``worker_speed_shape`` 2: each worker's mean batch time drawn once,
+  speeds (``timing.worker_speed_shape`` 2: each worker's mean batch time drawn once,
   CV 0.71), so some workers are slow for the whole run; otherwise the GA
   paper's homogeneous environment.
   """
@@ -130,6 +135,6 @@ def set_modern(config: ml_collections.ConfigDict, heterogeneous: bool):
                           "momentum": 0.9},
   })
   if heterogeneous:
-    config.timing = "heterogeneous"
-    config.worker_speed_shape = 2.0
+    config.timing = ml_collections.ConfigDict({"name": "heterogeneous",
+                                               "worker_speed_shape": 2.0})
   return config

@@ -61,8 +61,8 @@ def get_config(preset: str = "main"):
   config.weight_decay = 1e-4
   config.warmup_epochs = 2.0
   config.decay_epochs = (10.0, 15.0)
-  config.timing = "homogeneous"
-  config.execution = "auto"
+  # The timing model's make_timing arguments (dana_jax.timing): the GA paper's environment.
+  config.timing = ml_collections.ConfigDict({"name": "homogeneous"})
   common.add_common_fields(config)
   # A kill loses at most about an epoch of each running point (checkpoints do not change
   # the numbers: a resumed run equals an uninterrupted one, tests/test_checkpoint.py).

@@ -84,8 +84,8 @@ def get_config(preset: str = "main"):
   config.weight_decay = 1e-4
   config.warmup_epochs = 1.0
   config.decay_epochs = (5.0, 7.0)
-  config.timing = "homogeneous"
-  config.execution = "auto"
+  # The timing model's make_timing arguments (dana_jax.timing): the GA paper's environment.
+  config.timing = ml_collections.ConfigDict({"name": "homogeneous"})
   common.add_common_fields(config)
   # A kill loses at most about an epoch of each running point. The price: a checkpoint per
   # epoch cost +30% at N = 32 (DANA-GA, 3 seeds: 34.5 vs 26.5 s, measured), where the

@@ -20,7 +20,7 @@ in JAX with the run's keys; evaluation is the central 224 crop.
 
 Memory (``Simulator.memory_estimate``): ResNet-50 has 25.6 M parameters, so
 N = 64 read copies take 6.5 GB, DANA's 64 momenta 6.5 GB more.
-``execution="blocks"`` vmaps ``block_size`` gradients at once; with K = 4
+``simulator.execution="blocks"`` vmaps ``block_size`` gradients at once; with K = 4
 that is 512 images of activations.
 
 Expected (GA paper, Fig. 8): DANA-GA and GA close to the single-worker curve,
@@ -69,10 +69,10 @@ def get_config(preset: str = "curves"):
   config.weight_decay = 1e-4
   config.warmup_epochs = 5.0
   config.decay_epochs = (30.0, 60.0, 80.0)
-  config.timing = "homogeneous"
-  config.execution = "auto"
+  # The timing model's make_timing arguments (dana_jax.timing): the GA paper's environment.
+  config.timing = ml_collections.ConfigDict({"name": "homogeneous"})
   common.add_common_fields(config)
-  config.block_size = 4
+  config.simulator.block_size = 4
   # Host data: chunks of at most 1 GiB of inputs (engine default) unless chunk_steps is set.
   config.eval_every_epochs = 1.0
   config.eval_examples = ml_collections.FieldReference(None, field_type=int)

@@ -67,8 +67,8 @@ def get_config(preset: str = "paper"):
   config.weight_decay = 0.0
   config.warmup_epochs = 0.1
   config.decay_epochs = (1.5,)
-  config.timing = "homogeneous"
-  config.execution = "auto"
+  # The timing model's make_timing arguments (dana_jax.timing): the GA paper's environment.
+  config.timing = ml_collections.ConfigDict({"name": "homogeneous"})
   common.add_common_fields(config)
   config.checkpoint_every_epochs = 0.25  # long runs: resume within a run
   config.save_final_params = False
