@@ -75,37 +75,47 @@ def get_config(preset: str = "paper"):
   config.train_eval_examples = 2048
   config.eval_examples = 2048
   if preset == "local_sgd":
-    adamw = {"base": "adamw", "learning_rate": 1e-3}
-    config.algorithms, config.baseline = ("sa", "ga", "async_local_sgd"), "sa"
+    _set_local_sgd(config)
+  elif preset in ("offline", "offline_adamw"):
+    _set_offline(config, preset)
+  return config
+
+
+def _set_local_sgd(config):
+  """SA and GA over AdamW against asynchronous local SGD (8 AdamW steps per job)."""
+  adamw = {"base": "adamw", "learning_rate": 1e-3}
+  config.algorithms, config.baseline = ("sa", "ga", "async_local_sgd"), "sa"
+  config.options_by_algorithm = ml_collections.ConfigDict({
+      "sa": adamw, "ga": adamw,
+      "async_local_sgd": {"local_steps": 8, "inner": "adamw", "inner_learning_rate": 1e-3,
+                          "outer": "delayed_nesterov", "learning_rate": 0.7,
+                          "momentum": 0.9},
+  })
+
+
+def _set_offline(config, preset):
+  """The FOLDOC presets: a small Transformer and one epoch per run, for 2 CPU cores."""
+  config.dataset = "foldoc"
+  config.window, config.width, config.depth, config.heads = 32, 64, 2, 4
+  config.num_workers = (4, 8, 16)
+  config.seeds = (0, 1)
+  config.batch_size = 16
+  config.epochs = 1
+  config.warmup_epochs, config.decay_epochs = 0.1, (0.75,)
+  config.train_eval_examples = config.eval_examples = 1024
+  # One epoch per run: a checkpoint at the first evaluation after every quarter of it.
+  config.checkpoint_every_epochs = 0.25
+  config.max_train_windows = 20_000  # of FOLDOC's 143k: the CPU budget
+  config.chunk_steps = 125  # an evaluation every 125 master steps (10 per epoch)
+  if preset == "offline":
+    config.algorithms = ("ga", "dana_ga", "nag", "sa", "async_local_sgd")
+    config.learning_rate = 0.05
     config.options_by_algorithm = ml_collections.ConfigDict({
-        "sa": adamw, "ga": adamw,
-        "async_local_sgd": {"local_steps": 8, "inner": "adamw", "inner_learning_rate": 1e-3,
+        "async_local_sgd": {"local_steps": 4, "inner": "adamw", "inner_learning_rate": 1e-3,
                             "outer": "delayed_nesterov", "learning_rate": 0.7,
                             "momentum": 0.9},
     })
-  elif preset in ("offline", "offline_adamw"):
-    config.dataset = "foldoc"
-    config.window, config.width, config.depth, config.heads = 32, 64, 2, 4
-    config.num_workers = (4, 8, 16)
-    config.seeds = (0, 1)
-    config.batch_size = 16
-    config.epochs = 1
-    config.warmup_epochs, config.decay_epochs = 0.1, (0.75,)
-    config.train_eval_examples = config.eval_examples = 1024
-    # One epoch per run: a checkpoint at the first evaluation after every quarter of it.
-    config.checkpoint_every_epochs = 0.25
-    config.max_train_windows = 20_000  # of FOLDOC's 143k: the CPU budget
-    config.chunk_steps = 125  # an evaluation every 125 master steps (10 per epoch)
-    if preset == "offline":
-      config.algorithms = ("ga", "dana_ga", "nag", "sa", "async_local_sgd")
-      config.learning_rate = 0.05
-      config.options_by_algorithm = ml_collections.ConfigDict({
-          "async_local_sgd": {"local_steps": 4, "inner": "adamw", "inner_learning_rate": 1e-3,
-                              "outer": "delayed_nesterov", "learning_rate": 0.7,
-                              "momentum": 0.9},
-      })
-    else:
-      config.algorithms, config.baseline = ("sa", "ga"), "sa"
-      config.learning_rate = 1e-3
-      config.algorithm_options = ml_collections.ConfigDict({"base": "adamw"})
-  return config
+  else:
+    config.algorithms, config.baseline = ("sa", "ga"), "sa"
+    config.learning_rate = 1e-3
+    config.algorithm_options = ml_collections.ConfigDict({"base": "adamw"})
