@@ -183,5 +183,10 @@ def point_summaries(config, point, sim, result, metrics, num_classes, seconds) -
         "execution": sim.spec.execution,
         "replica_execution": None if sim.spec.single else sim.spec.replica_execution,
         "steps": int(history[-1]["step"]),
+        # Every declared per-step metric (dana_jax.METRICS) that is one number per chunk:
+        # per seed, its mean over the logged chunks.
+        "metric_means": {name: [float(np.mean(per_epoch(name, r))) for r in mine]
+                         for name in dj.metric_names()
+                         if np.ndim(history[-1]["replicas"][mine[0]].get(name, 0.0)) == 0},
     })
   return summaries

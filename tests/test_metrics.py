@@ -2,6 +2,7 @@
 there is computed by every execution and appears in every chunk record."""
 
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import dana_jax as dj
@@ -30,3 +31,30 @@ def test_a_toy_metric_declared_in_one_place_appears_in_every_record(monkeypatch,
   result = dj.simulate(sim, 10, chunk_steps=5, progress=False)
   assert [h["replicas"][0]["toy/step"] for h in result.history] == [4.0, 9.0]
   assert "loss/train" in result.history[0]["replicas"][0]
+
+
+def test_a_toy_metric_reaches_the_run_files_of_an_experiment(monkeypatch, tmp_path):
+  """Declared once, the metric is in every metrics.jsonl row and in the run's summary:
+  nothing in experiments/ names it."""
+  import json
+
+  pytest.importorskip("ml_collections")
+  from experiments import plot, train
+  from experiments.configs import digits
+
+  toy = metrics.Metric("toy/step", lambda event: event.step.astype(jnp.float32), metrics.last)
+  monkeypatch.setattr(metrics, "METRICS", metrics.METRICS + (toy,))
+  config = digits.get_config()
+  config.update(dict(epochs=2, seeds=(0, 1), batch_size=8, train_eval_examples=16,
+                     hidden=(8,), algorithms=("ga",), num_workers=(4,), baseline="",
+                     warmup_epochs=0.5, decay_epochs=(1.0,), save_final_params=False,
+                     checkpoint_every_epochs=0.0))
+  summary, = train.run_sweep(config, tmp_path)
+  rows = plot.load_metrics(tmp_path / "ga_N4")
+  steps = sorted({r["step"] for r in rows})
+  assert len(rows) == 2 * len(steps) and len(steps) == 2
+  # The last step of each chunk (an epoch), the metric's own value: t = stop − 1.
+  assert [r["toy/step"] for r in rows if r["seed"] == 0] == [s - 1 for s in steps]
+  stored = json.loads((tmp_path / "ga_N4" / "summary.json").read_text())
+  assert stored["metric_means"]["toy/step"] == [np.mean([s - 1 for s in steps])] * 2
+  assert summary["metric_means"]["toy/step"] == stored["metric_means"]["toy/step"]
