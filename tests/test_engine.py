@@ -9,11 +9,11 @@ import numpy as np
 import optax
 import pytest
 from jax.flatten_util import ravel_pytree
-from reference import data_order_batch, event_simulation
 
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
+from tests.references.environment_s1 import data_order_batch, event_simulation, lags_and_workers
 
 ASYNC = ["sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd"]
 
@@ -52,13 +52,14 @@ def run_reference(algorithm, model=MLP, *, num_workers, steps, timing=None, seed
   timing = timing or S.heterogeneous()
   times = timing.draw(timing.worker_streams(num_workers, seed), 0, steps + 2)
   params0, state0 = model.init(jax.random.fold_in(jax.random.key(seed), 1))
-  return event_simulation(
+  theta, state, events = event_simulation(
       model, algorithm, x, y, batch_times=times, num_steps=steps, num_workers=num_workers,
       batch_size=16, lr=lambda t: lr * (0.1 if t >= 25 else 1.0), momentum=momentum,
       weight_decay=1e-3, seed=seed, params0=params0, state0=state0,
       # The engine computes in float32; GA's |Δ|/C is ill-conditioned where C is
       # tiny, so a float64 reference drifts from a float32 one by ~1e-4 (measured).
       dtype=np.float32)
+  return (theta, state, *lags_and_workers(events))
 
 
 @pytest.mark.parametrize("num_workers", [1, 3, 8])
