@@ -88,6 +88,7 @@ def metrics(run):
           for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # a sweep process killed and rerun; in-process resume runs by default
 def test_sigkill_mid_run_then_same_command_resumes_to_identical_files(tmp_path):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
   reference = sweep(whole)

@@ -226,8 +226,10 @@ def test_memory_estimate_counts_worker_stacks_and_dana_momenta():
     assert momenta * 4 * n_params <= est["optimizer"] < (momenta * 4 * n_params + 64)
 
 
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
-@pytest.mark.parametrize("algorithm", ["dana_ga", "ssgd"])
+@pytest.mark.parametrize("algorithm,execution", [
+    ("dana_ga", "blocks"),  # the representative; the other three run with -m slow
+    *[pytest.param(a, e, marks=pytest.mark.slow)
+      for a, e in (("dana_ga", "steps"), ("ssgd", "steps"), ("ssgd", "blocks"))]])
 def test_host_data_gives_the_same_run_as_device_arrays(algorithm, execution):
   """Batches loaded on the host per chunk (HostData, e.g. ImageNet) ≡ gathered on device."""
   x, y = digits_subset()

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -115,6 +117,7 @@ def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
   """)
 
 
+@pytest.mark.slow  # the conv nets in float64; the MLP runs in the default run
 def test_builtin_models_run_in_float64():
   run_x64("""
       import jax, jax.numpy as jnp, numpy as np
@@ -156,6 +159,7 @@ def test_builtin_models_run_in_float64():
   """)
 
 
+@pytest.mark.slow  # test_every_execution_... is the default run's engine-in-float64 case
 def test_engine_runs_ga_and_dana_ga_in_float64_like_the_float64_reference():
   """The whole simulation — schedule, gradients, the engine's state, BatchNorm folding — in
   float64, against tests/references/environment_s1.py's event simulation in float64."""
