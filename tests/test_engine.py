@@ -62,8 +62,11 @@ def run_reference(algorithm, model=MLP, *, num_workers, steps, timing=None, seed
   return (theta, state, *lags_and_workers(events))
 
 
-@pytest.mark.parametrize("num_workers", [1, 3, 8])
-@pytest.mark.parametrize("algorithm", ASYNC)
+# By default every algorithm at N = 3 and DANA-GA at N = 8 (blocks); the rest: -m slow.
+@pytest.mark.parametrize("algorithm,num_workers", [
+    *[(a, 3) for a in ASYNC], ("dana_ga", 8),
+    *[pytest.param(a, n, marks=pytest.mark.slow) for n in (1, 8) for a in ASYNC
+      if (a, n) != ("dana_ga", 8)]])
 def test_engine_matches_event_driven_reference(algorithm, num_workers):
   steps = 40  # 20 batches per epoch: crosses an epoch and the η decay at step 25
   execution = "blocks" if num_workers == 8 else "steps"
@@ -91,10 +94,16 @@ def fast_worker_trace(num_workers, jobs=200):
   return S.TraceTiming(times)
 
 
-@pytest.mark.parametrize("timing", [S.homogeneous(), S.heterogeneous(shape=1.0),
-                                    fast_worker_trace(8)], ids=["homo", "hetero", "trace"])
-@pytest.mark.parametrize("algorithm", ["nag", "ga", "dana_ga"])
-@pytest.mark.parametrize("block_size", [3, 8])
+TIMINGS = {"homo": S.homogeneous(), "hetero": S.heterogeneous(shape=1.0),
+           "trace": fast_worker_trace(8)}
+FAST_BLOCKS = [(3, "nag", "homo"), (8, "ga", "hetero"), (3, "dana_ga", "trace")]
+
+
+# By default each timing, algorithm and block size once; the other 15: -m slow.
+@pytest.mark.parametrize("block_size,algorithm,timing", [
+    pytest.param(b, a, TIMINGS[t], id=f"{b}-{a}-{t}",
+                 marks=() if (b, a, t) in FAST_BLOCKS else pytest.mark.slow)
+    for b in (3, 8) for a in ("nag", "ga", "dana_ga") for t in TIMINGS])
 def test_steps_and_blocks_agree(timing, algorithm, block_size):
   a = run_engine(algorithm, num_workers=8, steps=60, timing=timing)
   b = run_engine(algorithm, num_workers=8, steps=60, timing=timing, execution="blocks",
@@ -142,8 +151,10 @@ def test_one_worker_sgd_step_for_step():
     np.testing.assert_allclose(flat(sim_state.params), flat(params), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("replica_execution", ["vmap", "loop"])
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("execution,replica_execution", [
+    ("blocks", "vmap"),  # the representative; the other three: -m slow
+    *[pytest.param(e, m, marks=pytest.mark.slow)
+      for e, m in (("steps", "vmap"), ("steps", "loop"), ("blocks", "loop"))]])
 def test_replicas_equal_runs_made_alone(execution, replica_execution):
   seeds, lrs = [0, 1, 2], [0.05, 0.02, 0.08]
   x, y = digits_subset()
@@ -283,13 +294,19 @@ def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkey
     sim.init()  # before anything is compiled or allocated
 
 
+SLOW = pytest.mark.slow
+
+
+# By default one run per kind (steps, replicas over blocks, a conv net); the rest: -m slow.
 @pytest.mark.parametrize("algorithm,execution,seeds,replica_execution", [
-    *[(a, "steps", 0, "auto") for a in ("nag", "asgd", "sa", "ga", "dc_asgd")],
-    *[(a, e, [0, 1, 2, 3], m) for a in ("nag", "ga") for e, m in
-      (("blocks", "vmap"), ("blocks", "loop"), ("steps", "loop"))],
-    *[pytest.param(a, "blocks", [0, 1, 2, 3], "vmap", marks=pytest.mark.slow)
+    ("nag", "steps", 0, "auto"),
+    *[pytest.param(a, "steps", 0, "auto", marks=SLOW) for a in ("asgd", "sa", "ga", "dc_asgd")],
+    ("ga", "blocks", [0, 1, 2, 3], "vmap"),
+    *[pytest.param(a, e, [0, 1, 2, 3], m, marks=SLOW) for a in ("nag", "ga") for e, m in
+      (("blocks", "vmap"), ("blocks", "loop"), ("steps", "loop")) if (a, m) != ("ga", "vmap")],
+    *[pytest.param(a, "blocks", [0, 1, 2, 3], "vmap", marks=SLOW)
       for a in ("asgd", "sa", "dc_asgd")],
-    ("nag", "steps", 0, "cnn"), ("nag", "steps", [0, 1, 2, 3], "cnn")])
+    ("nag", "steps", 0, "cnn"), pytest.param("nag", "steps", [0, 1, 2, 3], "cnn", marks=SLOW)])
 def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seeds,
                                                       replica_execution):
   # θ, the optimizer state and the read-copy stack are updated in place: a copy of

@@ -43,7 +43,7 @@ def assert_same_run(a, b, rtol=1e-4, atol=1e-4):
                              flat(jax.device_get(b.state.params)), rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("execution", ["steps", pytest.param("blocks", marks=pytest.mark.slow)])
 def test_replicas_over_devices_equal_one_device(execution):
   alone = run("dana_ga", None, execution=execution)
   sharded = run("dana_ga", dj.make_mesh(replicas=4), execution=execution)
