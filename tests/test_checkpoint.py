@@ -41,7 +41,7 @@ def interrupted_after(chunks):
   return callback
 
 
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("execution", ["steps", pytest.param("blocks", marks=pytest.mark.slow)])
 def test_resumed_simulation_equals_uninterrupted(execution, tmp_path):
   x, y = digits_subset()
   kwargs = dict(chunk_steps=10, eval_data=(x[:64], y[:64]), progress=False)
