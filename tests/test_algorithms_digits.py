@@ -31,8 +31,11 @@ OPTIONS = {"ringmaster": {"max_delay": 8}, "msync": {"num_gradients": 12},
 GA_PAPER = sorted(set(dj.ALGORITHMS) - set(OPTIONS) - {"delay_adaptive"})
 
 
-@pytest.mark.parametrize("num_workers", [16, 32])
-@pytest.mark.parametrize("algorithm", GA_PAPER + ["delay_adaptive"])
+# One representative runs by default; the sweep over the registry runs with -m slow.
+@pytest.mark.parametrize("algorithm,num_workers", [
+    ("dana_ga", 16),
+    *[pytest.param(a, n, marks=pytest.mark.slow) for a in GA_PAPER + ["delay_adaptive"]
+      for n in (16, 32) if (a, n) != ("dana_ga", 16)]])
 def test_named_algorithm_runs_and_logs(algorithm, num_workers):
   tx, ty, vx, vy = digits()
   spe = tx.shape[0] // 32
@@ -64,7 +67,8 @@ def test_named_algorithm_runs_and_logs(algorithm, num_workers):
     assert last[key] >= (1.0 if key == "penalty/mean" else 0.0)
 
 
-@pytest.mark.parametrize("algorithm", sorted(OPTIONS))
+@pytest.mark.parametrize("algorithm", [
+    a if a == "rennala" else pytest.param(a, marks=pytest.mark.slow) for a in sorted(OPTIONS)])
 def test_the_methods_after_the_paper_run_and_log(algorithm):
   tx, ty, vx, vy = digits()
   sim = dj.Simulator(dj.flax_model(models.MLP((32,)), (8, 8)), algorithm, tx, ty,

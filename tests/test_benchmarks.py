@@ -32,6 +32,7 @@ def test_benchmark_run_records_engine_and_references(tmp_path):
     run.main(["--references", "cluster", "--out", str(out)])
 
 
+@pytest.mark.slow  # test_benchmark_run_records_engine_and_references stays in the default run
 def test_methods_table_records_each_method_against_nag(tmp_path, capsys):
   assert methods._resolve({"max_delay": "N/4", "num_gradients": "0.9N", "x": 2}, 8) == {
       "max_delay": 2, "num_gradients": 7, "x": 2}
@@ -59,6 +60,7 @@ def test_torch_reference_simulator_runs():
     torch_reference.measure("mlp", 3, 8, 5, repeats=1, device="tpu")
 
 
+@pytest.mark.slow  # test_benchmark_run_records_engine_and_references stays in the default run
 def test_profile_reports_the_ops_of_a_master_step():
   ms, ops = profile.main(["--model", "digits_mlp", "--workers", "2", "--steps", "20"])
   assert ms > 0 and ops and all(micros > 0 for _, micros in ops)
@@ -67,6 +69,7 @@ def test_profile_reports_the_ops_of_a_master_step():
     profile.main(["--steps", "0"])
 
 
+@pytest.mark.slow  # test_benchmark_run_records_engine_and_references stays in the default run
 def test_replica_table_records_per_replica_costs_and_ratios(tmp_path, capsys):
   out = tmp_path / "run.jsonl"
   run.main(["--replica-table", "--model", "digits_mlp", "--workers", "2", "--steps", "4",
@@ -130,6 +133,7 @@ def test_gpu_script_tiny_writes_its_rows(tmp_path):
   assert all(r["seconds_per_step"] > 0 for r in rows)
 
 
+@pytest.mark.slow  # test_benchmark_run_records_engine_and_references stays in the default run
 def test_language_model_benchmark_measures_engine_plain_and_memory(tmp_path):
   from benchmarks import lm
   m, (x, y) = lm.model(), lm.windows(n=256)

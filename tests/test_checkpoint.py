@@ -40,7 +40,7 @@ def interrupted_after(chunks):
   return callback
 
 
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("execution", ["steps", pytest.param("blocks", marks=pytest.mark.slow)])
 def test_resumed_simulation_equals_uninterrupted(execution, tmp_path):
   x, y = digits_subset()
   kwargs = dict(chunk_steps=10, eval_data=(x[:64], y[:64]), progress=False)
@@ -87,6 +87,7 @@ def metrics(run):
           for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # a sweep process killed and rerun; in-process resume runs by default
 def test_sigkill_mid_run_then_same_command_resumes_to_identical_files(tmp_path):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
   reference = sweep(whole)

@@ -63,6 +63,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two fresh JAX processes and a coordinator
 def test_two_processes_split_the_replicas_and_only_process_0_writes(one_device, tmp_path):
   port = free_port()
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

@@ -9,11 +9,11 @@ import numpy as np
 import optax
 import pytest
 from jax.flatten_util import ravel_pytree
-from reference import data_order_batch, event_simulation
 
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax.engine import memory, plan
+from tests.references.environment_s1 import data_order_batch, event_simulation, lags_and_workers
 
 ASYNC = ["sgd", "asgd", "nag", "sa", "ga", "dana", "dana_sa", "dana_ga", "dc_asgd"]
 
@@ -52,17 +52,21 @@ def run_reference(algorithm, model=MLP, *, num_workers, steps, timing=None, seed
   timing = timing or dj.heterogeneous()
   times = timing.draw(timing.worker_streams(num_workers, seed), 0, steps + 2)
   params0, state0 = model.init(jax.random.fold_in(jax.random.key(seed), 1))
-  return event_simulation(
+  theta, state, events = event_simulation(
       model, algorithm, x, y, batch_times=times, num_steps=steps, num_workers=num_workers,
       batch_size=16, lr=lambda t: lr * (0.1 if t >= 25 else 1.0), momentum=momentum,
       weight_decay=1e-3, seed=seed, params0=params0, state0=state0,
       # The engine computes in float32; GA's |Δ|/C is ill-conditioned where C is
       # tiny, so a float64 reference drifts from a float32 one by ~1e-4 (measured).
       dtype=np.float32)
+  return (theta, state, *lags_and_workers(events))
 
 
-@pytest.mark.parametrize("num_workers", [1, 3, 8])
-@pytest.mark.parametrize("algorithm", ASYNC)
+# By default every algorithm at N = 3 and DANA-GA at N = 8 (blocks); the rest: -m slow.
+@pytest.mark.parametrize("algorithm,num_workers", [
+    *[(a, 3) for a in ASYNC], ("dana_ga", 8),
+    *[pytest.param(a, n, marks=pytest.mark.slow) for n in (1, 8) for a in ASYNC
+      if (a, n) != ("dana_ga", 8)]])
 def test_engine_matches_event_driven_reference(algorithm, num_workers):
   steps = 40  # 20 batches per epoch: crosses an epoch and the η decay at step 25
   execution = "blocks" if num_workers == 8 else "steps"
@@ -90,10 +94,16 @@ def fast_worker_trace(num_workers, jobs=200):
   return dj.TraceTiming(times)
 
 
-@pytest.mark.parametrize("timing", [dj.homogeneous(), dj.heterogeneous(shape=1.0),
-                                    fast_worker_trace(8)], ids=["homo", "hetero", "trace"])
-@pytest.mark.parametrize("algorithm", ["nag", "ga", "dana_ga"])
-@pytest.mark.parametrize("block_size", [3, 8])
+TIMINGS = {"homo": dj.homogeneous(), "hetero": dj.heterogeneous(shape=1.0),
+           "trace": fast_worker_trace(8)}
+FAST_BLOCKS = [(3, "nag", "homo"), (8, "ga", "hetero"), (3, "dana_ga", "trace")]
+
+
+# By default each timing, algorithm and block size once; the other 15: -m slow.
+@pytest.mark.parametrize("block_size,algorithm,timing", [
+    pytest.param(b, a, TIMINGS[t], id=f"{b}-{a}-{t}",
+                 marks=() if (b, a, t) in FAST_BLOCKS else pytest.mark.slow)
+    for b in (3, 8) for a in ("nag", "ga", "dana_ga") for t in TIMINGS])
 def test_steps_and_blocks_agree(timing, algorithm, block_size):
   a = run_engine(algorithm, num_workers=8, steps=60, timing=timing)
   b = run_engine(algorithm, num_workers=8, steps=60, timing=timing, execution="blocks",
@@ -141,8 +151,10 @@ def test_one_worker_sgd_step_for_step():
     np.testing.assert_allclose(flat(sim_state.params), flat(params), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("replica_execution", ["vmap", "loop"])
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("execution,replica_execution", [
+    ("blocks", "vmap"),  # the representative; the other three: -m slow
+    *[pytest.param(e, m, marks=pytest.mark.slow)
+      for e, m in (("steps", "vmap"), ("steps", "loop"), ("blocks", "loop"))]])
 def test_replicas_equal_runs_made_alone(execution, replica_execution):
   seeds, lrs = [0, 1, 2], [0.05, 0.02, 0.08]
   x, y = digits_subset()
@@ -225,8 +237,10 @@ def test_memory_estimate_counts_worker_stacks_and_dana_momenta():
     assert momenta * 4 * n_params <= est["optimizer"] < (momenta * 4 * n_params + 64)
 
 
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
-@pytest.mark.parametrize("algorithm", ["dana_ga", "ssgd"])
+@pytest.mark.parametrize("algorithm,execution", [
+    ("dana_ga", "blocks"),  # the representative; the other three run with -m slow
+    *[pytest.param(a, e, marks=pytest.mark.slow)
+      for a, e in (("dana_ga", "steps"), ("ssgd", "steps"), ("ssgd", "blocks"))]])
 def test_host_data_gives_the_same_run_as_device_arrays(algorithm, execution):
   """Batches loaded on the host per chunk (HostData, e.g. ImageNet) ≡ gathered on device."""
   x, y = digits_subset()
@@ -282,13 +296,19 @@ def test_a_configuration_that_cannot_fit_fails_at_start_with_the_estimate(monkey
     sim.init()  # before anything is compiled or allocated
 
 
+SLOW = pytest.mark.slow
+
+
+# By default one run per kind (steps, replicas over blocks, a conv net); the rest: -m slow.
 @pytest.mark.parametrize("algorithm,execution,seeds,replica_execution", [
-    *[(a, "steps", 0, "auto") for a in ("nag", "asgd", "sa", "ga", "dc_asgd")],
-    *[(a, e, [0, 1, 2, 3], m) for a in ("nag", "ga") for e, m in
-      (("blocks", "vmap"), ("blocks", "loop"), ("steps", "loop"))],
-    *[pytest.param(a, "blocks", [0, 1, 2, 3], "vmap", marks=pytest.mark.slow)
+    ("nag", "steps", 0, "auto"),
+    *[pytest.param(a, "steps", 0, "auto", marks=SLOW) for a in ("asgd", "sa", "ga", "dc_asgd")],
+    ("ga", "blocks", [0, 1, 2, 3], "vmap"),
+    *[pytest.param(a, e, [0, 1, 2, 3], m, marks=SLOW) for a in ("nag", "ga") for e, m in
+      (("blocks", "vmap"), ("blocks", "loop"), ("steps", "loop")) if (a, m) != ("ga", "vmap")],
+    *[pytest.param(a, "blocks", [0, 1, 2, 3], "vmap", marks=SLOW)
       for a in ("asgd", "sa", "dc_asgd")],
-    ("nag", "steps", 0, "cnn"), ("nag", "steps", [0, 1, 2, 3], "cnn")])
+    ("nag", "steps", 0, "cnn"), pytest.param("nag", "steps", [0, 1, 2, 3], "cnn", marks=SLOW)])
 def test_compiled_steps_copy_no_parameter_sized_array(algorithm, execution, seeds,
                                                       replica_execution):
   # θ, the optimizer state and the read-copy stack are updated in place: a copy of

@@ -1,5 +1,5 @@
 """docs/spec.md §6.0 events (restarts, synchronous rounds) and worker programs, against a literal
-one-event-at-a-time reference (tests/reference.py)."""
+one-event-at-a-time reference (tests/references/)."""
 
 import dataclasses
 import functools
@@ -9,11 +9,12 @@ import numpy as np
 import optax
 import pytest
 from jax.flatten_util import ravel_pytree
-from reference import event_simulation_v2, round_simulation
 
 import dana_jax as dj
 from dana_jax import data, models
 from dana_jax import schedule as S
+from tests.references.environment_s1 import event_simulation
+from tests.references.rounds_s6_0 import round_simulation
 
 MLP = dj.flax_model(models.MLP((16,)), (8, 8))
 
@@ -55,7 +56,7 @@ def reference(algorithm, *, num_workers, steps, momentum=0.9, weight_decay=1e-3,
   timing = dj.heterogeneous()
   times = timing.draw(timing.worker_streams(num_workers, 0), 0, jobs * local_steps)
   params0, state0 = MLP.init(jax.random.fold_in(jax.random.key(0), 1))
-  return event_simulation_v2(MLP, algorithm, x, y, batch_times=times, num_steps=steps,
+  return event_simulation(MLP, algorithm, x, y, batch_times=times, num_steps=steps,
                              num_workers=num_workers, batch_size=16, lr=lr,
                              momentum=momentum, weight_decay=weight_decay, seed=0,
                              params0=params0, state0=state0, local_steps=local_steps,

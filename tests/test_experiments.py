@@ -168,6 +168,7 @@ def test_speedup_entry_point(tmp_path):
   assert tails["homogeneous"] < 0.02 < tails["heterogeneous"]
 
 
+@pytest.mark.slow  # host data in the engine: test_engine's host_data test runs by default
 def test_imagenet_sweep_streams_host_data_under_mock_data(tmp_path):
   """The ImageNet path end to end: host-decoded chunks, JAX random-resized crop, evaluation."""
   for preset in imagenet.PRESETS:

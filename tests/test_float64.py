@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -73,7 +75,7 @@ def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
   run_x64("""
       import jax, jax.numpy as jnp, numpy as np, optax
       from jax.flatten_util import ravel_pytree
-      from reference import ReferenceMaster
+      from tests.references.update_rules_s2 import ReferenceMaster
       import dana_jax
 
       def lr(t):
@@ -115,6 +117,7 @@ def test_ga_and_dana_ga_match_the_float64_reference_to_1e9():
   """)
 
 
+@pytest.mark.slow  # the conv nets in float64; the MLP runs in the default run
 def test_builtin_models_run_in_float64():
   run_x64("""
       import jax, jax.numpy as jnp, numpy as np
@@ -157,15 +160,16 @@ def test_builtin_models_run_in_float64():
   """)
 
 
+@pytest.mark.slow  # test_every_execution_... is the default run's engine-in-float64 case
 def test_engine_runs_ga_and_dana_ga_in_float64_like_the_float64_reference():
   """The whole simulation — schedule, gradients, the engine's state, BatchNorm folding — in
-  float64, against tests/reference.py's event-driven simulator in float64."""
+  float64, against tests/references/environment_s1.py's event simulation in float64."""
   out = run_x64("""
       import jax, jax.numpy as jnp, numpy as np
       from jax.flatten_util import ravel_pytree
       import dana_jax as dj
       from dana_jax import data, models
-      from reference import event_simulation
+      from tests.references.environment_s1 import event_simulation
 
       x, y, _, _ = data.digits()
       x, y = x[:320], y[:320]
@@ -181,7 +185,7 @@ def test_engine_runs_ga_and_dana_ga_in_float64_like_the_float64_reference():
         assert all(l.dtype in (jnp.float64, jnp.int32) for l in leaves), {l.dtype for l in leaves}
         timing = dj.heterogeneous()
         params0, state0 = model.init(jax.random.fold_in(jax.random.key(0), 1))
-        theta, stats, _, _ = event_simulation(
+        theta, stats, _ = event_simulation(
             model, algorithm, x, y, batch_times=timing.draw(timing.worker_streams(3, 0), 0, 42),
             num_steps=40, num_workers=3, batch_size=16,
             lr=lambda t: 0.05 * (0.1 if t >= 25 else 1.0), momentum=0.9, weight_decay=1e-3,
@@ -200,14 +204,14 @@ def test_engine_runs_ga_and_dana_ga_in_float64_like_the_float64_reference():
 
 def test_every_execution_and_replica_execution_runs_in_float64():
   """Two replicas (seeds) under each execution × replica execution, in float64: each
-  replica equals tests/reference.py's float64 event simulation of its seed alone. (A
+  replica equals tests/references/environment_s1.py's float64 event simulation of its seed alone. (A
   replica loop once mixed int64 loop counters with int32 worker indices.)"""
   out = run_x64("""
       import jax, jax.numpy as jnp, numpy as np
       from jax.flatten_util import ravel_pytree
       import dana_jax as dj
       from dana_jax import data, models
-      from reference import event_simulation
+      from tests.references.environment_s1 import event_simulation
 
       x, y, _, _ = data.digits()
       x, y = x[:160], y[:160]
@@ -218,7 +222,7 @@ def test_every_execution_and_replica_execution_runs_in_float64():
       for s in seeds:
         timing = dj.heterogeneous()
         params0, state0 = model.init(jax.random.fold_in(jax.random.key(s), 1))
-        theta, _, _, _ = event_simulation(
+        theta, _, _ = event_simulation(
             fast, "dana_ga", x, y,
             batch_times=timing.draw(timing.worker_streams(3, s), 0, steps + 2),
             num_steps=steps, num_workers=3, batch_size=16, lr=lambda t: 0.05, momentum=0.9,

@@ -1,18 +1,20 @@
 """The methods of spec §6 (delay-adaptive, Ringmaster, m-sync, Rennala, asynchronous
 local SGD, adaptive bases) against literal transcriptions of their paragraphs of the spec
-(tests/reference.py), and the properties the issue names."""
+(tests/references/), and the properties the issue names."""
 
 import flax.linen as nn
 import jax
 import numpy as np
 import optax
 import pytest
-from reference import event_simulation_v2, rennala_round_times, round_simulation
 from test_events import MLP, SLOW, digits_subset, engine, flat, reference
 
 import dana_jax as dj
 from dana_jax import models
 from dana_jax import schedule as S
+from tests.references.environment_s1 import event_simulation
+from tests.references.rennala_s6_4 import rennala_round_times
+from tests.references.rounds_s6_0 import round_simulation
 
 CLOSE = dict(rtol=2e-4, atol=2e-5)
 
@@ -273,7 +275,7 @@ def test_dynamic_local_steps_match_the_reference(execution):
                          "inner_learning_rate": 0.05, "dynamic_local_steps": True})
   result = dj.simulate(sim, 18, chunk_steps=7, progress=False)
   params0, state0 = model.init(jax.random.fold_in(jax.random.key(0), 1))
-  theta, state, events = event_simulation_v2(
+  theta, state, events = event_simulation(
       model, "nag", x, y, batch_times=times, num_steps=18, num_workers=num_workers,
       batch_size=16, lr=lambda t: 0.05, momentum=0.9, weight_decay=0.0, seed=0,
       params0=params0,
@@ -332,7 +334,7 @@ def test_sa_over_muon_with_one_worker_is_optax_muon():
   tx = optax.contrib.muon(lambda t: 0.05 * jax.numpy.where(t >= 25, 0.1, 1.0), beta=0.9,
                           weight_decay=1e-3, adam_b1=0.9, adam_weight_decay=1e-3)
   state = tx.init(params)
-  from reference import data_order_batch
+  from tests.references.environment_s1 import data_order_batch
   for t in range(20):
     idx = data_order_batch(0, x.shape[0], 16, t)
     grads = jax.grad(lambda p: MLP.loss(p, x[idx], y[idx], jax.random.key(0))[0])(params)

@@ -14,8 +14,12 @@ NOTEBOOKS = sorted((ROOT / "colab").glob("*.ipynb"))
 
 def test_both_notebooks_are_shipped():
   assert {p.name for p in NOTEBOOKS} == {"quickstart.ipynb", "tpu_cifar10.ipynb"}
+  for path in NOTEBOOKS:
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
 
 
+@pytest.mark.slow  # a kernel per notebook; the cleared outputs are checked by default
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_setting(path, tmp_path, monkeypatch):
   notebook = nbformat.read(path, as_version=4)

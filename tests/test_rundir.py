@@ -152,6 +152,7 @@ def damage_truncate(path, keep):
   path.write_bytes(data[:keep] if keep >= 0 else data[:len(data) + keep])
 
 
+@pytest.mark.slow  # a sweep per kind of damage; a damaged checkpoint stays in the default run
 def test_damaged_run_files_are_set_aside_and_their_points_rerun(template, workdir, capsys):
   """Each kind of file: a torn last metrics line, final parameters truncated, a summary
   empty or truncated, a config.json that is not JSON. Re-run without checkpoints: the

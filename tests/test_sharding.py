@@ -42,7 +42,7 @@ def assert_same_run(a, b, rtol=1e-4, atol=1e-4):
                              flat(jax.device_get(b.state.params)), rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("execution", ["steps", "blocks"])
+@pytest.mark.parametrize("execution", ["steps", pytest.param("blocks", marks=pytest.mark.slow)])
 def test_replicas_over_devices_equal_one_device(execution):
   alone = run("dana_ga", None, execution=execution)
   sharded = run("dana_ga", dj.make_mesh(replicas=4), execution=execution)
@@ -51,7 +51,7 @@ def test_replicas_over_devices_equal_one_device(execution):
   assert len(leaf.sharding.device_set) == 4  # really split, not replicated
 
 
-@pytest.mark.parametrize("algorithm", ["ga", "dana_ga"])
+@pytest.mark.parametrize("algorithm", ["ga", pytest.param("dana_ga", marks=pytest.mark.slow)])
 def test_block_gradients_over_worker_devices_equal_one_device(algorithm):
   # K = N = 6 is padded to 8 columns for 4 worker devices; a conv net with BatchNorm.
   alone = run(algorithm, None, model=CNN_BN, seeds=(0, 1))

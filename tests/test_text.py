@@ -15,7 +15,7 @@ import dana_jax as dj
 from dana_jax import data, transformer
 from experiments import input_pipeline, plot, text, train
 from experiments.configs import wikitext103
-from tests.reference import data_order_batch
+from tests.references.environment_s1 import data_order_batch
 
 TEXT = ("The parameter server applies each gradient when it arrives. Workers read the "
         "parameters, compute a gradient on their batch, and send it back. ") * 40

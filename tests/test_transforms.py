@@ -6,10 +6,10 @@ import numpy as np
 import optax
 import pytest
 from jax.flatten_util import ravel_pytree
-from reference import ReferenceMaster
 
 import dana_jax as dj
 from dana_jax import transforms as T
+from tests.references.update_rules_s2 import ReferenceMaster
 
 jax.config.update("jax_enable_x64", False)
 
