@@ -15,7 +15,7 @@ from test_engine import MLP, digits_subset, flat
 
 import dana_jax as dj
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def simulator(lr=0.05, execution="steps"):

@@ -14,7 +14,7 @@ import pytest
 from experiments import train
 from experiments.configs import digits
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = {"algorithms": ("dana_ga",), "num_workers": (4,), "seeds": (0, 1, 2), "epochs": 1,
         "baseline": ""}
 

@@ -23,7 +23,7 @@ from dana_jax import checkpoint
 from experiments import datasets, point, rundir, runfiles, runwriter, sweep, train, validate
 from experiments.configs import digits
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PERF = "perf/examples_per_second"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from experiments import figure_layout, figures, plot
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _lab(hex_colour):

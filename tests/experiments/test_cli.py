@@ -14,7 +14,7 @@ import pytest
 from experiments import cli, plot, preflight, train, validate
 from experiments.configs import digits
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # A tiny sweep the mistakes are made on (later flags override earlier ones).
 TINY = ["--config.algorithms=ga", "--config.num_workers=2", "--config.seeds=0",
         "--config.epochs=1", "--config.baseline="]
@@ -244,7 +244,7 @@ def test_a_users_model_runs_through_the_sweep_with_tensorboard(tmp_path, monkeyp
   keys = {tuple(sorted(json.loads(line))) for run_dir in ("sgd_N1", "ga_N2", "ssgd_N2")
           for line in (tmp_path / "runs" / run_dir / "metrics.jsonl").read_text().splitlines()}
   assert len(keys) == 1  # SSGD's rows too: NaN for the gap and penalty it has not
-  # (Dropout's keys per seed and dispatch: tests/test_model_adapter.py.)
+  # (Dropout's keys per seed and dispatch: tests/models/test_models.py.)
   events = sorted((tmp_path / "runs" / "ga_N2" / "tensorboard").glob("seed_*/events.*"))
   assert [e.parent.name for e in events] == ["seed_0", "seed_1"]
   scalars = _scalars(events[0])
