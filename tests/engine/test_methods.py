@@ -325,6 +325,7 @@ def test_ga_over_sgd_is_ga():
   np.testing.assert_allclose(flat(result.state.params), flat(theta), **CLOSE)
 
 
+@pytest.mark.slow
 def test_sa_over_muon_with_one_worker_is_optax_muon():
   # τ = 0 with one worker, so SA is its base: a plain optax loop on the same stream.
   x, y = digits_subset()

@@ -231,6 +231,7 @@ def make(num_classes):
 '''
 
 
+@pytest.mark.slow
 def test_a_users_model_runs_through_the_sweep_with_tensorboard(tmp_path, monkeypatch):
   (tmp_path / "mymodels.py").write_text(MODEL)
   monkeypatch.syspath_prepend(str(tmp_path))

@@ -31,6 +31,7 @@ def test_cifar10_presets_build():
     cifar10.get_config("fig99")
 
 
+@pytest.mark.slow
 def test_cifar10_sweep_under_mock_data_resumes_and_plots(tmp_path):
   config = tiny(cifar10.get_config("main"), num_workers=(2, 3), algorithms=("ga", "dana_ga"))
   with tfds.testing.mock_data(num_examples=48):

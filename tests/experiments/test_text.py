@@ -136,8 +136,10 @@ def test_wikitext_loader_reads_the_release_layout_and_says_what_it_needs(tmp_pat
 
 
 @pytest.mark.parametrize("preset, families", [
-    ("offline", ("ga", "sgd", "async_local_sgd")),
-    # SA and GA over AdamW are tested on the MLP in test_methods; here a long (27 s) extra.
+    # The Transformer itself is checked by default against a plain optax loop
+    # (test_one_worker_run_equals_a_plain_optax_loop); these sweeps run with -m slow.
+    pytest.param("offline", ("ga", "sgd", "async_local_sgd"), marks=pytest.mark.slow),
+    # SA and GA over AdamW are tested on the MLP in test_methods.
     pytest.param("offline_adamw", ("sa", "ga"), marks=pytest.mark.slow)])
 def test_a_short_simulation_per_family_on_text(preset, families, tmp_path, monkeypatch):
   monkeypatch.setattr(text, "FOLDOC", _foldoc_file(tmp_path))

@@ -49,6 +49,7 @@ def test_unsupported_configurations_fall_back_to_lax():
                               dimension_numbers=NHWC, mode="fast")
 
 
+@pytest.mark.slow
 def test_resnet_gradients_inside_scan_equal_plain_flax(monkeypatch):
   """ResNet-8 (strided convs, option-A shortcuts, BatchNorm) in a scan, both formulations."""
   model = dj.flax_model(models.CifarResNet(8, 10), (16, 16, 3))
