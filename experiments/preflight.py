@@ -20,6 +20,7 @@ import shutil
 import dana_jax as dj
 from experiments import validate
 from experiments.builders import (
+  build_augmentation,
   build_model,
   build_run_spec,
   build_timing,
@@ -238,3 +239,65 @@ def _data_nbytes(dataset) -> int:
   if isinstance(dataset.train_inputs, dj.HostData):
     return 0
   return int(dataset.train_inputs.nbytes) + int(dataset.train_labels.nbytes)
+
+
+def fail(field, value, allowed):
+  """One :class:`~experiments.validate.ConfigError` line naming ``config.<field>``."""
+  raise validate.ConfigError(f"config.{field}={value!r} is not allowed: {allowed}.")
+
+
+def _data_field(config) -> str:
+  """The config field that says where the data came from (for a message about its content)."""
+  if config.dataset == "fashion_mnist" and config.get("idx_dir"):
+    return "idx_dir"
+  return "data_dir" if config.get("data_dir") else "dataset"
+
+
+def check_dataset(config, dataset) -> None:
+  """The loaded data and the model checked together, before any run directory is written.
+
+  The model's output width must be ``dataset.num_classes`` (256 byte classes for a
+  language model); every set (train, test, train-error subset) must have finite inputs,
+  integer labels in [0, C) of the model's label shape, and the evaluation sets examples of
+  the shape the model is trained on (``dataset.input_shape``). Host data (ImageNet) is
+  only checked for the model's width: its examples are read batch by batch. Each mistake
+  is one :class:`~experiments.validate.ConfigError` naming ``config.model`` or the data's field.
+  """
+  import jax
+  import jax.numpy as jnp
+
+  from dana_jax.engine import HostData
+  from dana_jax.engine import compatibility as checks
+
+  model = build_model(config, dataset.input_shape, dataset.num_classes)
+  classes = dataset.num_classes
+  x = dataset.train_inputs
+  dtype = jnp.float32 if isinstance(x, HostData) else x.dtype
+  example = jax.ShapeDtypeStruct((1, *dataset.input_shape), dtype)
+  try:
+    out = checks.output_spec(model, example)
+  except Exception as e:  # noqa: BLE001 - a model's tracing raises any kind
+    fail("model", config.model, f"it cannot be applied to examples of shape "
+          f"{tuple(dataset.input_shape)} ({type(e).__name__}: "
+          f"{(str(e).strip().splitlines() or [''])[0][:200]})")
+  shape = getattr(out, "shape", None)  # a model returning a tree of arrays: no width
+  if shape is None or len(shape) < 2:  # a scalar, one number per example, or a tree
+    fail("model", config.model, "its output for a batch of 1 example is "
+          + (f"of shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}")
+          + f": need an array of shape (batch, …, {classes}), one output per class of "
+          f"{config.dataset}")
+  width = int(shape[-1])
+  if width != classes:
+    fail("model", config.model, f"its output width is {width}: need one output per class, "
+          f"{classes} for {config.dataset}")
+  field = _data_field(config)
+  sets = [("train", (x, dataset.train_labels), build_augmentation(config), None),
+          ("test", dataset.eval_data, None, dataset.input_shape),
+          ("train_eval", dataset.train_eval_data, None, dataset.input_shape)]
+  for what, data, augment, shape in sets:
+    if data is None or isinstance(data, HostData) or isinstance(data[0], HostData):
+      continue
+    problem = checks.find_problem(model, *data, num_classes=classes, what=what,
+                                  augment=augment, example_shape=shape)
+    if problem is not None:
+      fail(field, config.get(field), f"{problem.subject} {problem.shown}: {problem.allowed}")

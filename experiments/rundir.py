@@ -127,7 +127,7 @@ def _differences(run_dir: pathlib.Path, current: dict, notes: list,
         f"no {FINGERPRINT}: which configuration it ran cannot be told; delete {run_dir} to "
         "re-run it, or use another --workdir")
   try:
-    from experiments.train import options_for
+    from experiments.builders import options_for
     old = run_fields(config, config, options_for(config, config["algorithm"],
                                                  config["num_workers"]))
   except (KeyError, TypeError, ValueError, AttributeError):

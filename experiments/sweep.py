@@ -107,7 +107,7 @@ def run_sweep(config, workdir, verbosity: int = 0) -> list[dict]:
   mesh = devices.setup_devices(config)
   preflight.check_with_library(config, points, mesh)
   dataset = load_data(config)
-  validate.check_dataset(config, dataset)
+  preflight.check_dataset(config, dataset)
   preflight.check_batch_size(config, dataset)
   fresh = not devices.agreed(workdir.exists())
   if fresh:  # refused before the lock makes the directory

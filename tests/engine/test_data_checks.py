@@ -258,20 +258,20 @@ def test_a_data_mistake_in_an_experiment_is_one_error_line(tmp_path, monkeypatch
 
 
 def test_the_real_data_sets_pass_check_dataset(user_models):
-  from experiments import train, validate
+  from experiments import preflight, train, validate
   from experiments.configs import digits
   config = digits.get_config()
   dataset = train.load_data(config)
-  validate.check_dataset(config, dataset)  # the built-in MLP
+  preflight.check_dataset(config, dataset)  # the built-in MLP
   config.model = f"{user_models}:good"
-  validate.check_dataset(config, dataset)
+  preflight.check_dataset(config, dataset)
   config.model = f"{user_models}:three"
   with pytest.raises(validate.ConfigError, match="its output width is 3"):
-    validate.check_dataset(config, dataset)
+    preflight.check_dataset(config, dataset)
 
 
 def test_a_language_model_dataset_is_checked_against_256_byte_classes(tmp_path):
-  from experiments import train, validate
+  from experiments import preflight, train, validate
   from experiments.configs import wikitext103
   for split in ("train", "valid", "test"):
     (tmp_path / f"wiki.{split}.tokens").write_text(" = Title = \n\n" + "some words. " * 300)
@@ -279,10 +279,10 @@ def test_a_language_model_dataset_is_checked_against_256_byte_classes(tmp_path):
   config.data_dir = str(tmp_path)
   dataset = train.load_data(config)
   assert dataset.num_classes == 256
-  validate.check_dataset(config, dataset)
+  preflight.check_dataset(config, dataset)
   vx, vy = dataset.eval_data
   bad = dataset._replace(eval_data=(vx, np.where(vy == ord("w"), 300, vy)))
   with pytest.raises(validate.ConfigError) as error:
-    validate.check_dataset(config, bad)
+    preflight.check_dataset(config, bad)
   assert one_line(error) == (f"config.data_dir='{tmp_path}' is not allowed: test labels 300: "
                              "need class labels in [0, 256).")
