@@ -65,6 +65,9 @@ def run(name: str, argv: list[str] | None = None) -> None:
     args = cli.parse(name, sys.argv[1:] if argv is None else argv)
   except cli.UsageError as e:
     _fail(e)
+  except BrokenPipeError:  # --help piped into a reader that stopped early (| head)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return
   if args is None:  # --help
     return
   logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[args.verbosity],
