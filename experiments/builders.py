@@ -41,7 +41,7 @@ def build_model(config, input_shape, num_classes):
     raise validate.ConfigError(str(e)) from None
   try:
     module = factory(config, num_classes)
-  except Exception as e:  # noqa: BLE001 - a user's factory (or a model's field) raises any kind
+  except Exception as e:  # a user's factory (or a model's field) raises any kind
     raise validate.ConfigError(
         f"config.model={config.model!r} is not allowed: building it for {num_classes} "
         f"classes raised {type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from None
@@ -52,7 +52,7 @@ def build_model(config, input_shape, num_classes):
     if config.dataset in registry.TEXT_DATASETS:  # next-token loss on token windows
       return transformer.language_model(module, input_shape[0])
     return dj.flax_model(module, input_shape)
-  except Exception as e:  # noqa: BLE001 - a user's module that does not fit the data
+  except Exception as e:  # a user's module that does not fit the data
     raise validate.ConfigError(f"config.model={config.model!r} is not allowed: initialising "
                                f"it on inputs of shape {tuple(input_shape)} failed "
                                f"({type(e).__name__}: "

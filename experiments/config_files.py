@@ -44,7 +44,7 @@ def config_module(name: str, path_text: str | None):
       spec = importlib.util.spec_from_file_location(f"user_config_{path.stem}", path)
       module = importlib.util.module_from_spec(spec)
       spec.loader.exec_module(module)
-  except Exception as e:  # noqa: BLE001 - a user's config file: say what failed, in one line
+  except Exception as e:  # a user's config file: say what failed, in one line
     raise UsageError(f"--config={path_text!r} is not allowed: importing it failed "
                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
   if not callable(getattr(module, "get_config", None)):
@@ -66,7 +66,7 @@ def load_config(name: str, spec: str | None):
                      f"choose one of {list(presets)}" + (f" ({hint})" if hint else ""))
   try:
     config = module.get_config(preset) if preset else module.get_config()
-  except Exception as e:  # noqa: BLE001 - a user's get_config: one line, not a traceback
+  except Exception as e:  # a user's get_config: one line, not a traceback
     raise UsageError(f"--config={spec!r} is not allowed: its get_config() failed "
                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
   if not isinstance(config, ml_collections.ConfigDict):

@@ -144,6 +144,6 @@ def _cluster_detected() -> bool:
     try:
       if not getattr(kind, "opt_in_only_method", False) and kind.is_env_present():
         return True
-    except Exception:  # noqa: BLE001 - a detector that cannot run here detects nothing
+    except Exception:  # a detector that cannot run here detects nothing
       continue
   return False

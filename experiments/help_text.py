@@ -53,7 +53,7 @@ def _runs(module, preset) -> str:
   try:
     config = module.get_config(preset)
     points = sweep.sweep_points(config)
-  except Exception:  # noqa: BLE001 - a preset the user has still to complete
+  except Exception:  # a preset the user has still to complete
     return "runs not counted"
   runs = sum(len(p["cells"]) for p in points)
   return f"{len(points)} simulations, {runs} runs × {len(config.seeds)} seeds"

@@ -241,11 +241,6 @@ def _data_nbytes(dataset) -> int:
   return int(dataset.train_inputs.nbytes) + int(dataset.train_labels.nbytes)
 
 
-def fail(field, value, allowed):
-  """One :class:`~experiments.validate.ConfigError` line naming ``config.<field>``."""
-  raise validate.ConfigError(f"config.{field}={value!r} is not allowed: {allowed}.")
-
-
 def _data_field(config) -> str:
   """The config field that says where the data came from (for a message about its content)."""
   if config.dataset == "fashion_mnist" and config.get("idx_dir"):
@@ -276,20 +271,20 @@ def check_dataset(config, dataset) -> None:
   example = jax.ShapeDtypeStruct((1, *dataset.input_shape), dtype)
   try:
     out = checks.output_spec(model, example)
-  except Exception as e:  # noqa: BLE001 - a model's tracing raises any kind
-    fail("model", config.model, f"it cannot be applied to examples of shape "
-          f"{tuple(dataset.input_shape)} ({type(e).__name__}: "
-          f"{(str(e).strip().splitlines() or [''])[0][:200]})")
+  except Exception as e:  # a model's tracing raises any kind
+    validate.fail("model", config.model, f"it cannot be applied to examples of shape "
+                  f"{tuple(dataset.input_shape)} ({type(e).__name__}: "
+                  f"{(str(e).strip().splitlines() or [''])[0][:200]})")
   shape = getattr(out, "shape", None)  # a model returning a tree of arrays: no width
   if shape is None or len(shape) < 2:  # a scalar, one number per example, or a tree
-    fail("model", config.model, "its output for a batch of 1 example is "
-          + (f"of shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}")
-          + f": need an array of shape (batch, …, {classes}), one output per class of "
-          f"{config.dataset}")
+    validate.fail("model", config.model, "its output for a batch of 1 example is "
+                  + (f"of shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}")
+                  + f": need an array of shape (batch, …, {classes}), one output per class of "
+                  f"{config.dataset}")
   width = int(shape[-1])
   if width != classes:
-    fail("model", config.model, f"its output width is {width}: need one output per class, "
-          f"{classes} for {config.dataset}")
+    validate.fail("model", config.model, f"its output width is {width}: need one output per "
+                  f"class, {classes} for {config.dataset}")
   field = _data_field(config)
   sets = [("train", (x, dataset.train_labels), build_augmentation(config), None),
           ("test", dataset.eval_data, None, dataset.input_shape),
@@ -300,4 +295,5 @@ def check_dataset(config, dataset) -> None:
     problem = checks.find_problem(model, *data, num_classes=classes, what=what,
                                   augment=augment, example_shape=shape)
     if problem is not None:
-      fail(field, config.get(field), f"{problem.subject} {problem.shown}: {problem.allowed}")
+      validate.fail(field, config.get(field),
+                    f"{problem.subject} {problem.shown}: {problem.allowed}")

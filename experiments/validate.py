@@ -25,7 +25,8 @@ class ConfigError(errors.ConfigError):
   """A config field that is not allowed (the library's one exception type)."""
 
 
-def _fail(field, value, allowed):
+def fail(field, value, allowed):
+  """One :class:`ConfigError` line: ``config.<field>=<value> is not allowed: <allowed>.``"""
   raise ConfigError(f"config.{field}={value!r} is not allowed: {allowed}.")
 
 
@@ -58,7 +59,7 @@ def _ints(config, field, minimum=None, *, allow_empty=False):
   value = config.get(field)
   if not isinstance(value, (tuple, list)) or (not value and not allow_empty) or not all(
       _is_int(v) and (minimum is None or v >= minimum) for v in value):
-    _fail(field, value, f"need a {'' if allow_empty else 'non-empty '}tuple of integers"
+    fail(field, value, f"need a {'' if allow_empty else 'non-empty '}tuple of integers"
           + ("" if minimum is None else f" ≥ {minimum}"))
 
 
@@ -67,7 +68,7 @@ def _int(config, field, minimum, *, optional=False):
   if optional and value is None:
     return
   if not (_is_int(value) and value >= minimum):
-    _fail(field, value, f"need an integer ≥ {minimum}" + (" or None" if optional else ""))
+    fail(field, value, f"need an integer ≥ {minimum}" + (" or None" if optional else ""))
 
 
 def _number(config, field, test, allowed, *, optional=False):
@@ -75,13 +76,13 @@ def _number(config, field, test, allowed, *, optional=False):
   if optional and value is None:
     return
   if not (_is_number(value) and test(float(value))):
-    _fail(field, value, allowed)
+    fail(field, value, allowed)
 
 
 def _choice(config, field, choices, default=None):
   value = config.get(field, default)
   if value not in choices:
-    _fail(field, value, f"choose one of {sorted(choices)}")
+    fail(field, value, f"choose one of {sorted(choices)}")
 
 
 def validate_config(config) -> None:
@@ -106,7 +107,7 @@ def validate_config(config) -> None:
   for field in ("data_dir", "idx_dir"):
     value = config.get(field)
     if value and not pathlib.Path(value).expanduser().is_dir():
-      _fail(field, value, "the directory does not exist (leave it unset for the default)")
+      fail(field, value, "the directory does not exist (leave it unset for the default)")
 
 
 def _validate_model(config) -> None:
@@ -123,15 +124,15 @@ def _validate_model(config) -> None:
   # models.CifarResNet has the same rule, but only runs it when the model is traced,
   # which needs the data's input shape: here a depth typo fails before any data loads.
   if config.model == "resnet" and (config.get("depth", 20) - 2) % 6:
-    _fail("depth", config.depth, "a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110)")
+    fail("depth", config.depth, "a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110)")
   if config.get("model") == "transformer":
     for field in ("window", "width", "heads"):
       _int(config, field, 1)
     if config.width % config.heads:
-      _fail("width", config.width, f"need a multiple of heads = {config.heads}")
+      fail("width", config.width, f"need a multiple of heads = {config.heads}")
     _choice(config, "positions", ("learned", "rotary"), default="learned")
     if config.get("positions") == "rotary" and (config.width // config.heads) % 2:
-      _fail("width", config.width, f"rotary positions need an even head size width / heads "
+      fail("width", config.width, f"rotary positions need an even head size width / heads "
             f"(here {config.width // config.heads})")
     _number(config, "dropout", lambda x: 0 <= x < 1, "need a number in [0, 1)", optional=True)
   if config.dataset in registry.TEXT_DATASETS:
@@ -145,28 +146,28 @@ def _validate_sweep(config) -> None:
   go to dana_jax are its to check."""
   algorithms = config.get("algorithms")
   if not isinstance(algorithms, (tuple, list)) or not algorithms:
-    _fail("algorithms", algorithms, "need a non-empty tuple of algorithm names")
+    fail("algorithms", algorithms, "need a non-empty tuple of algorithm names")
   # The values of num_workers (N ≥ 1) are dana_jax's to check; their container is ours.
   _ints(config, "num_workers")
   for field in ("algorithms", "num_workers"):  # a repeat would run (or skip) a point twice
     if len(set(config[field])) != len(config[field]):
-      _fail(field, config[field], "each value once")
+      fail(field, config[field], "each value once")
   _ints(config, "seeds", 0)
   if len(set(config.seeds)) != len(config.seeds):
-    _fail("seeds", config.seeds, "seeds must be distinct")
+    fail("seeds", config.seeds, "seeds must be distinct")
   if max(config.seeds) >= 2**63:  # a seed is an int64 (numpy's and jax's keys)
-    _fail("seeds", config.seeds, "need integers < 2^63")
+    fail("seeds", config.seeds, "need integers < 2^63")
   _int(config, "epochs", 1)
   _number(config, "warmup_epochs", lambda x: x >= 0, "need a number ≥ 0")
   decays = config.get("decay_epochs")
   if not isinstance(decays, (tuple, list)) or not all(_is_number(d) and d >= 0 for d in decays) \
       or list(decays) != sorted(decays):
-    _fail("decay_epochs", decays, "need an increasing tuple of epochs ≥ 0")
+    fail("decay_epochs", decays, "need an increasing tuple of epochs ≥ 0")
   if config.sweep == "grid":
     for field in ("grid_learning_rates", "grid_momenta"):  # their range: dana_jax's
       values = config.get(field)
       if not isinstance(values, (tuple, list)) or not values or not all(map(_is_real, values)):
-        _fail(field, values, "need a non-empty tuple of numbers")
+        fail(field, values, "need a non-empty tuple of numbers")
 
 
 def _validate_components(config) -> None:
@@ -178,10 +179,10 @@ def _validate_components(config) -> None:
       raise ConfigError(gone_message(field))
   for field in ("timing", "simulator"):
     if not hasattr(config.get(field), "items"):
-      _fail(field, config.get(field), f"a group of keyword arguments, "
+      fail(field, config.get(field), f"a group of keyword arguments, "
             f"--config.{field}.NAME=VALUE (experiments/configs/common.py)")
   if "name" not in config.timing:
-    _fail("timing", dict(config.timing), "name the timing model: --config.timing.name=NAME")
+    fail("timing", dict(config.timing), "name the timing model: --config.timing.name=NAME")
 
 
 def _validate_devices(config) -> None:
@@ -189,7 +190,7 @@ def _validate_devices(config) -> None:
   dist = config.get("distributed")
   if dist is not None and dist.initialize:
     if dist.num_processes and dist.process_id >= dist.num_processes:
-      _fail("distributed.process_id", dist.process_id,
+      fail("distributed.process_id", dist.process_id,
             f"need 0 ≤ process_id < num_processes = {dist.num_processes}")
     if dist.coordinator_address and ":" not in dist.coordinator_address:
-      _fail("distributed.coordinator_address", dist.coordinator_address, "need HOST:PORT")
+      fail("distributed.coordinator_address", dist.coordinator_address, "need HOST:PORT")

@@ -163,7 +163,7 @@ def _leaf_shapes(tree) -> list | None:
   FrozenDict of the same arrays agree), or None if a leaf is not an array."""
   try:
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  except Exception:  # noqa: BLE001 - a tree that cannot be flattened is no tree of weights
+  except Exception:  # a tree that cannot be flattened is no tree of weights
     return None
   out = []
   for path, leaf in leaves:
@@ -178,7 +178,7 @@ def check_weights(model, params, model_state) -> None:
   paths and shapes), not, say, None, a replica stack or another model's weights."""
   try:
     want = jax.eval_shape(model.init, jax.random.key(0))
-  except Exception:  # noqa: BLE001 - a model that cannot be initialised fails on its own
+  except Exception:  # a model that cannot be initialised fails on its own
     return
   for field, got, expected in (("params", params, want[0]), ("model_state", model_state,
                                                              want[1])):

@@ -119,7 +119,7 @@ def find_problem(model: Model | None, inputs, labels, *, num_classes: int | None
   if model is not None:
     try:
       out = output_spec(model, _example_spec(inputs, augment))
-    except Exception as e:  # noqa: BLE001 - a model's tracing raises any kind
+    except Exception as e:  # a model's tracing raises any kind
       return Problem(x_field, f"examples of shape {tuple(np.shape(inputs)[1:])}",
                      f"the model cannot be applied to one of them ({type(e).__name__}: "
                      f"{_first_line(e)})", f"{what} inputs")

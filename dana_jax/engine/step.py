@@ -206,7 +206,7 @@ def run_steps(parts: Parts, state, xs, data_key, hp, data, masked: bool):
   def body(state, x):
     worker, kind, examples, batches = x
     own = _own(state, worker)
-    compute = lambda: _job(parts, own, examples, batches, data_key, data, hp)  # noqa: E731
+    compute = lambda: _job(parts, own, examples, batches, data_key, data, hp)
     if not masked:
       return master_event(parts, tx, hp, state, worker, own, compute())
     # A restart or no-op needs no gradient (skipped on one replica, selected on many).
