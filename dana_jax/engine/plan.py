@@ -13,7 +13,7 @@ import numpy as np
 from dana_jax import schedule as _schedule
 from dana_jax._checks import is_int
 from dana_jax.engine.host_data import HOST_CHUNK_BYTES
-from dana_jax.schedule import APPLY, DISCARD, NOOP
+from dana_jax.schedule import APPLY, DISCARD, FAIL, NOOP
 from dana_jax.timing import JobTiming
 
 
@@ -47,7 +47,8 @@ def schedules(spec, num_steps: int, chunk_steps: int | None = None) -> list:
 
   return [_schedule.make_schedule(timing(steps), spec.num_workers, num_steps, seed=s,
                                   block_size=spec.block_size, boundaries=ends[:-1],
-                                  restart_rule=spec.restart_rule, discard_rule=spec.discard_rule)
+                                  restart_rule=spec.restart_rule, discard_rule=spec.discard_rule,
+                                  environment=spec.environment, num_params=spec.num_params)
           for s, steps in zip(spec.timing_seeds, spec.job_steps)]
 
 
@@ -128,7 +129,8 @@ def _scan_rows(spec, sched, order, index, first, steps, host_data):
   """The scan inputs of events ``index`` (any shape; -1: a no-op) and the kinds."""
   real = index >= 0
   safe = np.where(real, index, first)
-  kind = np.where(real, sched.event_kind[safe], NOOP).astype(np.int8)
+  kind = np.where(real, sched.event_kind[safe], NOOP)
+  kind = np.where(kind == FAIL, NOOP, kind).astype(np.int8)  # a lost job changes nothing
   workers = np.where(real, sched.event_worker[safe], 0).astype(np.int32)
   batches = _job_batches(sched.event_dispatch[safe], spec.program.batches_per_job, sched,
                          steps)
