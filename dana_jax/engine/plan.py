@@ -38,18 +38,20 @@ def schedules(spec, num_steps: int, chunk_steps: int | None = None) -> list:
     return [_schedule.make_rounds(spec.timing, spec.num_workers, num_steps, seed=s,
                                   rule=spec.round_rule) for s in spec.timing_seeds]
   ends = chunk_ends(num_steps, chunk_steps, spec.steps_per_epoch)
-  per_job = spec.program.batches_per_job
-
-  def timing(steps):  # per worker (DyLU) or one H
-    if steps is not None:
-      return JobTiming(spec.timing, tuple(int(h) for h in steps))
-    return spec.timing if per_job == 1 else JobTiming(spec.timing, per_job)
-
-  return [_schedule.make_schedule(timing(steps), spec.num_workers, num_steps, seed=s,
+  return [_schedule.make_schedule(schedule_timing(spec, steps), spec.num_workers, num_steps, seed=s,
                                   block_size=spec.block_size, boundaries=ends[:-1],
                                   restart_rule=spec.restart_rule, discard_rule=spec.discard_rule,
                                   environment=spec.environment, num_params=spec.num_params)
           for s, steps in zip(spec.timing_seeds, spec.job_steps)]
+
+
+def schedule_timing(spec, steps=None):
+  """The timing of a replica's jobs: a job of H batches takes H draws (``steps``: DyLU's
+  H_i per worker, or None)."""
+  if steps is not None:
+    return JobTiming(spec.timing, tuple(int(h) for h in steps))
+  per_job = spec.program.batches_per_job
+  return spec.timing if per_job == 1 else JobTiming(spec.timing, per_job)
 
 
 def default_chunk_steps(spec, example_nbytes: int | None = None) -> int | None:

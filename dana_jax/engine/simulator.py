@@ -118,7 +118,7 @@ class Simulator:
     self.data_nbytes = 0 if host else _nbytes(train_inputs) + _nbytes(train_labels)
     # The data fit the model (after the options: a bad option never touches the model).
     compatibility.check_data(model, train_inputs, train_labels, what="train", augment=augment)
-    if not spec.environment.links.is_free:  # a message's bytes: P values (docs/spec.md §8.1)
+    if model is not None:  # a message's bytes: P values (docs/spec.md §8.1, §8.5)
       params, _ = jax.eval_shape(model.init, jax.random.key(0))
       count = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))
       self.spec = spec = dataclasses.replace(spec, num_params=count)
