@@ -108,19 +108,25 @@ def rounds_cost(rounds, num_steps: int | None = None, *, message_bytes=None) -> 
   n, g = rounds.num_workers, rounds.gradients_per_round
   e = float(rounds.time[r - 1])
   computing, lost = float(np.sum(rounds.computing[:r])), float(np.sum(rounds.lost[:r]))
+  communicating = (0.0 if rounds.communicating is None
+                   else float(np.sum(rounds.communicating[:r])))
+  idle_down = 0.0 if rounds.down is None else float(
+      sum(np.sum(d[:, 1] - d[:, 0]) for d in rounds.down))
   total = n * e
+  applied = g * r if rounds.gradients is None else int(np.sum(rounds.gradients[:r]))
   cancelled = int(np.sum(rounds.cancelled[:r]))
+  wait = max(0.0, total - computing - communicating - lost - idle_down)
   out = {
-      "elapsed": e, "worker_time": total, "computing": computing, "communicating": 0.0,
-      "lost": lost, "idle": total - computing - lost, "idle_queue": 0.0, "idle_down": 0.0,
-      "idle_wait": total - computing - lost, "gradients_computed": g * r,
-      "gradients_applied": g * r, "gradients_discarded": 0, "gradients_lost": cancelled,
-      "bytes_pulled": None, "bytes_pushed": None,
+      "elapsed": e, "worker_time": total, "computing": computing,
+      "communicating": communicating, "lost": lost, "idle": wait + idle_down,
+      "idle_queue": 0.0, "idle_down": idle_down, "idle_wait": wait,
+      "gradients_computed": applied, "gradients_applied": applied, "gradients_discarded": 0,
+      "gradients_lost": cancelled, "bytes_pulled": None, "bytes_pushed": None,
       "goodput": computing / total if total > 0 else 0.0,
   }
-  if message_bytes is not None:  # every participant pulls θ_r and pushes its gradient
-    out["bytes_pulled"] = float(message_bytes) * n * r
-    out["bytes_pushed"] = float(message_bytes) * g * r
+  if message_bytes is not None:  # every counted participant pulls θ_r and pushes
+    out["bytes_pulled"] = float(message_bytes) * (applied + cancelled)
+    out["bytes_pushed"] = float(message_bytes) * applied
   return out
 
 

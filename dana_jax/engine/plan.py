@@ -36,7 +36,8 @@ def schedules(spec, num_steps: int, chunk_steps: int | None = None) -> list:
   of H batches takes H draws of the timing model."""
   if spec.synchronous:
     return [_schedule.make_rounds(spec.timing, spec.num_workers, num_steps, seed=s,
-                                  rule=spec.round_rule) for s in spec.timing_seeds]
+                                  rule=spec.round_rule, environment=spec.environment,
+                                  num_params=spec.num_params) for s in spec.timing_seeds]
   ends = chunk_ends(num_steps, chunk_steps, spec.steps_per_epoch)
   return [_schedule.make_schedule(schedule_timing(spec, steps), spec.num_workers, num_steps, seed=s,
                                   block_size=spec.block_size, boundaries=ends[:-1],
@@ -159,11 +160,15 @@ def _blocks(spec, sched, order, start, stop, rows, steps, host_data):
   return xs, (kind == APPLY).ravel()
 
 
-def _rounds(spec, order, start, stop, host_data):
+def _rounds(spec, order, start, stop, host_data, rounds=None):
   g = spec.gradients_per_round
   batches = (np.arange(start, stop)[:, None] * g + np.arange(g)[None, :]).astype(np.int32)
-  return (_examples(host_data, order.batches(batches[..., None])), batches[..., None]), np.ones(
-      stop - start, bool)
+  xs = (_examples(host_data, order.batches(batches[..., None])), batches[..., None])
+  if spec.masked_steps:  # rounds shrunk by failures: each round's gradient count
+    counts = (np.full(stop - start, g) if rounds is None or rounds.gradients is None
+              else rounds.gradients[start:stop])
+    xs = (*xs, counts.astype(np.int32))
+  return xs, np.ones(stop - start, bool)
 
 
 def stack(spec, per_replica: list):
@@ -184,7 +189,7 @@ def chunk_inputs(spec, schedules, start: int, stop: int, rows: int | None = None
   per = []
   for r, order in enumerate(orders):
     if spec.synchronous:
-      per.append(_rounds(spec, order, start, stop, host_data))
+      per.append(_rounds(spec, order, start, stop, host_data, schedules[r]))
     elif spec.execution == "steps":
       per.append(_events(spec, schedules[r], order, start, stop, rows, spec.job_steps[r],
                          host_data))

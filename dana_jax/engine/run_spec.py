@@ -97,7 +97,7 @@ def batches_per_step(algorithm, num_workers: int, options=None, timing=None,
   return batches_per_job(program, timing, int(num_workers), timing_seeds)
 
 
-def _environment(environment, timing, algorithm, num_workers, num_params):
+def _environment(environment, timing, algorithm, num_workers, num_params, round_rule):
   """The run's Environment: the given one (its compute part the timing), or one of
   ``timing`` alone (docs/spec.md §8; every other part at its default)."""
   from dana_jax.environment import Environment
@@ -110,10 +110,11 @@ def _environment(environment, timing, algorithm, num_workers, num_params):
            "not with an environment: its compute part is the timing model "
            "(Environment(compute=...))")
   environment.validate(num_workers)
-  _require(not algorithm.synchronous or environment.times_default(), "environment",
-           environment.describe(), f"{algorithm.name!r} runs synchronous rounds, which do "
-           "not take links, failures or slowdowns yet (docs/spec.md §8: asynchronous "
-           "methods only)")
+  rules = (_schedule.SynchronousRule, _schedule.FastestRule)
+  _require(not algorithm.synchronous or environment.times_default()
+           or isinstance(round_rule, rules), "environment", environment.describe(),
+           f"{algorithm.name!r}'s rounds ({type(round_rule).__name__}) do not take links, "
+           "failures or slowdowns yet (docs/spec.md §8: SSGD's and m-sync's rounds do)")
   _require(num_params is None or is_int(num_params, 1), "num_params", num_params,
            "need an integer ≥ 1 (the model's parameter count) or None")
   return environment
@@ -236,7 +237,8 @@ class RunSpec:
     worker_devices = _sharding.axis_size(mesh, "workers")
     _check_mesh(replica_devices, worker_devices, algorithm, execution, len(seeds), single,
                 gradients_per_round)
-    environment = _environment(environment, timing, algorithm, num_workers, num_params)
+    environment = _environment(environment, timing, algorithm, num_workers, num_params,
+                               round_rule)
     timing = environment.compute
     _schedule.validate_schedule_args(timing, num_workers, 1, block_size)
     block_size = int(block_size) if execution == "blocks" else 1

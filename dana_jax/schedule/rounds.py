@@ -162,6 +162,11 @@ class Rounds:
     computing, lost: float64 [num_rounds] (docs/spec.md §8.5), the summed compute time of
       each round's counted gradients and elapsed time of its cancelled jobs (None: the
       rule does not say).
+    gradients: int64 [num_rounds], the gradients each round averages when failures shrink
+      rounds (docs/spec.md §8.2: the first of its G batches), else None (all G).
+    communicating: float64 [num_rounds], its participants' summed transfer times (None:
+      free links).
+    down: each worker's down periods [M, 2] clipped to the end (None: always up).
   """
 
   num_workers: int
@@ -171,6 +176,9 @@ class Rounds:
   jobs_used: np.ndarray | None = None
   computing: np.ndarray | None = None
   lost: np.ndarray | None = None
+  gradients: np.ndarray | None = None
+  communicating: np.ndarray | None = None
+  down: tuple | None = None
 
   def cancelled_jobs(self, start: int, stop: int) -> int:
     """Jobs cancelled in rounds ``start..stop-1``."""
@@ -182,8 +190,11 @@ class Rounds:
 
 
 def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed: int = 0,
-                rule=None) -> Rounds:
-  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD).
+                rule=None, environment=None, num_params: int | None = None) -> Rounds:
+  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD); in ``environment``
+  (links, failures, slowdowns: :mod:`dana_jax.schedule.environment_rounds`, docs/spec.md
+  §8) when one of those parts is not at its default, then needing ``num_params`` for
+  finite bandwidths.
 
   A rule has ``gradients(num_workers)`` and either ``round_times(draws, num_workers,
   num_rounds)`` (a :class:`RoundTimes` from a :class:`WorkerDraws`) or
@@ -194,6 +205,19 @@ def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed:
   rule = SynchronousRule() if rule is None else rule
   gradients = rule.gradients(num_workers)
   _require(is_int(gradients, 1), "round_rule.gradients", gradients, "need an integer ≥ 1")
+  if environment is not None and not environment.times_default():
+    from dana_jax.schedule.environment_rounds import environment_rounds
+    environment.validate(num_workers)
+    _require(num_params is None or is_int(num_params, 1), "num_params", num_params,
+             "need the model's parameter count (an integer ≥ 1)")
+    durations, counts, cancelled, used, computing, lost, communicating, down = \
+        environment_rounds(rule, timing, num_workers, num_rounds, seed, environment,
+                           num_params or 1)
+    shrunk = None if environment.availability.is_default else counts
+    return Rounds(num_workers, int(gradients), np.cumsum(durations), cancelled, used,
+                  computing=computing, lost=lost, gradients=shrunk,
+                  communicating=communicating,
+                  down=None if environment.availability.is_default else down)
   draws = WorkerDraws(timing, num_workers, seed)
   computing = lost = None
   if hasattr(rule, "round_times"):
