@@ -11,7 +11,7 @@ Deprecated aliases (kept for one release, each warns): ``paper_schedule`` (use
 
 import warnings
 
-from dana_jax import schedule, sharding, timing, transforms, trees
+from dana_jax import cost, environment, schedule, sharding, timing, transforms, trees
 from dana_jax.algorithms import ALGORITHMS, Algorithm, EventPlan, get_algorithm, optimizer
 from dana_jax.engine import (
     METRICS,
@@ -48,7 +48,7 @@ __all__ = [
     "default_replica_execution", "estimate_speedup", "evaluate", "flax_model",
     "get_algorithm", "heterogeneous", "homogeneous", "make_mesh", "make_schedule",
     "metric_names", "optimizer", "paper_in_epochs", "paper_learning_rate", "replica",
-    "schedule", "sharding", "simulate", "timing", "transforms", "trees",
+    "cost", "environment", "schedule", "sharding", "simulate", "timing", "transforms", "trees",
 ]
 
 

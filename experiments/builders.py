@@ -23,7 +23,7 @@ from experiments import registry, validate
 # every other keyword of dj.Simulator is an execution option of ``config.simulator``.
 SET_BY_THE_SWEEP = ("model", "algorithm", "train_inputs", "train_labels", "num_workers",
                     "batch_size", "hyperparams", "learning_rate_schedule", "algorithm_options",
-                    "timing", "seeds", "augment", "mesh")
+                    "timing", "seeds", "augment", "mesh", "environment")
 
 
 def simulator_keywords() -> list[str]:
@@ -124,6 +124,15 @@ def simulator_options(config, num_workers: int) -> dict:
   return options
 
 
+def build_environment(config, timing):
+  """``config.environment``'s parts with ``timing`` as the compute part
+  (``dana_jax.environment.make_environment``; empty groups: the defaults)."""
+  parts = {part: (dict(value) or None) for part, value in
+           (config.get("environment", None) or {}).items()}
+  with validate.library_errors("environment"):
+    return dj.environment.make_environment(compute=timing, **parts)
+
+
 def build_run_spec(config, point: dict, num_examples: int, mesh=None, timing=None):
   """The frozen description (``dj.RunSpec``) of one sweep point: its algorithm, N, options,
   timing, seeds and ``config.simulator``; no model, no data, nothing compiled."""
@@ -132,7 +141,7 @@ def build_run_spec(config, point: dict, num_examples: int, mesh=None, timing=Non
   return dj.RunSpec.create(
       algorithm, num_workers=num_workers, batch_size=config.batch_size,
       num_examples=num_examples, algorithm_options=options_for(config, algorithm, num_workers),
-      timing=build_timing(config) if timing is None else timing,
+      environment=build_environment(config, build_timing(config) if timing is None else timing),
       seeds=[s for _, s in simulated], mesh=mesh,
       **simulator_options(config, num_workers))
 
@@ -160,6 +169,6 @@ def build_simulator(config, point: dict, dataset, mesh=None):
       hyperparams=dj.Hyperparams([c["learning_rate"] for c, _ in simulated],
                                  [c["momentum"] for c, _ in simulated], config.weight_decay),
       learning_rate_schedule=learning_rate_schedule(config, spec, dataset.num_train),
-      timing=timing, augment=build_augmentation(config),
+      environment=build_environment(config, timing), augment=build_augmentation(config),
       algorithm_options=options_for(config, algorithm, num_workers), mesh=mesh,
       **simulator_options(config, num_workers))

@@ -14,7 +14,8 @@ import pathlib
 import ml_collections
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
-OPEN_GROUPS = {"algorithm_options": 1, "options_by_algorithm": 2, "timing": 1, "simulator": 1}
+OPEN_GROUPS = {"algorithm_options": 1, "options_by_algorithm": 2, "timing": 1, "simulator": 1,
+               "environment": 2}
 
 
 class UsageError(ValueError):

@@ -39,6 +39,8 @@ FIELDS = {
     "decay_epochs": "η × 0.1 at each of these epochs (increasing)",
     "timing": "the batch-time model (docs/spec.md §1): name and its arguments, one per flag, "
               "--config.timing.name=NAME, --config.timing.ARG=VALUE (listed below)",
+    "environment": "links, availability, speed and placement (docs/spec.md §8), one "
+                   "argument per flag, --config.environment.PART.ARG=VALUE (listed below)",
     "simulator": "dana_jax.Simulator's execution options, one per flag, "
                  "--config.simulator.NAME=VALUE (listed below)",
     "chunk_steps": "master steps per compiled chunk (empty: one epoch)",

@@ -8,6 +8,22 @@ from experiments import builders, config_files, sweep
 from experiments.fields import FIELDS, choices
 
 
+def environment_help() -> list[str]:
+  """``--help``'s lines for ``config.environment``: every part, its kinds and their
+  arguments, from the parts themselves (``dana_jax.environment.part_arguments``)."""
+  from dana_jax import environment
+
+  lines = []
+  for part, kinds in environment.ENVIRONMENT_PARTS.items():
+    if part == "compute":
+      continue
+    for name in sorted(kinds):
+      lines.append(f"  {part}" + ("" if part == "links" else f".name={name}") + ":")
+      lines += [f"    {key}: {what}"
+                for key, what in environment.part_arguments(part, name).items()]
+  return lines
+
+
 def timing_help() -> list[str]:
   """``--help``'s lines for ``config.timing``: every timing model of dana_jax and the
   arguments it takes, from the model itself (``dana_jax.timing.timing_arguments``)."""
@@ -101,6 +117,9 @@ def help_text(name: str, spec: str | None = None) -> str:
   if "timing" in config:
     lines += ["", "Timing models (--config.timing.name=NAME, then --config.timing.ARG=VALUE; "
               "docs/spec.md §1):", *timing_help()]
+  if "environment" in config:
+    lines += ["", "Environment parts (--config.environment.PART.ARG=VALUE; availability, "
+              "speed, placement: also .name=NAME; docs/spec.md §8):", *environment_help()]
   if "simulator" in config:
     lines += ["", "Simulator options (--config.simulator.NAME=VALUE, as dana_jax.Simulator "
               "takes them):", *simulator_help()]

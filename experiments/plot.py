@@ -39,6 +39,7 @@ from experiments.runfiles import (
   run_dirs,
 )
 from experiments.tables import (
+  cost_table,
   error_table,
   failed_mark,
   grid_accuracy,
@@ -118,6 +119,12 @@ def _tables(results_dir, summaries, is_grid, target_points, target_error) -> str
                       baseline=False) +
           "\n\n## Simulated time to the target error (docs/spec.md §7)\n\n" +
           time_to_target_table(results_dir, summaries, target_points, target_error) + "\n")
+  if any(s.get("cost") and all(s["cost"]) for s in summaries):
+    text += ("\n## What the runs cost in worker-time (docs/spec.md §8.5)\n\n" +
+             cost_table(summaries) +
+             "\n\n## Worker-time to the target error (docs/spec.md §8.5)\n\n" +
+             time_to_target_table(results_dir, summaries, target_points, target_error,
+                                  time_key="time/worker") + "\n")
   if any("simulated_time" in s for s in summaries):
     text += ("\n## Total simulated time of the run\n\n" +
              error_table(summaries, "simulated_time", scale=1.0, formats=(".0f", ".0f"),

@@ -176,6 +176,9 @@ def point_summaries(config, point, sim, result, metrics, num_classes, seconds) -
         "simulated_time": [float(x["time/simulated"]) for x in last],
         "cancelled_jobs": [int(sum(h["replicas"][r]["jobs/cancelled"] for h in history))
                            for r in mine],
+        # docs/spec.md §8.5, per seed, over the steps run.
+        "cost": [dj.cost.run_cost(sim.spec, result.schedules[r], r, int(history[-1]["step"]))
+                 for r in mine],
         "wall_seconds": seconds, "command": runwriter.command_line(),
         "environment": runwriter.run_environment(),
         "replicas_in_program": sim.spec.num_replicas,  # with the mesh's repeats

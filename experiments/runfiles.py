@@ -78,9 +78,11 @@ def run_dirs(results_dir) -> dict:
   return out
 
 
-def evaluations(run_dir, key: str = "test/error"):
+def evaluations(run_dir, key: str = "test/error", time_key: str = "time/simulated"):
   """(seeds evaluated, [(seed, step, simulated time, value)] of the finite evaluations of
-  ``key`` (the test error by default).
+  ``key`` (the test error by default); ``time_key="time/worker"``: the worker-time held
+  instead of the simulated time (docs/spec.md §8.5; a single-worker run's is its step ×
+  128 either way).
 
   The time axis of docs/spec.md §7: a run's logged ``time/simulated``, except a
   single-worker run's, which is its step × 128 (one worker of average speed:
@@ -90,13 +92,13 @@ def evaluations(run_dir, key: str = "test/error"):
   single = load_config(run_dir)["num_workers"] == 1
   seeds, points = set(), []
   for row in load_metrics(run_dir):
-    if key not in row or "time/simulated" not in row:
+    if key not in row or time_key not in row:
       continue
     seeds.add(row["seed"])
     err = row[key]
     if err is None or not np.isfinite(err):
       continue
-    time = row["step"] * MEAN_BATCH_TIME if single else row["time/simulated"]
+    time = row["step"] * MEAN_BATCH_TIME if single else row[time_key]
     points.append((row["seed"], row["step"], time, err))
   return sorted(seeds), points
 

@@ -113,7 +113,7 @@ def grid_table(summaries: list[dict], key: str = "final_test_error") -> str:
 
 
 def time_to_target(results_dir, summaries, target_points: float = 1.0,
-                   target_error: float | None = None):
+                   target_error: float | None = None, time_key: str = "time/simulated"):
   """Per (algorithm, N): the simulated time at which test error first reaches the target.
 
   spec §7: the target is the single-worker baseline's mean final test error
@@ -124,7 +124,8 @@ def time_to_target(results_dir, summaries, target_points: float = 1.0,
   chunk, an epoch by default. Returns ``(target, {(algorithm, N): [time or
   None per seed]})``; None: not reached (a seed that diverged before reaching
   it included). The target is None where there is neither a baseline nor a
-  ``target_error``.
+  ``target_error``. ``time_key="time/worker"``: the worker-time to the target instead
+  (docs/spec.md §8.5; runs logged before it was recorded have none: left out).
   """
   if target_error is not None:
     target = float(target_error)
@@ -136,7 +137,9 @@ def time_to_target(results_dir, summaries, target_points: float = 1.0,
   out = {}
   for run_dir in sorted(p.parent for p in pathlib.Path(results_dir).glob("*/metrics.jsonl")):
     config = load_config(run_dir)
-    seeds, points = evaluations(run_dir)
+    seeds, points = evaluations(run_dir, time_key=time_key)
+    if not seeds and time_key != "time/simulated":
+      continue
     first: dict = {}
     for seed, _, time, err in points:
       if err <= target:
@@ -145,11 +148,43 @@ def time_to_target(results_dir, summaries, target_points: float = 1.0,
   return target, out
 
 
+def cost_table(summaries: list[dict]) -> str:
+  """Markdown: per algorithm and N, the mean over seeds of the run's goodput and of the
+  shares of its worker-time spent communicating, idle (queued, down, waiting) and lost
+  (docs/spec.md §8.5; summaries without a ``cost`` are left out)."""
+  with_cost = [s for s in summaries if s.get("cost") and all(s["cost"])]
+  workers = sorted({s["num_workers"] for s in with_cost if s["num_workers"] > 1})
+  algorithms = ordered(s["algorithm"] for s in with_cost if s["num_workers"] > 1)
+  cell = {(s["algorithm"], s["num_workers"]): s for s in with_cost}
+
+  def share(costs, field):
+    return 100 * np.mean([c[field] / c["worker_time"] for c in costs])
+
+  def text(a, n):
+    s = cell.get((a, n))
+    if s is None:
+      return "—"
+    costs = s["cost"]
+    lost = np.mean([c["gradients_lost"] + c["gradients_discarded"] for c in costs])
+    return (f"{100 * np.mean([c['goodput'] for c in costs]):.0f}% · comm "
+            f"{share(costs, 'communicating'):.0f}% · idle {share(costs, 'idle'):.0f}% · "
+            f"lost {share(costs, 'lost'):.0f}% ({lost:.0f} grads)")
+
+  lines = ["Goodput (compute time of applied gradients / N × elapsed time) · shares of the "
+           "worker-time N × elapsed spent communicating, idle (master queue, down, waiting) "
+           "and on lost work (cancelled, failed and discarded jobs; their gradients in "
+           "brackets), mean over seeds.\n"]
+  return "\n".join(lines + _markdown_rows(algorithms, workers, text))
+
+
 def time_to_target_table(results_dir, summaries, target_points: float = 1.0,
-                         target_error: float | None = None) -> str:
-  """Markdown: mean simulated time to the target (spec §7; arguments as
-  :func:`time_to_target`) and the speedup over one worker reaching it."""
-  target, times = time_to_target(results_dir, summaries, target_points, target_error)
+                         target_error: float | None = None,
+                         time_key: str = "time/simulated") -> str:
+  """Markdown: mean simulated time (``time_key="time/worker"``: worker-time, §8.5) to the
+  target (spec §7; arguments as :func:`time_to_target`) and the speedup over one worker
+  reaching it."""
+  target, times = time_to_target(results_dir, summaries, target_points, target_error,
+                                 time_key)
   if target is None:
     return ("(no single-worker baseline, so no default target: give one with "
             "`python -m experiments.plot DIR --target-error PERCENT`)")
@@ -170,8 +205,14 @@ def time_to_target_table(results_dir, summaries, target_points: float = 1.0,
   else:
     speedup = (f"in brackets the speedup over one worker of average speed ({base_time:.0f}: "
                "the baseline's steps to the target × 128)")
-  lines = [f"Target: test error ≤ {100 * target:.2f}% ({what}); simulated time units (one "
-           f"worker's mean batch time is 128), mean over seeds; {speedup}. "
+  units = "simulated time units (one worker's mean batch time is 128)"
+  if time_key == "time/worker":
+    units = ("worker-time units (N × simulated time, less the time workers were down; "
+             "one worker's mean batch time is 128)")
+    speedup = speedup.replace("the speedup over one worker", "the single worker's "
+                              "time over this worker-time (its efficiency), one worker")
+  lines = [f"Target: test error ≤ {100 * target:.2f}% ({what}); {units}, mean over seeds; "
+           f"{speedup}. "
            "\"not reached\": some seed never reached it (a diverged seed included).\n"]
 
   def text(a, n):

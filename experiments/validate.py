@@ -183,6 +183,23 @@ def _validate_components(config) -> None:
             f"--config.{field}.NAME=VALUE (experiments/configs/common.py)")
   if "name" not in config.timing:
     fail("timing", dict(config.timing), "name the timing model: --config.timing.name=NAME")
+  environment = config.get("environment")
+  if environment is None:
+    return
+  parts = ("links", "availability", "speed", "placement")
+  if not hasattr(environment, "items"):
+    fail("environment", environment, f"a group of the parts {parts}, "
+         "--config.environment.PART.ARG=VALUE")
+  for part, value in environment.items():
+    if part == "compute":
+      fail("environment.compute", value, "the compute part is config.timing "
+           "(--config.timing.name=NAME)")
+    if part not in parts:
+      fail(f"environment.{part}", value.to_dict() if hasattr(value, "to_dict") else value,
+           f"choose a part of {parts}")
+    if not hasattr(value, "items"):
+      fail(f"environment.{part}", value, f"a group of its arguments, "
+           f"--config.environment.{part}.ARG=VALUE")
 
 
 def _validate_devices(config) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from dana_jax import checkpoint as _checkpoint
+from dana_jax import cost as _cost
 from dana_jax import sharding as _sharding
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
@@ -304,6 +305,9 @@ def _run_chunks(simulator, state, schedules, chunks, rows, num_steps, history, h
         rep = {k: (np.asarray(v) if spec.single else np.asarray(v)[r]).tolist()
                for k, v in summary.items()}
         rep["time/simulated"] = float(schedules[r].time[stop - 1])
+        # The worker-time held so far (docs/spec.md §8.5: N·t less the time down).
+        rep["time/worker"] = _cost.worker_time_to(rep["time/simulated"], spec.num_workers,
+                                                  getattr(schedules[r], "down", None))
         rep["jobs/cancelled"] = schedules[r].cancelled_jobs(start, stop)
         record["replicas"].append(rep)
       history.append(record)

@@ -13,7 +13,7 @@ import numpy as np
 from dana_jax import schedule as _schedule
 from dana_jax._checks import is_int
 from dana_jax.engine.host_data import HOST_CHUNK_BYTES
-from dana_jax.schedule import APPLY, DISCARD, NOOP
+from dana_jax.schedule import APPLY, DISCARD, FAIL, NOOP
 from dana_jax.timing import JobTiming
 
 
@@ -36,19 +36,23 @@ def schedules(spec, num_steps: int, chunk_steps: int | None = None) -> list:
   of H batches takes H draws of the timing model."""
   if spec.synchronous:
     return [_schedule.make_rounds(spec.timing, spec.num_workers, num_steps, seed=s,
-                                  rule=spec.round_rule) for s in spec.timing_seeds]
+                                  rule=spec.round_rule, environment=spec.environment,
+                                  num_params=spec.num_params) for s in spec.timing_seeds]
   ends = chunk_ends(num_steps, chunk_steps, spec.steps_per_epoch)
-  per_job = spec.program.batches_per_job
-
-  def timing(steps):  # per worker (DyLU) or one H
-    if steps is not None:
-      return JobTiming(spec.timing, tuple(int(h) for h in steps))
-    return spec.timing if per_job == 1 else JobTiming(spec.timing, per_job)
-
-  return [_schedule.make_schedule(timing(steps), spec.num_workers, num_steps, seed=s,
+  return [_schedule.make_schedule(schedule_timing(spec, steps), spec.num_workers, num_steps, seed=s,
                                   block_size=spec.block_size, boundaries=ends[:-1],
-                                  restart_rule=spec.restart_rule, discard_rule=spec.discard_rule)
+                                  restart_rule=spec.restart_rule, discard_rule=spec.discard_rule,
+                                  environment=spec.environment, num_params=spec.num_params)
           for s, steps in zip(spec.timing_seeds, spec.job_steps)]
+
+
+def schedule_timing(spec, steps=None):
+  """The timing of a replica's jobs: a job of H batches takes H draws (``steps``: DyLU's
+  H_i per worker, or None)."""
+  if steps is not None:
+    return JobTiming(spec.timing, tuple(int(h) for h in steps))
+  per_job = spec.program.batches_per_job
+  return spec.timing if per_job == 1 else JobTiming(spec.timing, per_job)
 
 
 def default_chunk_steps(spec, example_nbytes: int | None = None) -> int | None:
@@ -128,7 +132,8 @@ def _scan_rows(spec, sched, order, index, first, steps, host_data):
   """The scan inputs of events ``index`` (any shape; -1: a no-op) and the kinds."""
   real = index >= 0
   safe = np.where(real, index, first)
-  kind = np.where(real, sched.event_kind[safe], NOOP).astype(np.int8)
+  kind = np.where(real, sched.event_kind[safe], NOOP)
+  kind = np.where(kind == FAIL, NOOP, kind).astype(np.int8)  # a lost job changes nothing
   workers = np.where(real, sched.event_worker[safe], 0).astype(np.int32)
   batches = _job_batches(sched.event_dispatch[safe], spec.program.batches_per_job, sched,
                          steps)
@@ -155,11 +160,15 @@ def _blocks(spec, sched, order, start, stop, rows, steps, host_data):
   return xs, (kind == APPLY).ravel()
 
 
-def _rounds(spec, order, start, stop, host_data):
+def _rounds(spec, order, start, stop, host_data, rounds=None):
   g = spec.gradients_per_round
   batches = (np.arange(start, stop)[:, None] * g + np.arange(g)[None, :]).astype(np.int32)
-  return (_examples(host_data, order.batches(batches[..., None])), batches[..., None]), np.ones(
-      stop - start, bool)
+  xs = (_examples(host_data, order.batches(batches[..., None])), batches[..., None])
+  if spec.masked_steps:  # rounds shrunk by failures: each round's gradient count
+    counts = (np.full(stop - start, g) if rounds is None or rounds.gradients is None
+              else rounds.gradients[start:stop])
+    xs = (*xs, counts.astype(np.int32))
+  return xs, np.ones(stop - start, bool)
 
 
 def stack(spec, per_replica: list):
@@ -180,7 +189,7 @@ def chunk_inputs(spec, schedules, start: int, stop: int, rows: int | None = None
   per = []
   for r, order in enumerate(orders):
     if spec.synchronous:
-      per.append(_rounds(spec, order, start, stop, host_data))
+      per.append(_rounds(spec, order, start, stop, host_data, schedules[r]))
     elif spec.execution == "steps":
       per.append(_events(spec, schedules[r], order, start, stop, rows, spec.job_steps[r],
                          host_data))

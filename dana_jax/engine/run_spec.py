@@ -97,6 +97,29 @@ def batches_per_step(algorithm, num_workers: int, options=None, timing=None,
   return batches_per_job(program, timing, int(num_workers), timing_seeds)
 
 
+def _environment(environment, timing, algorithm, num_workers, num_params, round_rule):
+  """The run's Environment: the given one (its compute part the timing), or one of
+  ``timing`` alone (docs/spec.md §8; every other part at its default)."""
+  from dana_jax.environment import Environment
+
+  if environment is None:
+    return Environment(compute=_timing.homogeneous() if timing is None else timing)
+  _require(isinstance(environment, Environment), "environment", type(environment).__name__,
+           "need a dana_jax.environment.Environment (make_environment(...)) or None")
+  _require(timing is None, "timing", type(timing).__name__,
+           "not with an environment: its compute part is the timing model "
+           "(Environment(compute=...))")
+  environment.validate(num_workers)
+  rules = (_schedule.SynchronousRule, _schedule.FastestRule)
+  _require(not algorithm.synchronous or environment.times_default()
+           or isinstance(round_rule, rules), "environment", environment.describe(),
+           f"{algorithm.name!r}'s rounds ({type(round_rule).__name__}) do not take links, "
+           "failures or slowdowns yet (docs/spec.md §8: SSGD's and m-sync's rounds do)")
+  _require(num_params is None or is_int(num_params, 1), "num_params", num_params,
+           "need an integer ≥ 1 (the model's parameter count) or None")
+  return environment
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class RunSpec:
   """One simulation, model and data aside: checked, resolved, immutable.
@@ -126,10 +149,15 @@ class RunSpec:
     block_width: K padded with no-ops to a multiple of the worker devices.
     synchronous: rounds instead of events.
     gradients_per_round: G of a round (its rule's; also set for asynchronous runs).
-    masked_steps: the events include restarts or discards (not every event applies).
+    masked_steps: the events include restarts, discards, failures or rejoins (not every
+      event applies).
     job_steps: per replica, DyLU's H_i per worker, or None (every job takes H batches).
     batches_per_step: stream batches per master step (:func:`batches_per_step`).
     steps_per_epoch: master steps per epoch, an int when it divides, else a float.
+    environment: the run's :class:`~dana_jax.environment.Environment` (docs/spec.md §8);
+      its ``compute`` part is :attr:`timing`.
+    num_params: P, the model's parameter count (what a message carries, §8.1), or None
+      when not known (the links are free, or no model was given).
   """
 
   algorithm: Any
@@ -159,13 +187,16 @@ class RunSpec:
   job_steps: tuple
   batches_per_step: int | float
   steps_per_epoch: int | float
+  environment: Any = None
+  num_params: int | None = None
 
   @classmethod
   def create(cls, algorithm, *, num_workers: int, batch_size: int, num_examples: int,
              algorithm_options: Mapping | None = None, timing=None, execution: str = "auto",
              block_size: int | None = None, seeds=0, timing_seeds=None,
              replica_execution: str = "auto", mesh=None, worker_program=None,
-             restart_rule=None, round_rule=None) -> RunSpec:
+             restart_rule=None, round_rule=None, environment=None,
+             num_params: int | None = None) -> RunSpec:
     """Checks and resolves one simulation's configuration; the arguments are the
     :class:`~dana_jax.Simulator`'s of the same names (``num_examples``: the training
     set's size).
@@ -206,7 +237,9 @@ class RunSpec:
     worker_devices = _sharding.axis_size(mesh, "workers")
     _check_mesh(replica_devices, worker_devices, algorithm, execution, len(seeds), single,
                 gradients_per_round)
-    timing = _timing.homogeneous() if timing is None else timing
+    environment = _environment(environment, timing, algorithm, num_workers, num_params,
+                               round_rule)
+    timing = environment.compute
     _schedule.validate_schedule_args(timing, num_workers, 1, block_size)
     block_size = int(block_size) if execution == "blocks" else 1
     program = worker_program or Gradient()
@@ -231,8 +264,10 @@ class RunSpec:
         # Blocks hold ≤ block_size events, padded with no-ops to a multiple of the devices.
         block_width=-(-block_size // worker_devices) * worker_devices,
         synchronous=synchronous, gradients_per_round=gradients_per_round,
-        masked_steps=restart_rule is not None or event_plan.discard_rule is not None,
-        job_steps=job_steps, batches_per_step=per_step, steps_per_epoch=steps_per_epoch)
+        masked_steps=(restart_rule is not None or event_plan.discard_rule is not None
+                      or not environment.availability.is_default),
+        job_steps=job_steps, batches_per_step=per_step, steps_per_epoch=steps_per_epoch,
+        environment=environment, num_params=None if num_params is None else int(num_params))
 
   def steps_for_epochs(self, epochs: float) -> int:
     """Master steps (rounds) of ``epochs`` passes of the stream, floored (spec §2.9)."""

@@ -9,6 +9,7 @@ placement (``placement``). The host loop is :func:`dana_jax.simulate` (``loop``)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,6 +73,10 @@ class Simulator:
       algorithm's options where it has them (``ringmaster``, ``msync``,
       ``rennala``, ``async_local_sgd``; :class:`~dana_jax.algorithms.EventPlan`);
       passing one too is refused.
+    environment: the run's :class:`~dana_jax.environment.Environment` (docs/spec.md §8:
+      links, availability, speed changes; ``make_environment(...)``), or None (every part
+      at its default: §1–§7). Its ``compute`` part is the timing model, so ``timing``
+      is then not given.
 
   Raises:
     ConfigError: for any argument of the wrong type or value, one line naming it;
@@ -94,7 +99,7 @@ class Simulator:
                seeds: int | Sequence[int] = 0, timing_seeds: Sequence[int] | None = None,
                replica_execution: str = "auto", augment: Callable | None = None,
                mesh: jax.sharding.Mesh | None = None,
-               worker_program=None, restart_rule=None, round_rule=None):
+               worker_program=None, restart_rule=None, round_rule=None, environment=None):
     arguments.check_simulator(model, train_inputs, train_labels, hyperparams=hyperparams,
                               learning_rate_schedule=learning_rate_schedule, augment=augment)
     host = isinstance(train_inputs, HostData)
@@ -104,7 +109,7 @@ class Simulator:
         algorithm_options=algorithm_options, timing=timing, execution=execution,
         block_size=block_size, seeds=seeds, timing_seeds=timing_seeds,
         replica_execution=replica_execution, mesh=mesh, worker_program=worker_program,
-        restart_rule=restart_rule, round_rule=round_rule)
+        restart_rule=restart_rule, round_rule=round_rule, environment=environment)
     self.hyperparams = check_hyperparams(hyperparams or Hyperparams(), spec.num_replicas)
     self.model, self.learning_rate_schedule, self.augment = model, learning_rate_schedule, augment
     # The training HostData, or None when the arrays go to the device.
@@ -113,6 +118,10 @@ class Simulator:
     self.data_nbytes = 0 if host else _nbytes(train_inputs) + _nbytes(train_labels)
     # The data fit the model (after the options: a bad option never touches the model).
     compatibility.check_data(model, train_inputs, train_labels, what="train", augment=augment)
+    if model is not None:  # a message's bytes: P values (docs/spec.md §8.1, §8.5)
+      params, _ = jax.eval_shape(model.init, jax.random.key(0))
+      count = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))
+      self.spec = spec = dataclasses.replace(spec, num_params=count)
     # The state and the schedule's per-worker part fit, before either (or the data) exists.
     memory.check_size(spec, model, host_data=host, data_nbytes=self.data_nbytes)
     if host:

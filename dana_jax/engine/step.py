@@ -272,14 +272,28 @@ def run_rounds(parts: Parts, state, xs, data_key, hp, data):
   over = parts.over_workers(gradients, (False, True, True, False, False))
 
   def body(state, x):
-    examples, batches = x
+    examples, batches = x[:2]
     grads, contributions, loss, _ = over(state.params, examples, batches, data_key, data)
-    grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+    if len(x) == 3:  # a round shrunk by failures: the mean of its first x[2] gradients
+      weight = (jnp.arange(batches.shape[0]) < x[2]).astype(loss.dtype)
+      count = x[2].astype(loss.dtype)
+      grad = jax.tree.map(lambda g: jnp.tensordot(weight.astype(g.dtype), g, axes=1)
+                          / count.astype(g.dtype), grads)
+      loss = jnp.where(weight > 0, loss, jnp.sum(weight * loss) / count)
+      keep = jnp.repeat(weight > 0, batches.size // batches.shape[0])
+    else:
+      grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+      keep = None
     updates, opt_state = tx.update(grad, state.opt_state, state.params, lag=0,
                                    stale_params=state.params, worker=0)
     flat = jax.tree.map(lambda c: c.reshape((-1,) + c.shape[2:]), contributions)
-    model_state = jax.lax.scan(lambda s, c: (parts.model.fold(s, c), None),
-                               state.model_state, flat, length=batches.size)[0]
+    if keep is None:
+      model_state = jax.lax.scan(lambda s, c: (parts.model.fold(s, c), None),
+                                 state.model_state, flat, length=batches.size)[0]
+    else:  # only the counted gradients' statistics are folded in
+      model_state = jax.lax.scan(
+          lambda s, ck: (_where(ck[1], parts.model.fold(s, ck[0]), s), None),
+          state.model_state, (flat, keep), length=batches.size)[0]
     params = optax.apply_updates(state.params, updates)
     metrics = _metrics.compute(parts.metrics, _metrics.Event(
         state.step, jnp.zeros([], jnp.int32), jnp.zeros([], loss.dtype), jnp.mean(loss),

@@ -35,6 +35,9 @@ from dana_jax.errors import ConfigError
 from dana_jax.specs import is_real
 
 AVAILABILITY_TAG = 0xA7A1
+WAIT_FOR_ALL = ("synchronous rounds: false, a participant that fails contributes nothing and "
+                "the round ends with the others; true, the round waits for it to rejoin and "
+                "redo its job")
 
 
 class DownPeriods:
@@ -100,11 +103,13 @@ class UpDown:
       "mtbf": "mean up time (number or one per worker); inf: never fails",
       "mttr": "mean down time (number or one per worker)",
       "weibull_shape": "Weibull shape k of the up times (None: exponential)",
+      "wait_for_all": WAIT_FOR_ALL,
   }
 
   mtbf: Any = math.inf
   mttr: Any = 1280.0
   weibull_shape: float | None = None
+  wait_for_all: bool = False
 
   is_default: ClassVar[bool] = False
 
@@ -117,6 +122,8 @@ class UpDown:
                                             and self.weibull_shape > 0),
              "environment.availability.weibull_shape", self.weibull_shape,
              "need a Weibull shape k > 0, or None (exponential up periods)")
+    _require(isinstance(self.wait_for_all, bool), "environment.availability.wait_for_all",
+             self.wait_for_all, "need true or false")
 
   def validate(self, num_workers: int) -> None:
     per_worker("environment.availability.mtbf", self.mtbf, num_workers)
@@ -161,10 +168,12 @@ class SpotTrace:
   arguments: ClassVar[dict[str, str]] = {
       "trace": 'a JSON file or dict {"metadata": {"gap_seconds": g}, "data": [n_0, …]}',
       "time_per_second": "simulated time units per second of the trace",
+      "wait_for_all": WAIT_FOR_ALL,
   }
 
   trace: Any
   time_per_second: float = 1.0
+  wait_for_all: bool = False
 
   is_default: ClassVar[bool] = False
 
@@ -195,6 +204,8 @@ class SpotTrace:
     _require(is_real(self.time_per_second) and self.time_per_second > 0,
              "environment.availability.time_per_second", self.time_per_second,
              "need simulated time units per second > 0")
+    _require(isinstance(self.wait_for_all, bool), "environment.availability.wait_for_all",
+             self.wait_for_all, "need true or false")
     object.__setattr__(self, "trace", trace)
 
   def validate(self, num_workers: int) -> None:

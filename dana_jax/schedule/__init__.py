@@ -25,13 +25,10 @@ from __future__ import annotations
 import warnings
 
 from dana_jax.schedule.draws import STREAM_BYTES, WorkerDraws, check_count, validate_schedule_args
+from dana_jax.schedule.environment_events import JobRecords
 from dana_jax.schedule.events import (
-  APPLY,
   BLOCK_BYTES,
-  DISCARD,
   EVENT_BYTES,
-  NOOP,
-  RESTART,
   RESTART_EVENT_BYTES,
   DiscardAtDelay,
   DiscardRule,
@@ -43,6 +40,20 @@ from dana_jax.schedule.events import (
   make_schedule,
   partition_blocks,
   schedule_nbytes,
+)
+from dana_jax.schedule.kinds import (
+  APPLY,
+  DISCARD,
+  FAIL,
+  JOB_APPLIED,
+  JOB_CANCELLED,
+  JOB_DISCARDED,
+  JOB_FAILED,
+  JOB_IN_FLIGHT,
+  JOB_OUTCOMES,
+  NOOP,
+  REJOIN,
+  RESTART,
 )
 from dana_jax.schedule.rounds import (
   FastestRule,
@@ -58,7 +69,9 @@ from dana_jax.schedule.rounds import (
 from dana_jax.schedule.speedup_model import estimate_speedup
 
 __all__ = [
-    "APPLY", "BLOCK_BYTES", "DISCARD", "EVENT_BYTES", "NOOP", "RESTART", "RESTART_EVENT_BYTES",
+    "APPLY", "BLOCK_BYTES", "DISCARD", "EVENT_BYTES", "FAIL", "JOB_APPLIED", "JOB_CANCELLED",
+    "JOB_DISCARDED", "JOB_FAILED", "JOB_IN_FLIGHT", "JOB_OUTCOMES", "NOOP", "REJOIN", "RESTART",
+    "RESTART_EVENT_BYTES", "JobRecords",
     "STREAM_BYTES", "DiscardAtDelay", "DiscardRule", "FastestRule", "RennalaRule",
     "RestartAtDelay", "RestartRule", "RoundTimes", "Rounds", "Schedule", "SynchronousRule",
     "WorkerDraws", "check_count", "completion_order", "estimate_speedup", "lags_from_workers",

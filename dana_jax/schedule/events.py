@@ -38,12 +38,9 @@ import numpy as np
 from dana_jax._checks import is_int
 from dana_jax._checks import require as _require
 from dana_jax.schedule.draws import STREAM_BYTES, WorkerDraws, check_count, validate_schedule_args
+from dana_jax.schedule.environment_events import JobRecords, environment_events
+from dana_jax.schedule.kinds import APPLY, DISCARD, FAIL, RESTART
 from dana_jax.timing import TimingModel
-
-# Event kinds. NOOP marks the padding the engine adds for static shapes. A DISCARD
-# is an arrival that is not applied (the worker reads again, its batch spent);
-# the engine treats it as a RESTART, the schedule and the counts tell them apart.
-APPLY, RESTART, NOOP, DISCARD = 0, 1, 2, 3
 
 # ``restart_rule(step_count, read_step) -> bool [N]``: called after every apply
 # event with the master step count after it and every worker's r_k; the workers
@@ -71,7 +68,8 @@ class Schedule:
   as the per-step arrays):
 
   Attributes:
-    event_kind: int8 [E], :data:`APPLY`, :data:`RESTART` or :data:`DISCARD`.
+    event_kind: int8 [E], :data:`APPLY`, :data:`RESTART`, :data:`DISCARD`, or in an
+      environment with failures (docs/spec.md §8.2) ``FAIL`` and ``REJOIN``.
     event_worker: int32 [E].
     event_time: float64 [E].
     event_dispatch: int32 [E], the dispatch number of the event's job (spec §1
@@ -85,6 +83,9 @@ class Schedule:
     jobs_used: int64 [N], the jobs (draws of the timing model) of each worker the run
       uses: those that start before its last apply event — a job still in flight then
       is one, since its time says it ends later (:class:`WorkerDraws`).
+    jobs: every job's :class:`~dana_jax.schedule.environment_events.JobRecords` when an
+      environment changed the times (docs/spec.md §8), else None.
+    down: each worker's down periods [M_k, 2], clipped to the run's end (None: always up).
   """
 
   num_workers: int
@@ -99,6 +100,8 @@ class Schedule:
   block_starts: np.ndarray
   block_size: int
   jobs_used: np.ndarray | None = None
+  jobs: JobRecords | None = None
+  down: tuple | None = None
 
   @property
   def num_steps(self) -> int:
@@ -120,10 +123,16 @@ class Schedule:
   def num_discards(self) -> int:
     return int(np.sum(self.event_kind == DISCARD))
 
+  @property
+  def num_failures(self) -> int:
+    return int(np.sum(self.event_kind == FAIL))
+
   def cancelled_jobs(self, start: int, stop: int) -> int:
-    """Jobs cancelled (restarts) or discarded among the events of steps ``start..stop-1``."""
+    """Jobs cancelled (restarts), discarded or lost to failures among the events of steps
+    ``start..stop-1``."""
     first, last = self.events_of_steps(start, stop)
-    return int(np.sum(self.event_kind[first:last] != APPLY))
+    kinds = self.event_kind[first:last]
+    return int(np.sum((kinds == RESTART) | (kinds == DISCARD) | (kinds == FAIL)))
 
   def events_of_steps(self, start: int, stop: int) -> tuple[int, int]:
     """The event range ``[first, last)`` of master steps ``start .. stop - 1``."""
@@ -282,7 +291,8 @@ def partition_blocks(worker: np.ndarray, block_size: int,
 def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed: int = 0,
                   block_size: int = 1, boundaries: Sequence[int] = (),
                   restart_rule: RestartRule | None = None,
-                  discard_rule: DiscardRule | None = None) -> Schedule:
+                  discard_rule: DiscardRule | None = None, environment=None,
+                  num_params: int | None = None) -> Schedule:
   """Computes the events of ``num_steps`` master steps (spec §1, §6.0).
 
   Args:
@@ -295,13 +305,32 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
     boundaries: master steps at which a block must end (chunk ends).
     restart_rule: optional :data:`RestartRule`; None: no restart events.
     discard_rule: optional :data:`DiscardRule`; None: every arrival is applied.
+    environment: optional :class:`dana_jax.environment.Environment` whose links,
+      availability and speed parts change the times (docs/spec.md §8.1–§8.3; its
+      ``compute`` part is not used here: ``timing`` is the compute model). None, or every
+      part at its default: §1's events, bit for bit.
+    num_params: P, the values a message carries (needed when links have a finite
+      bandwidth).
 
   Returns:
     A :class:`Schedule`.
   """
   validate_schedule_args(timing, num_workers, num_steps, block_size)
   _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule)
-  if restart_rule is None and discard_rule is None:
+  jobs = down = None
+  if environment is not None and not environment.times_default():
+    environment.validate(num_workers)
+    _require(num_params is not None and is_int(num_params, 1), "num_params", num_params,
+             "need the model's parameter count (an integer ≥ 1) for the links' transfer times")
+    kind, ev_worker, ev_time, dispatch, ev_step, ev_lag, used, jobs, down = \
+        environment_events(timing, num_workers, num_steps, seed, environment, num_params,
+                           restart_rule or (lambda step_count, read: np.zeros(num_workers, bool)),
+                           discard_rule or (lambda lag: False))
+    applied = kind == APPLY
+    worker, time, lag = ev_worker[applied], ev_time[applied], ev_lag[applied]
+    if environment.availability.is_default:
+      down = None
+  elif restart_rule is None and discard_rule is None:
     worker, time, used = completion_order(timing, num_workers, num_steps, seed)
     lag = lags_from_workers(worker, num_workers)
     steps = np.arange(num_steps, dtype=np.int32)
@@ -317,7 +346,7 @@ def make_schedule(timing: TimingModel, num_workers: int, num_steps: int, *, seed
   return Schedule(num_workers=num_workers, worker=worker, lag=lag, time=time,
                   event_kind=kind, event_worker=ev_worker, event_time=ev_time,
                   event_dispatch=dispatch, event_step=ev_step, block_starts=starts,
-                  block_size=block_size, jobs_used=used)
+                  block_size=block_size, jobs_used=used, jobs=jobs, down=down)
 
 
 def _check_seed_and_rules(seed, boundaries, restart_rule, discard_rule) -> None:

@@ -38,11 +38,15 @@ from dana_jax.timing import TimingModel
 class RoundTimes(NamedTuple):
   """What a round rule's ``round_times`` returns: ``durations`` [R] (T_(r+1) − T_r),
   ``cancelled`` [R] (jobs in flight at each round's end, cancelled) and ``jobs_used`` [N]
-  (the draws of each worker the run uses)."""
+  (the draws of each worker the run uses); for the cost (docs/spec.md §8.5), optionally
+  ``computing`` [R] (the summed compute time of each round's counted gradients) and
+  ``lost`` [R] (the summed elapsed time of its cancelled jobs)."""
 
   durations: np.ndarray
   cancelled: np.ndarray
   jobs_used: np.ndarray
+  computing: np.ndarray | None = None
+  lost: np.ndarray | None = None
 
 
 def one_draw_per_round(draws: WorkerDraws, num_rounds: int) -> np.ndarray:
@@ -64,7 +68,8 @@ class SynchronousRule:
   def round_times(self, draws: WorkerDraws, num_workers: int, num_rounds: int) -> RoundTimes:
     values = one_draw_per_round(draws, num_rounds)
     return RoundTimes(values.max(axis=0), np.zeros(num_rounds, np.int64),
-                      np.full(num_workers, num_rounds, np.int64))
+                      np.full(num_workers, num_rounds, np.int64), computing=values.sum(axis=0),
+                      lost=np.zeros(num_rounds))
 
 
 
@@ -85,10 +90,12 @@ class FastestRule:
 
   def round_times(self, draws, num_workers: int, num_rounds: int):
     values = one_draw_per_round(draws, num_rounds)  # [N, rounds]
+    m = self.num_gradients
+    ordered = np.sort(values, axis=0)
     # The N − m backup workers' jobs are in flight at the m-th completion: cancelled.
-    return RoundTimes(np.sort(values, axis=0)[self.num_gradients - 1],
-                      np.full(num_rounds, num_workers - self.num_gradients, np.int64),
-                      np.full(num_workers, num_rounds, np.int64))
+    return RoundTimes(ordered[m - 1], np.full(num_rounds, num_workers - m, np.int64),
+                      np.full(num_workers, num_rounds, np.int64),
+                      computing=ordered[:m].sum(axis=0), lost=(num_workers - m) * ordered[m - 1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +125,7 @@ class RennalaRule:
     next_draw = np.zeros(num_workers, np.int64)  # each worker's next draw
     durations = np.empty(num_rounds)
     cancelled = np.empty(num_rounds, np.int64)
+    computing, lost = np.empty(num_rounds), np.empty(num_rounds)
     ids = np.repeat(np.arange(num_workers), s)
     rows = np.arange(num_workers)
     for r in range(num_rounds):
@@ -133,8 +141,10 @@ class RennalaRule:
       in_flight = started < end
       next_draw += counted + in_flight
       durations[r], cancelled[r] = end, int(in_flight.sum())
+      computing[r] = float(np.sum(window.ravel()[first]))
+      lost[r] = float(np.sum(np.where(in_flight, end - started, 0.0)))
       draws.refuse_short(next_draw, f"the trace covers {r} of the run's {num_rounds} rounds")
-    return RoundTimes(durations, cancelled, next_draw)
+    return RoundTimes(durations, cancelled, next_draw, computing=computing, lost=lost)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -149,6 +159,14 @@ class Rounds:
     cancelled: int64 [num_rounds], jobs in flight at each round's end, cancelled.
     jobs_used: int64 [N], the draws of each worker the run uses (None: not known, a
       rule of the older ``durations`` form).
+    computing, lost: float64 [num_rounds] (docs/spec.md §8.5), the summed compute time of
+      each round's counted gradients and elapsed time of its cancelled jobs (None: the
+      rule does not say).
+    gradients: int64 [num_rounds], the gradients each round averages when failures shrink
+      rounds (docs/spec.md §8.2: the first of its G batches), else None (all G).
+    communicating: float64 [num_rounds], its participants' summed transfer times (None:
+      free links).
+    down: each worker's down periods [M, 2] clipped to the end (None: always up).
   """
 
   num_workers: int
@@ -156,6 +174,11 @@ class Rounds:
   time: np.ndarray
   cancelled: np.ndarray
   jobs_used: np.ndarray | None = None
+  computing: np.ndarray | None = None
+  lost: np.ndarray | None = None
+  gradients: np.ndarray | None = None
+  communicating: np.ndarray | None = None
+  down: tuple | None = None
 
   def cancelled_jobs(self, start: int, stop: int) -> int:
     """Jobs cancelled in rounds ``start..stop-1``."""
@@ -167,8 +190,11 @@ class Rounds:
 
 
 def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed: int = 0,
-                rule=None) -> Rounds:
-  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD).
+                rule=None, environment=None, num_params: int | None = None) -> Rounds:
+  """The rounds of ``rule`` (default :class:`SynchronousRule`, SSGD); in ``environment``
+  (links, failures, slowdowns: :mod:`dana_jax.schedule.environment_rounds`, docs/spec.md
+  §8) when one of those parts is not at its default, then needing ``num_params`` for
+  finite bandwidths.
 
   A rule has ``gradients(num_workers)`` and either ``round_times(draws, num_workers,
   num_rounds)`` (a :class:`RoundTimes` from a :class:`WorkerDraws`) or
@@ -179,9 +205,25 @@ def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed:
   rule = SynchronousRule() if rule is None else rule
   gradients = rule.gradients(num_workers)
   _require(is_int(gradients, 1), "round_rule.gradients", gradients, "need an integer ≥ 1")
+  if environment is not None and not environment.times_default():
+    from dana_jax.schedule.environment_rounds import environment_rounds
+    environment.validate(num_workers)
+    _require(num_params is None or is_int(num_params, 1), "num_params", num_params,
+             "need the model's parameter count (an integer ≥ 1)")
+    durations, counts, cancelled, used, computing, lost, communicating, down = \
+        environment_rounds(rule, timing, num_workers, num_rounds, seed, environment,
+                           num_params or 1)
+    shrunk = None if environment.availability.is_default else counts
+    return Rounds(num_workers, int(gradients), np.cumsum(durations), cancelled, used,
+                  computing=computing, lost=lost, gradients=shrunk,
+                  communicating=communicating,
+                  down=None if environment.availability.is_default else down)
   draws = WorkerDraws(timing, num_workers, seed)
+  computing = lost = None
   if hasattr(rule, "round_times"):
-    durations, cancelled, used = rule.round_times(draws, num_workers, num_rounds)
+    times = rule.round_times(draws, num_workers, num_rounds)
+    durations, cancelled, used = times[:3]
+    computing, lost = (getattr(times, "computing", None), getattr(times, "lost", None))
   else:
     durations = rule.durations(timing, draws.streams, num_workers, num_rounds)
     per_round = getattr(rule, "cancelled_per_round", lambda n: 0)(num_workers)
@@ -190,7 +232,9 @@ def make_rounds(timing: TimingModel, num_workers: int, num_rounds: int, *, seed:
   _require(durations.shape == (num_rounds,), "round_rule.durations", durations.shape,
            f"need one duration per round ({num_rounds})")
   return Rounds(num_workers, int(gradients), np.cumsum(durations),
-                np.asarray(cancelled, np.int64), None if used is None else np.asarray(used))
+                np.asarray(cancelled, np.int64), None if used is None else np.asarray(used),
+                computing=None if computing is None else np.asarray(computing, np.float64),
+                lost=None if lost is None else np.asarray(lost, np.float64))
 
 
 def synchronous_times(timing: TimingModel, num_workers: int, num_steps: int,

@@ -14,6 +14,16 @@ batch time is drawn once from Gamma(shape, mean / shape) (2.0: a CV of 0.71
 between machines); None: identical workers. E.g.
 ``--config.timing.name=heterogeneous --config.timing.worker_speed_shape=2``.
 
+``environment``: the run's environment beyond compute times (docs/spec.md §8), one
+group per part whose keys are the part's arguments
+(``dana_jax.environment.make_environment``): ``links`` (``latency``, ``bandwidth``,
+``master_bandwidth``, ``compression``, …), ``availability`` (``name`` ``up_down`` with
+``mtbf``, ``mttr``; ``trace``), ``speed`` (``straggler_chain``, ``steps``) and
+``placement``; empty groups are the defaults (free links, always up, constant speeds,
+one global stream), so a run without them is the run of §1–§7. The compute part is
+``timing`` above. E.g. ``--config.environment.links.bandwidth=1e5
+--config.environment.availability.name=up_down --config.environment.availability.mtbf=20000``.
+
 ``simulator``: ``dana_jax.Simulator``'s execution options, passed as
 ``**config.simulator``: ``execution`` (``steps``, ``blocks`` or ``auto``),
 ``block_size`` (K of ``blocks``, capped at each point's N; None: N) and
@@ -73,6 +83,12 @@ def add_common_fields(config: ml_collections.ConfigDict) -> ml_collections.Confi
   # run (auto, steps, blocks), K of blocks (None: N), how a point's seeds share its program.
   config.simulator = ml_collections.ConfigDict(
       {"execution": "auto", "block_size": None, "replica_execution": "auto"})
+  # The run's environment beyond compute times (docs/spec.md §8): one group per part, each
+  # the part's arguments (links: latency, bandwidth, master_bandwidth, …; availability,
+  # speed, placement: name and arguments). Empty: the part's default (free links, always
+  # up, constant speeds, one global stream). The compute part is config.timing.
+  config.environment = ml_collections.ConfigDict(
+      {"links": {}, "availability": {}, "speed": {}, "placement": {}})
   config.tensorboard = False  # also TensorBoard event files (the optional tensorboardX)
   config.chunk_steps = ml_collections.FieldReference(None, field_type=int)  # None: an epoch
   config.eval_every_epochs = ml_collections.FieldReference(None, field_type=float)  # None: chunks
