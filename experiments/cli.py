@@ -155,7 +155,9 @@ def option_value(path: str, text: str):
   """An algorithm option's value: a number, true/false, None, a string ("max", "0.9*N") or a
   tuple of those; what each option allows is the algorithm's to check."""
   value = literal(text)
-  if path.split(".")[0] in NAMED_GROUPS or path.startswith("simulator."):
+  if text.strip().lower() in ("inf", "+inf", "infinity"):  # a bandwidth, an MTBF: none
+    return float("inf")
+  if path.split(".")[0] in NAMED_GROUPS or path.startswith(("simulator.", "environment.")):
     if text.strip() in ("", "None", "none"):  # a keyword argument at its default
       return None
     quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""

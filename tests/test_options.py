@@ -175,8 +175,12 @@ def test_an_option_without_a_declared_check_is_refused():
 TIMING_FACTORIES = [T.homogeneous, T.heterogeneous]
 
 
+SPEC_TIMING_CLASSES = (T.GammaTiming, T.ConstantTiming, T.LognormalTiming, T.ParetoTiming,
+                       T.AlibabaTiming)
+
+
 def timing_cases():
-  for cls in (T.GammaTiming, T.ConstantTiming):
+  for cls in SPEC_TIMING_CLASSES:
     for field, spec in sorted(cls.specs.items()):
       for value in bad_values(spec):
         yield pytest.param(lambda c=cls, f=field, v=value: c(**{f: v}), field, value,
@@ -191,13 +195,25 @@ def timing_cases():
 
 
 def test_every_timing_field_declares_a_check():
-  for cls in (T.GammaTiming, T.ConstantTiming):
-    assert {f.name for f in dataclasses.fields(cls)} == set(cls.specs), cls
+  # The Alibaba job's name is checked against the shipped jobs (its own test below).
+  own_checks = {T.AlibabaTiming: {"job"}}
+  for cls in SPEC_TIMING_CLASSES:
+    names = {f.name for f in dataclasses.fields(cls)} - own_checks.get(cls, set())
+    assert names == set(cls.specs), cls
   for fn in TIMING_FACTORIES:
     assert set(inspect.signature(fn).parameters) == set(specs.declared(fn)), fn
   # The registry's models: each of the above, or the trace (its array has its own test).
-  assert set(T.TIMING_MODELS.values()) == {T.homogeneous, T.heterogeneous, T.GammaTiming,
-                                           T.ConstantTiming, T.TraceTiming}
+  assert set(T.TIMING_MODELS.values()) == {T.homogeneous, T.heterogeneous, T.TraceTiming,
+                                           *SPEC_TIMING_CLASSES}
+
+
+@pytest.mark.parametrize("job", ["job_0", "job_5", "JOB_1", ""])
+def test_an_unknown_alibaba_job_is_one_line_naming_the_jobs(job):
+  with pytest.raises(dj.ConfigError) as info:
+    T.make_timing("alibaba", job=job)
+  message = str(info.value)
+  assert message.startswith(f"timing.job={job!r} is not allowed: "), message
+  assert "job_1" in message and "job_4" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("make, field, value", list(timing_cases()))

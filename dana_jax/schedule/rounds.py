@@ -142,8 +142,8 @@ class RennalaRule:
       next_draw += counted + in_flight
       durations[r], cancelled[r] = end, int(in_flight.sum())
       computing[r] = float(np.sum(window.ravel()[first]))
-      lost[r] = float(np.sum(np.where(in_flight, end - started, 0.0)))
       draws.refuse_short(next_draw, f"the trace covers {r} of the run's {num_rounds} rounds")
+      lost[r] = float(np.sum(np.where(in_flight, end - started, 0.0)))
     return RoundTimes(durations, cancelled, next_draw, computing=computing, lost=lost)
 
 

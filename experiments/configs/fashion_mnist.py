@@ -64,6 +64,12 @@ PRESETS = {
     "links": "NAG-ASGD, GA, DANA-GA, SSGD and async local SGD (H = 4) at N = 16, one seed, "
              "links of --config.environment.links.bandwidth (docs/spec.md §8.1; "
              "results/fashion_mnist_links_*)",
+    "failures": "the same methods at N = 16, one seed, workers failing with "
+                "--config.environment.availability.mtbf, MTTR 1280 (docs/spec.md §8.2; "
+                "results/fashion_mnist_failures_*)",
+    "real_stragglers": "the GA paper's five methods at N = 10, one seed, timing of "
+                       "--config.timing (an Alibaba PAI job or a gamma environment; "
+                       "docs/spec.md §8.3; results/fashion_mnist_real_*)",
 }
 
 
@@ -115,6 +121,14 @@ def get_config(preset: str = "main"):
     common.set_modern(config, heterogeneous=False)
     config.algorithms = ("nag", "ga", "dana_ga", "ssgd", "async_local_sgd")
     config.num_workers, config.seeds = (16,), (0,)
+  elif preset == "failures":
+    common.set_modern(config, heterogeneous=False)
+    config.algorithms = ("nag", "ga", "dana_ga", "ssgd", "async_local_sgd")
+    config.num_workers, config.seeds = (16,), (0,)
+    config.environment.availability = ml_collections.ConfigDict(
+        {"name": "up_down", "mtbf": float("inf"), "mttr": 1280.0})
+  elif preset == "real_stragglers":
+    config.num_workers, config.seeds = (10,), (0,)
   elif preset != "main":
     raise ValueError(f"preset={preset!r} is not allowed: choose one of {list(PRESETS)}.")
   return config
