@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from dana_jax.environment import (
+  DownPeriods,
   Links,
   SpotTrace,
   StepSlowdown,
@@ -24,7 +25,7 @@ from dana_jax.environment import (
 )
 from dana_jax.schedule import DiscardAtDelay, RestartAtDelay, make_schedule
 from dana_jax.schedule.draws import WorkerDraws
-from dana_jax.timing import JobTiming, heterogeneous, homogeneous
+from dana_jax.timing import JobTiming, TraceTiming, heterogeneous, homogeneous
 from tests.references import environment_s8 as ref
 
 KIND_NAMES = {0: "APPLY", 1: "RESTART", 2: "NOOP", 3: "DISCARD", 4: "FAIL", 5: "REJOIN"}
@@ -257,3 +258,69 @@ def test_every_part_default_is_today_bit_for_bit(n, rules):
   none = make_schedule(heterogeneous(), n, 60, seed=14, block_size=4, environment=None,
                        **rule)
   assert_same_schedule(today, none)
+
+
+class FixedDown:
+  """A user-defined availability process: the given down intervals per worker."""
+
+  is_default = False
+
+  def __init__(self, intervals):
+    self.given = [list(map(tuple, d)) for d in intervals]
+
+  def validate(self, num_workers):
+    assert num_workers == len(self.given)
+
+  def periods(self, num_workers, seed):
+    del seed
+
+    def extend(worker, periods, until):
+      del until
+      periods[:] = self.given[worker]
+      return math.inf
+
+    return DownPeriods(num_workers, extend)
+
+
+def trace(*rows, width=20):
+  return TraceTiming(np.array([[float(v)] * width for v in rows]))
+
+
+# The hand-worked cases of tests/references/test_environment_s8_reference.py, through the
+# engine: ties, a failure while queued, a queued or down worker that a restart rule marks,
+# a worker down at time 0. (timing, environment parts, P, T, rules)
+HAND_CASES = {
+    "failure_mid_job": (trace(10, 15), dict(availability=FixedDown([[(5, 20)], []])), 1, 3,
+                        {}),
+    "all_down": (trace(10, 10), dict(availability=FixedDown([[(5, 20)], [(4, 30)]])), 1, 2,
+                 {}),
+    # P = 5 values of 4 bytes, master bandwidth 4: handling 5.
+    "master_queue": (trace(10, 11), dict(links=Links(master_bandwidth=4.0)), 5, 3, {}),
+    "failure_while_queued": (trace(10, 11), dict(links=Links(master_bandwidth=4.0),
+                                                 availability=FixedDown([[], [(12, 18)]])),
+                             5, 3, {}),
+    "down_at_queue_end": (trace(10, 11), dict(links=Links(master_bandwidth=4.0),
+                                              availability=FixedDown([[], [(12, 25)]])),
+                          5, 3, {}),
+    "slowdown_step": (trace(10, 10), dict(speed=StepSlowdown([(1, 15.0, 3.0)])), 1, 6, {}),
+    "restart_down_ignored": (trace(10, 100), dict(availability=FixedDown([[], [(5, 50)]])),
+                             1, 2, dict(restart_rule=RestartAtDelay(1))),
+    "restart_queued_skipped": (trace(10, 11), dict(links=Links(master_bandwidth=4.0)), 5, 2,
+                               dict(restart_rule=RestartAtDelay(1))),
+    "push_failure": (trace(10), dict(links=Links(pull_latency=2.0, push_latency=3.0),
+                                     availability=FixedDown([[(13, 20)]])), 1, 1, {}),
+    "down_at_zero": (trace(10, 10), dict(availability=FixedDown([[], [(0, 15)]])), 1, 2, {}),
+    "discard": (trace(10, 11), dict(links=Links(latency=1.0)), 1, 2,
+                dict(discard_rule=DiscardAtDelay(1))),
+    # A failure exactly at the arrival (u = a, not t0 < u < a): applied, then a rejoin.
+    "failure_at_arrival": (trace(10, 15), dict(availability=FixedDown([[(10, 12)], []])), 1,
+                           3, {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HAND_CASES))
+def test_hand_worked_cases(case):
+  timing, parts, num_params, num_steps, rules = HAND_CASES[case]
+  n = timing.batch_times.shape[0]
+  check_against_reference(timing, n, num_steps, 0, make_environment(**parts), num_params,
+                          **rules)
