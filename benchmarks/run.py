@@ -121,7 +121,9 @@ def engine_runner(model, x, y, args, num_workers, naive=False):
   sim = dj.Simulator(model, args.algorithm, x, y, num_workers=num_workers,
                      batch_size=args.batch, execution=args.execution,
                      block_size=args.block_size, hyperparams=dj.Hyperparams(0.01, 0.9, 1e-4),
-                     timing=getattr(args, "timing_model", None) or TIMINGS[args.timing](),
+                     timing=None if getattr(args, "environment", None) is not None else
+                     getattr(args, "timing_model", None) or TIMINGS[args.timing](),
+                     environment=getattr(args, "environment", None),
                      seeds=0 if replicas == 1 else list(range(replicas)),
                      replica_execution=getattr(args, "replica_execution", "auto"),
                      algorithm_options=getattr(args, "algorithm_options", None),

@@ -417,11 +417,15 @@ def _async_local_sgd(learning_rate, momentum, weight_decay, num_workers, *,
        inner=Choice(INNER_OPTIMIZERS, "the inner optimizer"),
        inner_learning_rate=Real(0, low_open=True, schedule=True,
                                 meaning="of the inner optimizer, or a schedule of the read step"),
-       dynamic_local_steps=Bool("DyLU: H_i steps in proportion to worker i's speed"))
+       dynamic_local_steps=Bool("DyLU: H_i steps in proportion to worker i's speed"),
+       reset_on_rejoin=Bool("a worker rejoining after a failure starts from a fresh inner "
+                            "state (docs/spec.md §8.2); false: keeps its own"))
 def _async_local_sgd_plan(num_workers, *, local_steps=1, inner="adamw",
-                          inner_learning_rate=1e-3, dynamic_local_steps=False):
+                          inner_learning_rate=1e-3, dynamic_local_steps=False,
+                          reset_on_rejoin=False):
   return EventPlan(worker_program=LocalSteps(
-      local_steps, InnerOptimizer(inner, inner_learning_rate), dynamic=dynamic_local_steps))
+      local_steps, InnerOptimizer(inner, inner_learning_rate), dynamic=dynamic_local_steps,
+      reset_on_rejoin=reset_on_rejoin))
 
 
 ALGORITHMS: dict[str, Algorithm] = {

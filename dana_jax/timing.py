@@ -252,10 +252,124 @@ def _read_trace(path) -> np.ndarray:
                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__}).") from None
 
 
+LOGNORMAL_SIGMA = Real(0, low_open=True, meaning="σ of log X (the CV is √(exp(σ²) − 1))")
+PARETO_ALPHA = Real(1, low_open=True, meaning="the Pareto tail index α > 1 (finite mean)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LognormalTiming(TimingModel):
+  """Heavy-tailed batch times (docs/spec.md §8.3): X = exp(μ + σZ), Z ~ N(0, 1), with
+  μ = ln(mean) − σ²/2 so that E[X] = ``mean``; CV √(exp(σ²) − 1) (σ = 0.5: 0.53). Each
+  worker draws from its own stream, as the gamma models do."""
+
+  sigma: float = 0.5
+  mean_time: float = MEAN_BATCH_TIME
+
+  specs: ClassVar[dict[str, Spec]] = {"sigma": LOGNORMAL_SIGMA, "mean_time": POSITIVE_TIME}
+
+  def mean(self):
+    return self.mean_time
+
+  def draw(self, streams, first_job, count):
+    return np.stack(self.draw_each(streams, [first_job] * (len(streams) - 1),
+                                   [count] * (len(streams) - 1)))
+
+  def draw_each(self, streams, first_jobs, counts):
+    mu = np.log(self.mean_time) - 0.5 * self.sigma ** 2
+    return [np.exp(mu + self.sigma * s.standard_normal(int(c)))
+            for s, c in zip(streams[:-1], counts, strict=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParetoTiming(TimingModel):
+  """Heavy-tailed batch times (docs/spec.md §8.3): classical Pareto of index α > 1 and scale
+  x_m = mean · (α − 1)/α, so E[X] = ``mean`` and X ≥ x_m: P(X > x) = (x_m / x)^α. Its
+  variance is infinite for α ≤ 2 (α = 3: CV 0.58). Each worker draws from its own stream."""
+
+  alpha: float = 3.0
+  mean_time: float = MEAN_BATCH_TIME
+
+  specs: ClassVar[dict[str, Spec]] = {"alpha": PARETO_ALPHA, "mean_time": POSITIVE_TIME}
+
+  def mean(self):
+    return self.mean_time
+
+  def draw(self, streams, first_job, count):
+    return np.stack(self.draw_each(streams, [first_job] * (len(streams) - 1),
+                                   [count] * (len(streams) - 1)))
+
+  def draw_each(self, streams, first_jobs, counts):
+    x_m = self.mean_time * (self.alpha - 1.0) / self.alpha
+    # numpy's pareto is the Lomax (Pareto II) law; 1 + it is the classical Pareto of x_m 1.
+    return [x_m * (1.0 + s.pareto(self.alpha, int(c)))
+            for s, c in zip(streams[:-1], counts, strict=True)]
+
+
+# How far apart (in recorded samples) the copies of a trace worker start when N > 10: copy c
+# of trace worker w (worker 10c + w) starts at sample 37c of w's record (a prime, so copies
+# are not in lockstep for any record length of the four jobs: 239 … 2183 samples).
+ALIBABA_COPY_OFFSET = 37
+
+
+@dataclasses.dataclass(frozen=True)
+class AlibabaTiming(TimingModel):
+  """A real cluster's batch times (docs/spec.md §8.3): the Alibaba PAI mini-batch times of
+  one of four 10-worker training jobs (CC BY 4.0, ``dana_jax/traces/alibaba_pai``).
+
+  ``job``: ``"job_1"`` … ``"job_4"``. Each trace worker's time was recorded every 10
+  iterations (normalised to 0–1000 in the file); worker i's j-th batch time is its
+  recorded sample ⌊j/10⌋, rescaled by 128 / (the job's mean over every recorded sample),
+  cycling at the end of its record. N ≤ 10 takes trace workers 0 … N − 1; for N > 10
+  worker i is trace worker i mod 10 starting ⌊i/10⌋ · 37 samples into its record
+  (:data:`ALIBABA_COPY_OFFSET`, a choice). No randomness: the seed is not used.
+  """
+
+  job: str = "job_1"
+  mean_time: float = MEAN_BATCH_TIME
+
+  specs: ClassVar[dict[str, Spec]] = {"mean_time": POSITIVE_TIME}
+
+  def __post_init__(self):
+    from dana_jax.traces import ALIBABA_JOBS
+    _require(self.job in ALIBABA_JOBS, "timing.job", self.job,
+             f"choose one of the Alibaba PAI jobs {list(ALIBABA_JOBS)}")
+    super().__post_init__()
+
+  def records(self) -> tuple[np.ndarray, ...]:
+    """The job's 10 workers' samples, rescaled so the job's mean is ``mean_time``."""
+    from dana_jax.traces import alibaba_job
+    raw = alibaba_job(self.job)
+    scale = self.mean_time / float(np.mean(np.concatenate(raw)))
+    return tuple(r * scale for r in raw)
+
+  def mean(self):
+    return self.mean_time
+
+  def worker_means(self, num_workers, seed):
+    del seed
+    records = self.records()
+    return np.asarray([records[i % len(records)].mean() for i in range(num_workers)])
+
+  def draw(self, streams, first_job, count):
+    return np.stack(self.draw_each(streams, [first_job] * (len(streams) - 1),
+                                   [count] * (len(streams) - 1)))
+
+  def draw_each(self, streams, first_jobs, counts):
+    records = self.records()
+    out = []
+    for i, (first, count) in enumerate(zip(first_jobs, counts, strict=True)):
+      record = records[i % len(records)]
+      jobs = np.arange(int(first), int(first) + int(count))
+      sample = (jobs // 10 + (i // len(records)) * ALIBABA_COPY_OFFSET) % record.size
+      out.append(record[sample])
+    return out
+
+
 # Every timing model by name: ``make_timing(name, **arguments)`` builds one, its arguments
 # the constructor's (an experiment's ``config.timing = dict(name=..., **arguments)``).
 TIMING_MODELS = {"homogeneous": homogeneous, "heterogeneous": heterogeneous,
-                 "gamma": GammaTiming, "constant": ConstantTiming, "trace": TraceTiming}
+                 "gamma": GammaTiming, "constant": ConstantTiming, "trace": TraceTiming,
+                 "lognormal": LognormalTiming, "pareto": ParetoTiming, "alibaba": AlibabaTiming}
 
 
 def timing_arguments(name: str) -> dict[str, str]:

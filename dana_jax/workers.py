@@ -72,20 +72,27 @@ class LocalSteps:
       dispatch takes H_i batches of the stream and its job H_i batch-time draws.
       The job is still a scan of H steps, those past H_i masked (θ, the inner
       state and the statistics they would fold are kept).
+    reset_on_rejoin: a worker that rejoins after a failure (docs/spec.md §8.2) starts
+      from a fresh inner state (zero moments) instead of keeping its own (a machine
+      restoring its local checkpoint, the default).
   """
 
   num_steps: int
   inner: Any
   dynamic: bool = False
+  reset_on_rejoin: bool = False
 
   def __post_init__(self):
     _require(is_int(self.num_steps, 1), "local_steps", self.num_steps, "need an integer ≥ 1")
     _require(isinstance(self.dynamic, bool), "algorithm_options.dynamic_local_steps",
              self.dynamic, "need True or False")
+    _require(isinstance(self.reset_on_rejoin, bool), "algorithm_options.reset_on_rejoin",
+             self.reset_on_rejoin, "need True or False")
 
   def __repr__(self):  # what a checkpoint's fingerprint records (inner: by its type)
+    reset = ", reset_on_rejoin=True" if self.reset_on_rejoin else ""
     return (f"LocalSteps(num_steps={self.num_steps}, inner={type(self.inner).__name__}, "
-            f"dynamic={self.dynamic})")
+            f"dynamic={self.dynamic}{reset})")
 
   @property
   def batches_per_job(self) -> int:

@@ -29,6 +29,17 @@ def test_readme_example_runs():
   assert "test error" in out.stdout
 
 
+def test_readme_environment_example_runs():
+  readme = (ROOT / "README.md").read_text()
+  blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+  example = [b for b in blocks if "# README environment example" in b]
+  assert example, "the README has no block marked '# README environment example'"
+  out = subprocess.run([sys.executable, "-c", example[0]], capture_output=True, text=True,
+                       cwd=ROOT, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.count("goodput") == 2
+
+
 def test_readme_own_loop_example_runs():
   readme = (ROOT / "README.md").read_text()
   blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)

@@ -103,6 +103,9 @@ def _environment(environment, timing, algorithm, num_workers, num_params, round_
   from dana_jax.environment import Environment
 
   if environment is None:
+    _require(timing is None or isinstance(timing, _timing.TimingModel), "timing",
+             type(timing).__name__,
+             f"use one of the timing models {sorted(_timing.TIMING_MODELS)}")
     return Environment(compute=_timing.homogeneous() if timing is None else timing)
   _require(isinstance(environment, Environment), "environment", type(environment).__name__,
            "need a dana_jax.environment.Environment (make_environment(...)) or None")

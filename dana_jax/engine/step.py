@@ -24,7 +24,7 @@ from dana_jax.engine import metrics as _metrics
 from dana_jax.engine.core import float_dtype, take, tree_rms
 from dana_jax.engine.rows import get_rows, set_rows
 from dana_jax.learning_rates import InEpochs
-from dana_jax.schedule import APPLY, NOOP
+from dana_jax.schedule import APPLY, NOOP, REJOIN
 from dana_jax.trees import index_after, values_after
 from dana_jax.workers import MaskedStats
 
@@ -177,6 +177,8 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
     read_step = jnp.where(rereads, step, own.read_step)
     if worker_row is not None:  # only a finished (applied) job changes the worker's state
       worker_row = _where(applied, worker_row, own.worker_row)
+      if getattr(parts.program, "reset_on_rejoin", False):  # docs/spec.md §8.2
+        worker_row = _where(kind == REJOIN, parts.program.init(read), worker_row)
   metrics = _metrics.compute(parts.metrics, _metrics.Event(
       t, lag, gap_rms, loss, parts.learning_rate(hp)(t), diagnostics, params, opt_state,
       worker))

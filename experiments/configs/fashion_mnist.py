@@ -61,6 +61,9 @@ PRESETS = {
     "bases_adam": "SA and GA over Adam against Adam at N = 1; CPU, measured 627 s",
     "bases_adamw": "SA and GA over AdamW; CPU, measured 598 s",
     "bases_muon": "SA and GA over Muon; CPU, measured 2068 s",
+    "links": "NAG-ASGD, GA, DANA-GA, SSGD and async local SGD (H = 4) at N = 16, one seed, "
+             "links of --config.environment.links.bandwidth (docs/spec.md §8.1; "
+             "results/fashion_mnist_links_*)",
 }
 
 
@@ -105,6 +108,13 @@ def get_config(preset: str = "main"):
     config.algorithms, config.baseline = ("sa", "ga"), "sa"
     config.num_workers = (4, 16, 32)
     config.learning_rate = 0.02 if preset == "bases_muon" else 1e-3
+  elif preset == "links":
+    # What communication changes (docs/spec.md §8.1): one message is P ≈ 269k float32
+    # values ≈ 1.08 MB, so a bandwidth of 8.4e3 bytes per time unit makes one transfer
+    # as long as one mean batch time (128); set it with --config.environment.links.*.
+    common.set_modern(config, heterogeneous=False)
+    config.algorithms = ("nag", "ga", "dana_ga", "ssgd", "async_local_sgd")
+    config.num_workers, config.seeds = (16,), (0,)
   elif preset != "main":
     raise ValueError(f"preset={preset!r} is not allowed: choose one of {list(PRESETS)}.")
   return config
