@@ -202,7 +202,7 @@ def measure(start, stop, intervals=()):
   return total
 
 
-def run_cost(jobs, down, num_workers, elapsed, message_bytes):
+def run_cost(jobs, down, num_workers, elapsed, message_bytes, gradients_per_job=1):
   """docs/spec.md §8.5's cost of one asynchronous run, from its job records.
 
   E = ``elapsed``, the time of the last APPLY. Worker k's time [0, E] is split into parts
@@ -226,7 +226,8 @@ def run_cost(jobs, down, num_workers, elapsed, message_bytes):
   Gradients (counted over jobs with s < E; "done" = s + p + c ≤ min(e, E)):
     computed: done jobs; applied: APPLIED; discarded: DISCARDED; lost: CANCELLED or FAILED
     jobs that were done (a gradient computed and never delivered); in flight: IN_FLIGHT jobs
-    that were done. So computed = applied + discarded + lost + in flight.
+    that were done. So computed = applied + discarded + lost + in flight. Each job counts
+    ``gradients_per_job`` (H: a job of H local steps computes H gradients).
   Bytes: pulled = q·ρ·P × (jobs with s + p ≤ min(e, E)); pushed = q·ρ·P × (jobs with
     a ≤ min(e, E)).
   goodput = Σ c over APPLIED jobs / (N·E).
@@ -237,6 +238,7 @@ def run_cost(jobs, down, num_workers, elapsed, message_bytes):
     num_workers: N.
     elapsed: E.
     message_bytes: q·ρ·P.
+    gradients_per_job: H.
 
   Returns:
     A dict with the keys named above (``computing``, ``communicating``, ``queue``,
@@ -269,11 +271,12 @@ def run_cost(jobs, down, num_workers, elapsed, message_bytes):
       out["queue"] += measure(a, e, d)
     else:
       out["lost"] += measure(s, e, d)
-    out["gradients_computed"] += done
-    out["gradients_applied"] += outcome == APPLIED
-    out["gradients_discarded"] += outcome == DISCARDED
-    out["gradients_lost"] += done and outcome in (CANCELLED, FAILED)
-    out["gradients_in_flight"] += done and outcome == IN_FLIGHT
+    h = int(gradients_per_job)
+    out["gradients_computed"] += h * done
+    out["gradients_applied"] += h * (outcome == APPLIED)
+    out["gradients_discarded"] += h * (outcome == DISCARDED)
+    out["gradients_lost"] += h * (done and outcome in (CANCELLED, FAILED))
+    out["gradients_in_flight"] += h * (done and outcome == IN_FLIGHT)
     out["bytes_pulled"] += message_bytes * (p_end <= e)
     out["bytes_pushed"] += message_bytes * (a <= e)
     if outcome == APPLIED:
