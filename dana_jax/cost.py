@@ -9,7 +9,8 @@ without overlap, into
 * **communicating**: their pull and push times (§8.1);
 * **lost**: the whole elapsed time, start to end, of its jobs that were cancelled
   (restarts, §6.0), failed (§8.2) or discarded (§6.2) — and, for rounds, of the jobs in
-  flight when a round ends;
+  flight when a round ends (every part above has the worker's down time removed: down
+  time is counted once, below);
 * **idle**: the rest — time queued at the master (``idle_queue``), down (``idle_down``),
   and otherwise waiting (``idle_wait``: a synchronous round's wait for its slowest
   participant; ~0 asynchronously).
@@ -17,8 +18,10 @@ without overlap, into
 An asynchronous job's span [t₀, end] is pull, compute, push, then the master queue (the
 wait between its arrival and its apply); a job in flight at E is cut at E in that order.
 Gradients (× H for local SGD: a job of H steps counts H) are *computed* when the job's
-compute finished by its end (or by E), *applied*, *discarded*, or *lost* (failed or
-cancelled jobs). Bytes: q·ρ·P for every pull finished and every push that arrived.
+compute finished by its end (or by E), *applied*, *discarded*, or *lost* (computed, then
+failed or cancelled: never delivered), so computed = applied + discarded + lost + those in
+flight at E whose compute had finished. Bytes: q·ρ·P for every pull finished and every
+push that arrived.
 **Goodput** = (compute time of the applied gradients) / (N·E). **Worker-time to a time t**
 is the worker-time the run held up to t: N·t minus the time workers were down before t
 (a machine that is down is not paid for; spot instances).
@@ -42,6 +45,30 @@ COST_FIELDS = ("elapsed", "worker_time", "computing", "communicating", "lost", "
                "bytes_pushed", "goodput")
 
 
+def _up_time(down, worker, elapsed):
+  """``up(a, b)``: per job, |[a, b) ∖ D_k| for its worker k's down periods D_k (None:
+  never down), from the cumulative down time F_k(t) = |D_k ∩ [0, t]| (a worker's periods
+  are disjoint and in order, so F_k is piecewise linear: np.interp)."""
+  if down is None:
+    return lambda a, b: np.maximum(b - a, 0.0)
+
+  def up(a, b):
+    out = np.maximum(b - a, 0.0)
+    for k, d in enumerate(down):
+      d = np.asarray(d, np.float64).reshape(-1, 2)
+      d = d[d[:, 0] < elapsed]
+      mine = worker == k
+      if not d.size or not mine.any():
+        continue
+      x = d.ravel()
+      y = np.concatenate([[0.0], np.cumsum(d[:, 1] - d[:, 0])])
+      y = np.stack([y[:-1], y[1:]], axis=1).ravel()
+      f = lambda t, x=x, y=y: np.interp(t, x, y, left=0.0, right=y[-1])
+      out[mine] -= np.maximum(f(b[mine]) - f(a[mine]), 0.0)
+    return np.maximum(out, 0.0)
+  return up
+
+
 def job_cost(jobs, num_workers: int, elapsed: float, *, down=None, message_bytes=None,
              gradients_per_job: int = 1) -> dict:
   """The cost (module docstring) of an asynchronous run from its
@@ -59,23 +86,31 @@ def job_cost(jobs, num_workers: int, elapsed: float, *, down=None, message_bytes
   started = jobs.start < e
   start = jobs.start[started]
   end = np.where(np.isnan(jobs.end[started]), e, np.minimum(jobs.end[started], e))
-  span = end - start
   outcome = jobs.outcome[started]
+  worker = jobs.worker[started]
   pull, compute, push = jobs.pull[started], jobs.compute[started], jobs.push[started]
   kept = (outcome == JOB_APPLIED) | (outcome == JOB_IN_FLIGHT)
-  pulled = np.minimum(pull, span)
-  computed = np.minimum(compute, np.maximum(span - pull, 0.0))
-  pushed = np.minimum(push, np.maximum(span - pull - compute, 0.0))
-  queued = np.maximum(span - pull - compute - push, 0.0)
-  lost = float(np.sum(span[~kept]))
+  # Phases pull [s, s+p), compute [s+p, s+p+c), push [s+p+c, s+p+c+q), queue [.., end),
+  # each cut at the job's end (or E) and with the worker's down time removed: down time
+  # is counted once, as idle_down (only a message waiting at the master can overlap it).
+  pull_end = np.minimum(start + pull, end)
+  compute_end = np.minimum(start + pull + compute, end)
+  push_end = np.minimum(start + pull + compute + push, end)
+  up = _up_time(down, worker, e)
+  pulled = up(start, pull_end)
+  computed = up(pull_end, compute_end)
+  pushed = up(compute_end, push_end)
+  queued = up(push_end, end)
+  lost = float(np.sum((pulled + computed + pushed + queued)[~kept]))
   computing = float(np.sum(computed[kept]))
   communicating = float(np.sum(pulled[kept] + pushed[kept]))
   idle_queue = float(np.sum(queued[kept]))
-  idle_down = 0.0 if down is None else float(sum(np.sum(d[:, 1] - d[:, 0]) for d in down))
+  idle_down = 0.0 if down is None else float(
+      sum(np.sum(np.minimum(d[:, 1], e) - np.minimum(d[:, 0], e)) for d in down))
   total = num_workers * e
   idle_wait = max(0.0, total - computing - communicating - lost - idle_queue - idle_down)
   per_job = np.broadcast_to(np.asarray(gradients_per_job, np.int64), (num_workers,))
-  h = per_job[jobs.worker[started]]
+  h = per_job[worker]
   # Compared as times (as the schedule added them), not durations: no rounding.
   finished_compute = start + pull + compute <= end
   count = lambda o: int(np.sum(h[outcome == o]))
@@ -87,7 +122,9 @@ def job_cost(jobs, num_workers: int, elapsed: float, *, down=None, message_bytes
       "idle_down": idle_down, "idle_wait": idle_wait,
       "gradients_computed": int(np.sum(h[finished_compute])),
       "gradients_applied": count(JOB_APPLIED), "gradients_discarded": count(JOB_DISCARDED),
-      "gradients_lost": count(JOB_FAILED) + count(JOB_CANCELLED),
+      # A gradient computed and never delivered: failed or cancelled after its compute.
+      "gradients_lost": int(np.sum(h[finished_compute & ((outcome == JOB_FAILED)
+                                                        | (outcome == JOB_CANCELLED))])),
       "bytes_pulled": None, "bytes_pushed": None,
       "goodput": float(np.sum(compute[applied])) / total if total > 0 else 0.0,
   }

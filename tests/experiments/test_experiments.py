@@ -212,10 +212,19 @@ def test_modern_preset_resolves_options_per_n_and_runs_with_the_time_tables(tmp_
   assert by_name["ringmaster"]["cancelled_jobs"][0] > 0  # R = N = 4, persistent slow workers
   assert by_name["msync"]["algorithm_options"] == {"num_gradients": 4}
   assert all(s["simulated_time"][0] > 0 for s in summaries)
+  for s in summaries:  # docs/spec.md §8.5, per seed
+    cost = s["cost"][0]
+    assert set(cost) == set(dj.cost.COST_FIELDS)
+    assert cost["elapsed"] == pytest.approx(s["simulated_time"][0])
+    parts = cost["computing"] + cost["communicating"] + cost["idle"] + cost["lost"]
+    assert parts == pytest.approx(cost["worker_time"], rel=1e-9)
+    assert 0 < cost["goodput"] <= 1
+  assert by_name["ringmaster"]["cost"][0]["lost"] > 0  # its cancelled jobs' time
   plot.main(tmp_path)
   text = (tmp_path / "results.md").read_text()
   assert "## Final test error (%)" in text  # a main sweep, though η differs per algorithm
   assert "Simulated time to the target error" in text and "Cancelled or discarded" in text
+  assert "What the runs cost" in text and "Worker-time to the target error" in text
 
 
 def _run_dir(root, name, algorithm, n, rows):

@@ -34,11 +34,11 @@ CASES.update({f"hand_{name}": (timing, timing.batch_times.shape[0], parts, p, ru
               for name, (timing, parts, p, _, rules) in HAND_CASES.items()})
 NUM_STEPS = {f"hand_{name}": case[3] for name, case in HAND_CASES.items()}
 
+# Checked on their own below, on the cases that tell the readings apart.
+DIVERGING = ("gradients_lost", "idle_queue", "idle")
 FIELDS = ("elapsed", "worker_time", "computing", "communicating", "lost", "goodput",
           "gradients_computed", "gradients_applied", "gradients_discarded", "bytes_pulled",
-          "bytes_pushed", "idle_down", "idle_wait")
-# Where dana_jax.cost reads the contract differently (see the xfail tests below).
-DIVERGING = ("gradients_lost", "idle_queue", "idle")
+          "bytes_pushed", "idle_down", "idle_wait", *DIVERGING)
 
 
 def costs(case):
@@ -76,20 +76,16 @@ def test_job_cost_matches_reference(case):
                                         + want["gradients_in_flight"])
 
 
-@pytest.mark.xfail(strict=True, reason="gradients_lost: the reference counts failed or "
-                   "cancelled jobs whose compute had finished (computed = applied + "
-                   "discarded + lost + in flight); job_cost counts every failed or "
-                   "cancelled job")
+# The reference counts failed or cancelled jobs whose compute had finished (computed =
+# applied + discarded + lost + in flight).
 @pytest.mark.parametrize("case", ["restart_failures", "hand_failure_mid_job"])
 def test_gradients_lost_are_computed_gradients(case):
   want, got = costs(case)
   assert not differing(want, got, ["gradients_lost"])
 
 
-@pytest.mark.xfail(strict=True, reason="idle_queue: the reference removes the worker's "
-                   "down time from a queued message's wait (down counted once, the parts "
-                   "sum to N·E); job_cost counts the overlap in both idle_queue and "
-                   "idle_down")
+# The reference removes the worker's down time from a queued message's wait (down counted
+# once, the parts sum to N·E).
 @pytest.mark.parametrize("case", ["queue_failures", "hand_failure_while_queued"])
 def test_queue_wait_while_down_counted_once(case):
   want, got = costs(case)
