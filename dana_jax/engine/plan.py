@@ -95,6 +95,19 @@ def _job_batches(dispatch: np.ndarray, per_job: int, sched=None, steps=None) -> 
   return np.where(runs, batches, -offset[dispatch][..., None] - 1).astype(np.int32)
 
 
+def _placed(order, sched, spec, r):
+  """``order`` read through replica r's schedule when it is per-worker (docs/spec.md §8.4)."""
+  if not hasattr(order, "parts") or order.global_order:
+    return order
+  from dana_jax.environment.placement import ScheduledOrder
+  cache = order.__dict__.setdefault("_bound", {})
+  if id(sched) not in cache:
+    cache.clear()
+    cache[id(sched)] = (sched, ScheduledOrder(order, sched, spec.num_workers,
+                                              spec.program.batches_per_job, spec.job_steps[r]))
+  return cache[id(sched)][1]
+
+
 def _real_batches(batches: np.ndarray) -> np.ndarray:
   """The stream batches whose examples a job loads (−b − 1 marks a step not run)."""
   return np.where(batches >= 0, batches, -batches - 1)
@@ -179,6 +192,7 @@ def chunk_inputs(spec, schedules, start: int, stop: int, rows: int | None = None
   """
   per = []
   for r, order in enumerate(orders):
+    order = order if spec.synchronous else _placed(order, schedules[r], spec, r)
     if spec.synchronous:
       per.append(_rounds(spec, order, start, stop, host_data))
     elif spec.execution == "steps":

@@ -227,8 +227,11 @@ class WorkerDataOrder:
                                                                           self.batch_size)
     return self._cache[key]
 
-  def batches(self, workers, local) -> np.ndarray:
-    """Example indices [*S, B] of worker ``workers[i]``'s batch ``local[i]`` (shapes S)."""
+  def batches(self, workers, local=None) -> np.ndarray:
+    """Example indices [*S, B] of worker ``workers[i]``'s batch ``local[i]`` (shapes S);
+    with one argument, worker 0's batches ``workers`` (as ``DataOrder.batches``)."""
+    if local is None:
+      workers, local = 0, workers
     workers, local = np.broadcast_arrays(np.asarray(workers, np.int64),
                                          np.asarray(local, np.int64))
     if self.global_order:
@@ -280,3 +283,29 @@ def job_owners(event_kind, event_worker, num_workers: int):
   count = np.empty_like(owner)
   count[order] = np.arange(len(owner)) - starts
   return owner, count
+
+
+class ScheduledOrder:
+  """A :class:`WorkerDataOrder` read through one replica's schedule: ``batches(b)`` takes the
+  engine's global batch numbers b (dispatch d's h-th batch is o_d + h, o_d = Σ_(d'<d) H_(d'))
+  and gives worker w(d)'s local batch l_d + h, l_d = Σ_(d'<d, w(d')=w(d)) H_(d')
+  (:func:`job_owners`). ``lengths``: H per worker (DyLU) or None (one H for all)."""
+
+  def __init__(self, order: WorkerDataOrder, sched, num_workers: int, per_job: int,
+               lengths=None):
+    self.order = order
+    owner, _ = job_owners(sched.event_kind, sched.event_worker, num_workers)
+    length = (np.full(len(owner), per_job, np.int64) if lengths is None
+              else np.asarray(lengths, np.int64)[owner])
+    self.owner, self.offset = owner, np.concatenate([[0], np.cumsum(length)[:-1]])
+    local = np.zeros(len(owner), np.int64)
+    for k in range(num_workers):
+      sel = owner == k
+      local[sel] = np.concatenate([[0], np.cumsum(length[sel])[:-1]])
+    self.local = local
+
+  def batches(self, batches) -> np.ndarray:
+    """Example indices [*S, B] of global batch numbers ``batches`` (shape S)."""
+    b = np.asarray(batches, np.int64)
+    d = np.searchsorted(self.offset, b, side="right") - 1
+    return self.order.batches(self.owner[d], self.local[d] + b - self.offset[d])
