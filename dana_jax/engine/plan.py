@@ -96,16 +96,12 @@ def _job_batches(dispatch: np.ndarray, per_job: int, sched=None, steps=None) -> 
 
 
 def _placed(order, sched, spec, r):
-  """``order`` read through replica r's schedule when it is per-worker (docs/spec.md §8.4)."""
-  if not hasattr(order, "parts") or order.global_order:
+  """``order`` read through replica r's schedule when it is per-worker (docs/spec.md §8.4:
+  dispatch d's batches are its worker's own, ``placement.ScheduledOrder``)."""
+  bound = getattr(order, "bound", None)
+  if bound is None:
     return order
-  from dana_jax.environment.placement import ScheduledOrder
-  cache = order.__dict__.setdefault("_bound", {})
-  if id(sched) not in cache:
-    cache.clear()
-    cache[id(sched)] = (sched, ScheduledOrder(order, sched, spec.num_workers,
-                                              spec.program.batches_per_job, spec.job_steps[r]))
-  return cache[id(sched)][1]
+  return bound(sched, spec.num_workers, spec.program.batches_per_job, spec.job_steps[r])
 
 
 def _real_batches(batches: np.ndarray) -> np.ndarray:

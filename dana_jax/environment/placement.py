@@ -211,6 +211,17 @@ class WorkerDataOrder:
       from dana_jax.engine.host_data import DataOrder
       self._global = DataOrder(self.num_examples, self.batch_size, self.seed)
 
+  def bound(self, sched, num_workers: int, per_job: int, lengths=None):
+    """This order read through ``sched`` (:class:`ScheduledOrder`; the last one kept);
+    itself for the global order (its batch numbers are §1's)."""
+    if self.global_order:
+      return self
+    key = (id(sched), num_workers, per_job, None if lengths is None else tuple(lengths))
+    if getattr(self, "_bound_key", None) != key:
+      self._bound_key, self._bound_sched = key, sched  # the schedule is kept: its id stays
+      self._bound = ScheduledOrder(self, sched, num_workers, per_job, lengths)
+    return self._bound
+
   @property
   def num_workers(self) -> int | None:
     return None if self.parts is None else len(self.parts)

@@ -197,3 +197,49 @@ def test_simulator_chunk_uses_each_workers_stream():
   want = [ref_worker_batch(parts[owner[d]], owner[d], count[d], batch_size, sim.spec.seeds[0])
           for d in sched.event_dispatch[first:last]]
   np.testing.assert_array_equal(indices, np.stack(want))
+
+
+@pytest.mark.parametrize("per_job,lengths", [(3, None), (4, [1, 4, 2])])
+def test_local_sgd_jobs_take_their_workers_next_batches(per_job, lengths):
+  # Dispatch d (worker w, its c-th job) takes w's local batches after those of w's earlier
+  # jobs: c·H … c·H + H − 1 (one H), or Σ of w's earlier H_w plus 0 … H_w − 1 (DyLU).
+  y, n_workers, batch_size, seed = labels_of(400), 3, 4, 2
+  sched = S.make_schedule(dj.heterogeneous(), n_workers, 60, seed=1)
+  order = P.worker_data_order(P.Shards(), y, n_workers, batch_size, seed)
+  parts = ref_shards(y, n_workers, seed)
+  owner, count = ref_owners(sched.event_kind.tolist(), sched.event_worker, n_workers)
+  h = [per_job] * n_workers if lengths is None else lengths
+  stream, used = [], [0] * n_workers  # the engine's global batch numbers, in dispatch order
+  want = []
+  for d, w in enumerate(owner):
+    for i in range(h[w]):
+      stream.append(len(stream))
+      want.append(ref_worker_batch(parts[w], w, used[w] + i, batch_size, seed))
+    used[w] += h[w]
+    assert used[w] == (count[d] + 1) * h[w]
+  got = order.bound(sched, n_workers, per_job, lengths).batches(np.array(stream))
+  np.testing.assert_array_equal(got, np.stack(want))
+
+
+def test_simulator_chunk_with_restarts_keeps_each_jobs_batch():
+  rng = np.random.default_rng(1)
+  x, y = rng.normal(size=(192, 8, 8)).astype(np.float32), rng.integers(0, 10, 192)
+  n_workers, batch_size = 3, 8
+  model = dj.flax_model(models.MLP((16,)), (8, 8))
+  sim = dj.Simulator(model, "asgd", x, y, num_workers=n_workers, batch_size=batch_size,
+                     timing=dj.heterogeneous(), seeds=[4, 5],
+                     restart_rule=lambda step, read: step - read >= 2)
+  sim.orders = [P.worker_data_order(P.Labels(4), y, n_workers, batch_size, s)
+                for s in sim.spec.seeds]
+  schedules = plan.schedules(sim.spec, 20, 20)
+  rows = plan.rows_per_chunk(sim.spec, schedules, 20, 20)
+  xs, _ = plan.chunk_inputs(sim.spec, schedules, 0, 20, rows, orders=sim.orders)
+  for r, seed in enumerate(sim.spec.seeds):
+    sched = schedules[r]
+    owner, count = ref_owners(sched.event_kind.tolist(), sched.event_worker, n_workers)
+    parts = ref_labels(y, n_workers, 4, seed)
+    first, last = sched.events_of_steps(0, 20)
+    want = [ref_worker_batch(parts[owner[d]], owner[d], count[d], batch_size, seed)
+            for d in sched.event_dispatch[first:last]]
+    got = np.asarray(xs[2][r]).reshape(-1, batch_size)[:last - first]
+    np.testing.assert_array_equal(got, np.stack(want))
