@@ -263,6 +263,10 @@ def _data_orders(spec, host_data, train_labels):
   placement = getattr(getattr(spec, "environment", None), "placement", GlobalData())
   if getattr(placement, "is_default", True):
     return [DataOrder(spec.num_examples, spec.batch_size, s) for s in spec.seeds]
+  if spec.synchronous:
+    raise ConfigError(f"data_placement={type(placement).__name__}: per-worker data is not "
+                      f"yet supported for synchronous rounds ({spec.algorithm.name}); "
+                      "expected an asynchronous algorithm or the global placement")
   labels = (np.asarray(train_labels) if host_data is None
             else np.asarray(getattr(host_data, "labels", None)))
   if labels.ndim == 0:

@@ -242,6 +242,9 @@ class WorkerDataOrder:
     """Example indices [*S, B] of worker ``workers[i]``'s batch ``local[i]`` (shapes S);
     with one argument, worker 0's batches ``workers`` (as ``DataOrder.batches``)."""
     if local is None:
+      if not self.global_order:
+        raise ValueError("WorkerDataOrder.batches: a per-worker stream needs (workers, local)"
+                         "; read global batch numbers through .bound(schedule, ...)")
       workers, local = 0, workers
     workers, local = np.broadcast_arrays(np.asarray(workers, np.int64),
                                          np.asarray(local, np.int64))

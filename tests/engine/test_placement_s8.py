@@ -243,3 +243,25 @@ def test_simulator_chunk_with_restarts_keeps_each_jobs_batch():
             for d in sched.event_dispatch[first:last]]
     got = np.asarray(xs[2][r]).reshape(-1, batch_size)[:last - first]
     np.testing.assert_array_equal(got, np.stack(want))
+
+
+def test_per_worker_stream_refuses_global_batch_numbers():
+  order = P.worker_data_order(P.Shards(), labels_of(), 3, 8, 0)
+  with pytest.raises(ValueError):
+    order.batches(np.arange(4))
+
+
+def test_simulator_reads_the_placement_from_the_environment():
+  from types import SimpleNamespace
+
+  from dana_jax.engine.simulator import _data_orders
+  y = labels_of(200)
+  spec = SimpleNamespace(num_examples=200, batch_size=8, seeds=[1, 2], num_workers=4,
+                         synchronous=False, environment=SimpleNamespace(placement=P.Shards()),
+                         algorithm=SimpleNamespace(name="asgd"))
+  orders = _data_orders(spec, None, y)
+  assert [o.parts[0].tolist() for o in orders] == [ref_shards(y, 4, s)[0] for s in (1, 2)]
+  assert type(_data_orders(SimpleNamespace(**{**vars(spec), "environment": None}), None,
+                           y)[0]).__name__ == "DataOrder"
+  with pytest.raises(ConfigError):
+    _data_orders(SimpleNamespace(**{**vars(spec), "synchronous": True}), None, y)
