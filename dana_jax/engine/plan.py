@@ -99,6 +99,15 @@ def _job_batches(dispatch: np.ndarray, per_job: int, sched=None, steps=None) -> 
   return np.where(runs, batches, -offset[dispatch][..., None] - 1).astype(np.int32)
 
 
+def _placed(order, sched, spec, r):
+  """``order`` read through replica r's schedule when it is per-worker (docs/spec.md §8.4:
+  dispatch d's batches are its worker's own, ``placement.ScheduledOrder``)."""
+  bound = getattr(order, "bound", None)
+  if bound is None:
+    return order
+  return bound(sched, spec.num_workers, spec.program.batches_per_job, spec.job_steps[r])
+
+
 def _real_batches(batches: np.ndarray) -> np.ndarray:
   """The stream batches whose examples a job loads (−b − 1 marks a step not run)."""
   return np.where(batches >= 0, batches, -batches - 1)
@@ -188,6 +197,7 @@ def chunk_inputs(spec, schedules, start: int, stop: int, rows: int | None = None
   """
   per = []
   for r, order in enumerate(orders):
+    order = order if spec.synchronous else _placed(order, schedules[r], spec, r)
     if spec.synchronous:
       per.append(_rounds(spec, order, start, stop, host_data, schedules[r]))
     elif spec.execution == "steps":

@@ -26,6 +26,7 @@ from dana_jax.engine.host_data import DataOrder, HostData
 from dana_jax.engine.placement import Placement
 from dana_jax.engine.rows import merge_view, replica_view
 from dana_jax.engine.run_spec import RunSpec
+from dana_jax.errors import ConfigError
 
 # Named streams of a seed's key.
 INIT_STREAM, DATA_STREAM = 1, 2
@@ -128,7 +129,7 @@ class Simulator:
       self.train_inputs, self.train_labels = train_inputs, None
     else:
       self.train_inputs, self.train_labels = self.placement.put_data(train_inputs, train_labels)
-    self.orders = [DataOrder(spec.num_examples, spec.batch_size, s) for s in spec.seeds]
+    self.orders = _data_orders(spec, train_inputs if host else None, train_labels)
     self.parts = step.make_parts(spec, model, learning_rate_schedule, augment, host,
                                  self.placement.over_workers)
     self._chunk_fns: dict = {}
@@ -262,3 +263,24 @@ def chunk(parts: step.Parts, spec: RunSpec):
     return state, summary
 
   return one
+
+
+def _data_orders(spec, host_data, train_labels):
+  """Each replica's data order: §1's global stream, or the per-worker streams of the
+  environment's placement (docs/spec.md §8.4)."""
+  from dana_jax.environment.placement import GlobalData, worker_data_order
+  placement = getattr(getattr(spec, "environment", None), "placement", GlobalData())
+  if getattr(placement, "is_default", True):
+    return [DataOrder(spec.num_examples, spec.batch_size, s) for s in spec.seeds]
+  if spec.synchronous:
+    raise ConfigError(f"data_placement={type(placement).__name__}: per-worker data is not "
+                      f"yet supported for synchronous rounds ({spec.algorithm.name}); "
+                      "expected an asynchronous algorithm or the global placement")
+  labels = (np.asarray(train_labels) if host_data is None
+            else np.asarray(getattr(host_data, "labels", None)))
+  if labels.ndim == 0:
+    raise ConfigError("data_placement: a per-worker placement needs the training labels; "
+                      "expected a HostData with a .labels array")
+  return [worker_data_order(placement, labels, spec.num_workers, spec.batch_size, s)
+          for s in spec.seeds]
+

@@ -37,7 +37,14 @@ from dana_jax.environment.availability import (
   UpDown,
 )
 from dana_jax.environment.links import COLLECTIVES, Links, LinkTimes
-from dana_jax.environment.placement import PLACEMENTS, GlobalData
+from dana_jax.environment.placement import (
+  PLACEMENTS,
+  Dirichlet,
+  GlobalData,
+  Labels,
+  Shards,
+  WorkerDataOrder,
+)
 from dana_jax.environment.speed import (
   SPEED,
   ConstantSpeed,
@@ -199,7 +206,8 @@ def part_arguments(part: str, name: str = "links") -> dict[str, str]:
 
 __all__ = [
     "AVAILABILITY", "COLLECTIVES", "ENVIRONMENT_PARTS", "PLACEMENTS", "SPEED", "AlwaysUp",
-    "ConstantSpeed", "DownPeriods", "Environment", "GlobalData", "LinkTimes", "Links",
-    "Slowdowns", "SpotTrace", "StepSlowdown", "StragglerChain", "UpDown",
+    "ConstantSpeed", "Dirichlet", "DownPeriods", "Environment", "GlobalData", "Labels",
+    "LinkTimes", "Links", "Shards", "Slowdowns", "SpotTrace", "StepSlowdown", "StragglerChain",
+    "UpDown", "WorkerDataOrder",
     "make_environment", "part_arguments",
 ]
