@@ -47,6 +47,7 @@ from experiments.tables import (
   outcome_table,
   time_to_target,
   time_to_target_table,
+  worker_error_table,
 )
 
 REPORT_FIELDS = ("dataset", "model", "hidden", "algorithms", "baseline", "num_workers", "seeds",
@@ -119,6 +120,11 @@ def _tables(results_dir, summaries, is_grid, target_points, target_error) -> str
                       baseline=False) +
           "\n\n## Simulated time to the target error (docs/spec.md §7)\n\n" +
           time_to_target_table(results_dir, summaries, target_points, target_error) + "\n")
+  if any(s["num_workers"] > 1 and all(e is not None for e in
+                                       s.get("final_train_error_by_worker") or [None])
+         for s in summaries):
+    text += ("\n## Train error on each worker's own data (docs/spec.md §8.4)\n\n" +
+             worker_error_table(summaries) + "\n")
   if any(s.get("cost") and all(s["cost"]) for s in summaries):
     text += ("\n## What the runs cost in worker-time (docs/spec.md §8.5)\n\n" +
              cost_table(summaries) +

@@ -165,6 +165,10 @@ def point_summaries(config, point, sim, result, metrics, num_classes, seconds) -
         "algorithm_options": options, "seeds": seeds,
         "final_test_error": [x["test/error"] for x in last],
         "final_train_error": [x["train/error"] for x in last],
+        # Per-worker data (docs/spec.md §8.4): each worker's θ error on its own examples.
+        "final_train_error_by_worker": [x.get("train/error_by_worker") for x in last],
+        "applied_by_worker": [_applied_by_worker(sim.spec, result.schedules[r],
+                                                 int(history[-1]["step"])) for r in mine],
         "diverged": [d is not None for d in diverged], "diverged_at_step": diverged,
         "metrics_at_divergence": [metrics.at_divergence[r] for r in mine],
         "failed_from_epoch": failed,
@@ -193,3 +197,13 @@ def point_summaries(config, point, sim, result, metrics, num_classes, seconds) -
                          if np.ndim(history[-1]["replicas"][mine[0]].get(name, 0.0)) == 0},
     })
   return summaries
+
+
+def _applied_by_worker(spec, schedule, steps: int) -> list[int] | None:
+  """How many of the first ``steps`` master steps applied each worker's gradient (None for
+  rounds): with per-worker data, whose data the run learned from (docs/spec.md §8.4)."""
+  if spec.synchronous:
+    return None
+  first, last = schedule.events_of_steps(0, steps)
+  kinds, workers = schedule.event_kind[first:last], schedule.event_worker[first:last]
+  return np.bincount(workers[kinds == 0], minlength=spec.num_workers).tolist()

@@ -177,6 +177,43 @@ def cost_table(summaries: list[dict]) -> str:
   return "\n".join(lines + _markdown_rows(algorithms, workers, text))
 
 
+def worker_error_table(summaries: list[dict]) -> str:
+  """Markdown: with per-worker data (docs/spec.md §8.4), per algorithm and N the final train
+  error of θ on each worker's own examples (mean over workers, worst and best), and on the
+  data of the quarter of workers whose gradients the master applied most and least often
+  (mean over seeds): a method biased toward fast workers learns their data better."""
+  rows = [s for s in summaries if s["num_workers"] > 1
+          and all(e is not None for e in s.get("final_train_error_by_worker") or [None])]
+  workers = sorted({s["num_workers"] for s in rows})
+  algorithms = ordered(s["algorithm"] for s in rows)
+  cell = {(s["algorithm"], s["num_workers"]): s for s in rows}
+
+  def quarters(errors, applied):
+    if applied is None:
+      return np.nan, np.nan
+    order = np.argsort(applied, kind="stable")
+    q = max(1, len(order) // 4)
+    return np.mean(errors[order[-q:]]), np.mean(errors[order[:q]])
+
+  def text(a, n):
+    s = cell.get((a, n))
+    if s is None:
+      return "—"
+    errors = [100 * np.asarray(e) for e in s["final_train_error_by_worker"]]
+    applied = s.get("applied_by_worker") or [None] * len(errors)
+    most, least = zip(*(quarters(e, a) for e, a in zip(errors, applied, strict=True)),
+                      strict=True)
+    mean, worst = np.mean([e.mean() for e in errors]), np.mean([e.max() for e in errors])
+    return (f"{mean:.1f} (worst {worst:.1f}"
+            f", best {np.mean([e.min() for e in errors]):.1f}) · most-applied quarter "
+            f"{np.nanmean(most):.1f} / least {np.nanmean(least):.1f}")
+
+  lines = ["Final train error (%) of θ on each worker's own examples: mean over workers "
+           "(worst, best), and on the data of the quarter of workers whose gradients were "
+           "applied most / least often; mean over seeds.\n"]
+  return "\n".join(lines + _markdown_rows(algorithms, workers, text))
+
+
 def time_to_target_table(results_dir, summaries, target_points: float = 1.0,
                          target_error: float | None = None,
                          time_key: str = "time/simulated") -> str:

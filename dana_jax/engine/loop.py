@@ -145,6 +145,42 @@ class Evaluation:
         rep.update({f"{split}/{k}": v for k, v in values.items()})
 
 
+class WorkerEvaluation:
+  """A hook for per-worker data (docs/spec.md §8.4): the master's θ of every replica on
+  each worker's own training examples, as ``train/error_by_worker`` (and
+  ``train/loss_by_worker``): one value per worker, each on the first m examples of that
+  worker's partition, m = min(smallest partition, ``per_worker``), so one compiled shape.
+  Evaluated when the train error is (``train_eval_data`` given, same steps)."""
+
+  def __init__(self, every: int | None = None, per_worker: int = 1000):
+    self.every, self.per_worker = every, int(per_worker)
+
+  def __call__(self, end: ChunkEnd) -> None:
+    simulator = end.simulator
+    parts = [getattr(o, "parts", None) for o in simulator.orders]
+    if not end.due(self.every) or any(p is None for p in parts) or not parts:
+      return
+    weights = (end.state.params, end.state.model_state)
+    if jax.process_count() > 1:
+      weights = _sharding.to_host(weights)
+    for r, (rep, mine) in enumerate(zip(end.record["replicas"], parts, strict=True)):
+      one = weights if simulator.spec.single else jax.tree.map(lambda a, r=r: a[r], weights)
+      m = max(1, min(self.per_worker, min(len(p) for p in mine)))
+      values = [evaluate(simulator.model, *one, *self._examples(simulator, p[:m]))
+                for p in mine]
+      for key in values[0]:
+        rep[f"train/{key}_by_worker"] = [float(v[key]) for v in values]
+
+  @staticmethod
+  def _examples(simulator, indices):
+    if simulator.host_data is not None:
+      return simulator.host_data.load(np.asarray(indices))
+    idx = np.asarray(indices)
+    if simulator.train_labels is None:
+      return (simulator.train_inputs[idx],)
+    return simulator.train_inputs[idx], simulator.train_labels[idx]
+
+
 class Callback:
   """A hook: hands each chunk's record to ``fn``."""
 
@@ -264,6 +300,8 @@ def simulate(simulator, num_steps: int, *, chunk_steps: int | None = None,
   chunks = [] if stopped else [(a, b) for a, b in zip([0] + ends[:-1], ends, strict=True)
                                if a >= resumed_at]
   chunk_hooks = [Evaluation([(eval_data, "test"), (train_eval_data, "train")], eval_every_steps)]
+  if train_eval_data is not None:  # per-worker data: each worker's own train error
+    chunk_hooks.append(WorkerEvaluation(eval_every_steps))
   chunk_hooks += [Callback(callback)] if callback is not None else []
   chunk_hooks += [checkpointing] if checkpointing is not None else []
   chunk_hooks += [Progress(num_steps, resumed_at, spec.algorithm.name)] if progress else []

@@ -272,15 +272,19 @@ def _data_orders(spec, host_data, train_labels):
   placement = getattr(getattr(spec, "environment", None), "placement", GlobalData())
   if getattr(placement, "is_default", True):
     return [DataOrder(spec.num_examples, spec.batch_size, s) for s in spec.seeds]
+  from dana_jax.environment.placement import PLACEMENTS
+  name = next((n for n, cls in PLACEMENTS.items() if type(placement) is cls),
+              type(placement).__name__)
   if spec.synchronous:
-    raise ConfigError(f"data_placement={type(placement).__name__}: per-worker data is not "
-                      f"yet supported for synchronous rounds ({spec.algorithm.name}); "
-                      "expected an asynchronous algorithm or the global placement")
+    raise ConfigError(f"environment.placement.name={name!r} is not allowed with "
+                      f"{spec.algorithm.name}: per-worker data is not yet supported for "
+                      "synchronous rounds; use an asynchronous algorithm or 'global'")
   labels = (np.asarray(train_labels) if host_data is None
             else np.asarray(getattr(host_data, "labels", None)))
   if labels.ndim == 0:
-    raise ConfigError("data_placement: a per-worker placement needs the training labels; "
-                      "expected a HostData with a .labels array")
+    raise ConfigError(f"environment.placement.name={name!r} is not allowed here: a "
+                      "per-worker placement needs the training labels (a HostData with a "
+                      ".labels array)")
   return [worker_data_order(placement, labels, spec.num_workers, spec.batch_size, s)
           for s in spec.seeds]
 

@@ -70,6 +70,10 @@ PRESETS = {
     "real_stragglers": "the GA paper's five methods at N = 10, one seed, timing of "
                        "--config.timing (an Alibaba PAI job or a gamma environment; "
                        "docs/spec.md §8.3; results/fashion_mnist_real_*)",
+    "data_per_worker": "ASGD, GA, DANA-GA and Ringmaster at N = 16, one seed, heterogeneous "
+                       "persistent speeds, Dirichlet data of "
+                       "--config.environment.placement.alpha (docs/spec.md §8.4; "
+                       "results/fashion_mnist_dirichlet_*)",
 }
 
 
@@ -129,6 +133,12 @@ def get_config(preset: str = "main"):
         {"name": "up_down", "mtbf": float("inf"), "mttr": 1280.0})
   elif preset == "real_stragglers":
     config.num_workers, config.seeds = (10,), (0,)
+  elif preset == "data_per_worker":
+    common.set_modern(config, heterogeneous=True)
+    config.algorithms = ("asgd", "ga", "dana_ga", "ringmaster")
+    config.num_workers, config.seeds = (16,), (0,)
+    config.environment.placement = ml_collections.ConfigDict(
+        {"name": "dirichlet", "alpha": float("inf")})
   elif preset != "main":
     raise ValueError(f"preset={preset!r} is not allowed: choose one of {list(PRESETS)}.")
   return config

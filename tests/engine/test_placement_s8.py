@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dana_jax as dj
-from dana_jax import models
+from dana_jax import data, models
 from dana_jax import schedule as S
 from dana_jax.engine import plan
 from dana_jax.environment import placement as P
@@ -265,3 +265,58 @@ def test_simulator_reads_the_placement_from_the_environment():
                            y)[0]).__name__ == "DataOrder"
   with pytest.raises(ConfigError):
     _data_orders(SimpleNamespace(**{**vars(spec), "synchronous": True}), None, y)
+
+
+# --- Training on per-worker data, end to end --------------------------------------------
+
+@pytest.mark.parametrize("placement,parts_of", [
+    (dict(name="shards"), lambda y, n, seed: ref_shards(y, n, seed)),
+    (dict(name="dirichlet", alpha=0.5), lambda y, n, seed: ref_dirichlet(y, n, 0.5, seed)),
+])
+def test_training_on_per_worker_data_matches_the_reference(placement, parts_of):
+  """NAG at N = 3 with links, failures and per-worker data: the engine's θ is the replay of
+  the §8 reference's events where dispatch d's batch is its worker's own (the numpy
+  transcriptions above), and each worker's logged train error is its θ's error on the
+  first m examples of its own partition."""
+  import jax
+  from jax.flatten_util import ravel_pytree
+
+  from dana_jax.environment import make_environment
+  from tests.engine.test_environment_engine import reference_events
+  from tests.references.replay_s8 import replay_training
+  x, y, _, _ = data.digits()
+  x, y, n, batch_size = x[:300], y[:300], 3, 8
+  model = dj.flax_model(models.MLP((16,)), (8, 8))
+  env = make_environment(compute=dict(name="heterogeneous"),
+                         links=dict(latency=[2.0, 3.0, 5.0], bandwidth=5e3),
+                         availability=dict(name="up_down", mtbf=700.0, mttr=200.0),
+                         placement=placement)
+  sim = dj.Simulator(model, "nag", x, y, num_workers=n, batch_size=batch_size,
+                     hyperparams=dj.Hyperparams(0.05, 0.9, 1e-3), environment=env)
+  steps = 30
+  result = dj.simulate(sim, steps, chunk_steps=10, progress=False,
+                       train_eval_data=(x[:64], y[:64]))
+  events = reference_events(sim, steps)
+  sched = result.schedules[0]
+  assert sched.num_failures > 0
+  assert [(e[0], e[1], e[3]) for e in events] == list(zip(
+      sched.event_kind.tolist(), sched.event_worker.tolist(), sched.event_dispatch.tolist(),
+      strict=True))
+  seed = sim.spec.seeds[0]
+  parts = parts_of(y, n, seed)
+  owner, count = ref_owners([e[0] for e in events], [e[1] for e in events], n)
+  examples = lambda d, j: ref_worker_batch(parts[owner[d]], owner[d], count[d], batch_size,
+                                           seed)
+  params0, state0 = model.init(jax.random.fold_in(jax.random.key(0), 1))
+  theta, _ = replay_training(model, "nag", x, y, events, num_workers=n, batch_size=batch_size,
+                             lr=lambda t: 0.05, momentum=0.9, weight_decay=1e-3, seed=seed,
+                             params0=params0, state0=state0, batch_examples=examples)
+  np.testing.assert_allclose(np.asarray(ravel_pytree(result.state.params)[0]),
+                             np.asarray(ravel_pytree(theta)[0]), rtol=2e-4, atol=2e-5)
+  # Each worker's own train error, at the end.
+  m = min(1000, min(len(p) for p in parts))
+  want = [dj.evaluate(model, result.state.params, result.state.model_state,
+                      x[np.asarray(p[:m])], y[np.asarray(p[:m])])["error"] for p in parts]
+  got = result.history[-1]["replicas"][0]["train/error_by_worker"]
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  assert len(set(np.round(got, 6))) > 1 or placement["name"] == "shards"

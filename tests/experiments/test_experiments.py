@@ -227,6 +227,24 @@ def test_modern_preset_resolves_options_per_n_and_runs_with_the_time_tables(tmp_
   assert "What the runs cost" in text and "Worker-time to the target error" in text
 
 
+def test_per_worker_data_logs_each_workers_train_error_and_reports_it(tmp_path):
+  import ml_collections
+  config = tiny(digits.get_config("modern_heterogeneous"), algorithms=("asgd", "ga"),
+                num_workers=(4,), seeds=(0, 1))
+  config.environment.placement = ml_collections.ConfigDict({"name": "dirichlet",
+                                                            "alpha": 0.5})
+  summaries = train.run_sweep(config, tmp_path)
+  for s in summaries:
+    n = s["num_workers"]
+    for errors, applied in zip(s["final_train_error_by_worker"], s["applied_by_worker"],
+                               strict=True):
+      assert len(errors) == n and all(0 <= e <= 1 for e in errors)
+      assert sum(applied) == s["steps"]  # one gradient per master step
+  plot.main(tmp_path)
+  text = (tmp_path / "results.md").read_text()
+  assert "Train error on each worker's own data" in text and "most-applied quarter" in text
+
+
 def _run_dir(root, name, algorithm, n, rows):
   """A run directory with only what the plots read: config.json and metrics.jsonl."""
   (root / name).mkdir()

@@ -23,9 +23,11 @@ APPLY, RESTART, NOOP, DISCARD, FAIL, REJOIN = 0, 1, 2, 3, 4, 5
 def replay_training(model, algorithm, x, y, events, *, num_workers, batch_size, lr, momentum,
                     weight_decay, seed, params0, state0, bn_momentum=0.9, dtype=np.float32,
                     local_steps=1, inner_lr=None, inner_weight_decay=0.0,
-                    reset_on_rejoin=False, **options):
+                    reset_on_rejoin=False, batch_examples=None, **options):
   """θ and the running statistics after ``events`` [(kind, worker, time, dispatch, step,
-  lag)] (module docstring)."""
+  lag)] (module docstring). ``batch_examples(dispatch, j)``: the example indices of the
+  j-th batch of dispatch d's job (per-worker data, §8.4); default §1's stream batch
+  d·H + j."""
   flat0, unravel, running, sunravel = flattened(params0, state0)
   master = ReferenceMaster(algorithm, np.asarray(flat0), num_workers=num_workers, lr=lr,
                            momentum=momentum, weight_decay=weight_decay, dtype=dtype,
@@ -33,8 +35,9 @@ def replay_training(model, algorithm, x, y, events, *, num_workers, batch_size, 
   fresh = lambda: (np.zeros(flat0.size), np.zeros(flat0.size), 0)
   adam = [fresh() for _ in range(num_workers)]
 
-  def gradient(theta, batch):
-    idx = data_order_batch(seed, x.shape[0], batch_size, batch)
+  def gradient(theta, dispatch, j):
+    idx = (data_order_batch(seed, x.shape[0], batch_size, dispatch * local_steps + j)
+           if batch_examples is None else np.asarray(batch_examples(dispatch, j)))
     params = unravel(np.asarray(theta, flat0.dtype))
     (_, contrib), g = jax.value_and_grad(model.loss, has_aux=True)(params, x[idx], y[idx],
                                                                      jax.random.key(0))
@@ -43,12 +46,12 @@ def replay_training(model, algorithm, x, y, events, *, num_workers, batch_size, 
 
   def job(k, theta_hat, dispatch):
     if inner_lr is None:
-      g, c = gradient(theta_hat, dispatch)
+      g, c = gradient(theta_hat, dispatch, 0)
       return g, [c]
     theta, contribs = np.array(theta_hat, np.float64), []
     m, v, n = adam[k]
     for j in range(local_steps):
-      g, c = gradient(theta, dispatch * local_steps + j)
+      g, c = gradient(theta, dispatch, j)
       n += 1
       m = 0.9 * m + 0.1 * g
       v = 0.999 * v + 0.001 * g * g
