@@ -157,8 +157,11 @@ def rounds_cost(rounds, num_steps: int | None = None, *, message_bytes=None) -> 
       "elapsed": e, "worker_time": total, "computing": computing,
       "communicating": communicating, "lost": lost, "idle": wait + idle_down,
       "idle_queue": 0.0, "idle_down": idle_down, "idle_wait": wait,
+      # A round's cancelled or failed job was still in flight when the round ended: its
+      # time is lost, and it is not counted as a lost gradient (RoundTimes does not say
+      # whether its compute had finished: with links, one cancelled during its push had).
       "gradients_computed": applied, "gradients_applied": applied, "gradients_discarded": 0,
-      "gradients_lost": cancelled, "bytes_pulled": None, "bytes_pushed": None,
+      "gradients_lost": 0, "bytes_pulled": None, "bytes_pushed": None,
       "goodput": computing / total if total > 0 else 0.0,
   }
   if message_bytes is not None:  # every counted participant pulls θ_r and pushes

@@ -1,5 +1,5 @@
 """docs/spec.md §8.4 per-worker data: each placement and each worker's stream against a
-literal numpy transcription of the SPEC paragraph (independent of the module's code)."""
+literal numpy transcription of the docs/spec.md paragraph (independent of the module's code)."""
 
 import numpy as np
 import pytest
