@@ -13,7 +13,9 @@
 #   2. execution steps, R = 1;
 #   3. blocks, R = 4 replicas batched (replica execution vmap, the GPU default);
 #   4. steps, R = 4, vmap;  5. blocks, R = 4, loop;  6. steps, R = 4, loop (the
-#      replicas one after another: the CPU default, measured to choose GPU's).
+#      replicas one after another: the CPU default, measured to choose GPU's);
+#   7. the environment (docs/spec.md §8): every part on against every part off,
+#      steps and blocks, to OUT_DIR/environment.jsonl (benchmarks/environment.py).
 # The most important rows come first: a run cut short keeps what it measured.
 # Meant to take under 8 minutes on one H200, mostly compilation (not yet run
 # on a GPU: no GPU was lent to the session that wrote it).
@@ -101,6 +103,18 @@ for MODE in vmap loop; do
   bench "steps, R=4, $MODE" --execution steps --replicas 4 --replica-execution "$MODE" \
     --references ""
 done
+# 7. The environment (docs/spec.md §8) on the same model: every part off, links + master
+#    queue + straggler slowdowns, and failures as well; steps and blocks (rows in
+#    OUT_DIR/environment.jsonl, "vs off" printed), and the schedule of N = 256.
+echo "== environment: every part off / links+queue+slowdowns / +failures"
+if [[ "$TINY" == 1 ]]; then ENV_SCHEDULE="--schedule-workers 16 --schedule-steps 1000"
+else ENV_SCHEDULE="--schedule-workers 256 --schedule-steps 1000000"; fi
+began=$SECONDS
+# shellcheck disable=SC2086
+"$PY" -m benchmarks.environment --model "$MODEL" --workers "$WORKERS" --steps "$STEPS" \
+  --repeats "$REPEATS" --algorithms nag --executions steps,blocks $ENV_SCHEDULE \
+  --out "$OUT_DIR/environment.jsonl"
+echo "   (environment: $((SECONDS - began)) s)"
 echo "== all measured in $((SECONDS - START)) s; rows tagged '$TAG' in $OUT"
 
 "$PY" - "$OUT" "$TAG" <<'EOF'

@@ -157,8 +157,11 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
   reference = T.gap_reference(state.opt_state, state.params)
   gap_rms = tree_rms(jax.tree.map(lambda a, b: a - b, reference, own.row))
   # The optimizer updates its state in place (e.g. DANA's Σv, read by the gap): after the gap.
+  # An event that may not apply (kind given): DANA's update keeps its state itself if not.
+  applies = None if kind is None else dict(applies=kind == APPLY)
   updates, opt_state = tx.update(values_after(grads, gap_rms), state.opt_state, state.params,
-                                 lag=lag, stale_params=own.row, worker=worker)
+                                 lag=lag, stale_params=own.row, worker=worker,
+                                 **(applies or {}))
   diagnostics = T.diagnostics(opt_state)
   params = optax.apply_updates(state.params, values_after(updates, gap_rms, loss, diagnostics))
   model_state = fold_all(parts.model, state.model_state, contributions)
@@ -166,7 +169,7 @@ def master_event(parts: Parts, tx, hp, state, worker, own: Own, arrival, kind=No
   if kind is not None:
     applied = kind == APPLY
     params = _where(applied, params, state.params)
-    opt_state = T.where_state(applied, opt_state, state.opt_state)
+    opt_state = T.where_state(applied, opt_state, state.opt_state, selected_by_update=True)
     model_state = _where(applied, model_state, state.model_state)
     step = t + applied.astype(t.dtype)
   read = T.read_params(opt_state, params)

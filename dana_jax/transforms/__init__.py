@@ -85,18 +85,20 @@ __all__ = [
 ]
 
 
-def where_state(condition: jnp.ndarray, new: Any, old: Any) -> Any:
+def where_state(condition: jnp.ndarray, new: Any, old: Any, *,
+                selected_by_update: bool = False) -> Any:
   """``new`` where ``condition`` else ``old``, for an optimizer state after one update.
 
   For events that may be no-ops (padding, restarts) inside a vmapped scan: a
   select per leaf, except that a :class:`DanaState`'s per-worker stack is
   selected on the one row the update wrote, so the cost stays O(params), not
-  O(N × params).
+  O(N × params). ``selected_by_update``: the update was given
+  ``applies=condition`` (:func:`dana`), so its :class:`DanaState` is ``new`` as it is.
   """
 
   def one(n, o):
     if isinstance(n, DanaState):
-      return dana_where(condition, n, o)
+      return n if selected_by_update else dana_where(condition, n, o)
     return jnp.where(condition, n, o)
 
   return jax.tree.map(one, new, old, is_leaf=lambda x: isinstance(x, DanaState))

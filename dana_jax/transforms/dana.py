@@ -75,6 +75,15 @@ def dana(
     worker: int scalar in [0, num_workers), the id of the worker whose
       gradient this is. A Python or numpy integer out of range raises
       ``ValueError``; a traced one is not checked (JAX clamps the index).
+    applies: optional boolean scalar: False leaves the state as it was (an
+      event that applies nothing: a restart, a failure, padding). Selected
+      here on the one row the update reads and writes, so that the [N, …]
+      stack is written in place; selecting afterwards (:func:`dana_where`)
+      reads the old stack after the write, and XLA:CPU then copies it per
+      event (docs/benchmarks.md).
+    write_after: optional pytree whose values the row write waits for (for
+      :func:`dana_jax.transforms.gap_feedback`: its penalty's new state,
+      computed from the stack's old rows; docs/benchmarks.md).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs``. Compute the parameters a
@@ -106,7 +115,8 @@ def dana(
         next_read_scale=jnp.asarray(learning_rate_at(learning_rate, 0) * momentum, dtype),
     )
 
-  def update_fn(updates, state, params=None, *, worker=None, **extra_args):
+  def update_fn(updates, state, params=None, *, worker=None, applies=None, write_after=None,
+                **extra_args):
     del params, extra_args
     worker = require_extra_arg("dana", "worker", worker, "the id of the arriving worker")
     if isinstance(worker, (int, np.integer)) and not 0 <= worker < num_workers:
@@ -122,11 +132,20 @@ def dana(
     out = jax.tree.map(lambda v: (-lr * v).astype(v.dtype), new)
     # = worker: the row is overwritten in place only after every reader of its old
     # value (inside scan, XLA:CPU otherwise copies the [N, ...] stack each step).
-    slot = index_after(worker, total, out, new)
+    slot = index_after(worker, total, out, new, write_after)
+    read_scale, next_read_scale = (lr * momentum).astype(dtype), (next_lr * momentum).astype(dtype)
+    count = state.count + 1
+    if applies is not None:  # an event that may not apply: the state unchanged if not
+      pick = lambda a, b: jnp.where(applies, a, b)
+      new = jax.tree.map(pick, new, old)  # the row read above: no read of the stack after
+      total = jax.tree.map(pick, total, state.momentum_sum)
+      count, worker = pick(count, state.count), pick(worker, state.last_worker)
+      read_scale = pick(read_scale, state.read_scale)
+      next_read_scale = pick(next_read_scale, state.next_read_scale)
     momenta = set_row(state.momenta, slot, new)
-    return out, DanaState(count=state.count + 1, momenta=momenta, momentum_sum=total,
-                          last_worker=worker, read_scale=(lr * momentum).astype(dtype),
-                          next_read_scale=(next_lr * momentum).astype(dtype))
+    return out, DanaState(count=count, momenta=momenta, momentum_sum=total,
+                          last_worker=worker, read_scale=read_scale,
+                          next_read_scale=next_read_scale)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

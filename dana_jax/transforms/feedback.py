@@ -58,7 +58,10 @@ def gap_feedback(
     reference = params if gap_reference is None else gap_reference(state.momentum, params)
     extra_args = {**extra_args, "momentum_buffer": buffer, "reference_params": reference}
     updates, penalty_state = penalty.update(updates, state.penalty, params, **extra_args)
+    # write_after: a momentum transform that writes a row of a stack in place (DANA) does
+    # so after the penalty's new state is computed, which reads that stack's old rows.
     updates, momentum_state = momentum_transform.update(updates, state.momentum, params,
+                                                        write_after=penalty_state,
                                                         **extra_args)
     return updates, GapFeedbackState(penalty_state, momentum_state)
 

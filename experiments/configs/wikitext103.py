@@ -39,6 +39,9 @@ PRESETS = {
                "on FOLDOC, 2 seeds, a 2-layer width-64 model; CPU, see results/README.md",
     "offline_adamw": "SA and GA over AdamW at N = 4, 8, 16 against AdamW at N = 1 on FOLDOC; "
                      "CPU, see results/README.md",
+    "offline_links": "NAG-ASGD, GA, DANA-GA, SSGD and asynchronous local SGD (H = 4) at N = 16 "
+                     "on FOLDOC, one seed, links of --config.environment.links.bandwidth "
+                     "(docs/spec.md §8.1; results/environment_comparisons.md)",
 }
 
 
@@ -76,7 +79,7 @@ def get_config(preset: str = "paper"):
   config.eval_examples = 2048
   if preset == "local_sgd":
     _set_local_sgd(config)
-  elif preset in ("offline", "offline_adamw"):
+  elif preset in ("offline", "offline_adamw", "offline_links"):
     _set_offline(config, preset)
   return config
 
@@ -107,7 +110,7 @@ def _set_offline(config, preset):
   config.checkpoint_every_epochs = 0.25
   config.max_train_windows = 20_000  # of FOLDOC's 143k: the CPU budget
   config.chunk_steps = 125  # an evaluation every 125 master steps (10 per epoch)
-  if preset == "offline":
+  if preset in ("offline", "offline_links"):
     config.algorithms = ("ga", "dana_ga", "nag", "sa", "async_local_sgd")
     config.learning_rate = 0.05
     config.options_by_algorithm = ml_collections.ConfigDict({
@@ -115,6 +118,11 @@ def _set_offline(config, preset):
                             "outer": "delayed_nesterov", "learning_rate": 0.7,
                             "momentum": 0.9},
     })
+    if preset == "offline_links":
+      # The model has 134,656 parameters: a float32 message of 0.54 MB takes one mean batch
+      # time (128) at a bandwidth of 4.2e3 bytes per time unit; set it on the command line.
+      config.algorithms = ("nag", "ga", "dana_ga", "ssgd", "async_local_sgd")
+      config.num_workers, config.seeds = (16,), (0,)
   else:
     config.algorithms, config.baseline = ("sa", "ga"), "sa"
     config.learning_rate = 1e-3

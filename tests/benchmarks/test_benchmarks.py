@@ -98,7 +98,7 @@ def test_replica_table_records_per_replica_costs_and_ratios(tmp_path, capsys):
       run.main(bad + ["--out", str(out)])
 
 
-@pytest.mark.slow  # 1.5-2 min on 2 cores, nearly all compilation: run with -m slow
+@pytest.mark.slow  # 2-3 min on 2 cores, nearly all compilation: run with -m slow
 def test_gpu_script_tiny_writes_its_rows(tmp_path):
   """``benchmarks/gpu.sh`` end to end on the CPU, tiny (DANA_BENCH_TINY=1)."""
   root = pathlib.Path(run.__file__).parent.parent
@@ -131,6 +131,15 @@ def test_gpu_script_tiny_writes_its_rows(tmp_path):
   else:
     assert len(torch_rows) == 1 and torch_rows[0]["seconds_per_step"] > 0
   assert all(r["seconds_per_step"] > 0 for r in rows)
+  # 7: the environment rows, every part off and on, in both executions.
+  env_rows = [json.loads(line) for line in
+              (tmp_path / "res" / "environment.jsonl").read_text().splitlines()]
+  steps_rows = [(r["execution"], r["environment"]) for r in env_rows
+                if r["what"] == "environment step"]
+  assert steps_rows == [(e, label) for e in ("steps", "blocks") for label in
+                        ("off", "links+queue+slowdowns", "links+queue+slowdowns+failures")]
+  assert [r["environment"] for r in env_rows if r["what"] == "environment schedule"] == [
+      "off", "links+queue+slowdowns", "links+queue+slowdowns+failures"]
 
 
 @pytest.mark.slow  # test_benchmark_run_records_engine_and_references stays in the default run

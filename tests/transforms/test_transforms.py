@@ -148,6 +148,27 @@ def test_dana_lookahead_equals_theta_minus_sum_of_momenta():
   np.testing.assert_allclose(T.dana_lookahead(state, params)["w"], expected, rtol=1e-6)
 
 
+def test_dana_applies_false_leaves_its_state_as_it_was():
+  """``applies`` (events that apply nothing, docs/spec.md §8.2): False is the state before,
+  bit for bit; True is the update without it."""
+  tx = T.dana(0.1, 0.8, num_workers=3)
+  params = {"w": jnp.zeros(4)}
+  rng = np.random.default_rng(1)
+  state = tx.init(params)
+  for worker in [1, 0, 2, 1]:  # some history first, so that no leaf is zero
+    _, state = tx.update({"w": jnp.asarray(rng.normal(size=4), jnp.float32)}, state,
+                         params, worker=worker)
+  grad = {"w": jnp.asarray(rng.normal(size=4), jnp.float32)}
+  _, kept = tx.update(grad, state, params, worker=2, applies=jnp.asarray(False))
+  for a, b in zip(jax.tree_util.tree_leaves(kept), jax.tree_util.tree_leaves(state)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  _, applied = tx.update(grad, state, params, worker=2, applies=jnp.asarray(True))
+  _, plain = tx.update(grad, state, params, worker=2)
+  for a, b in zip(jax.tree_util.tree_leaves(applied), jax.tree_util.tree_leaves(plain)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert int(kept.last_worker) == 1 and int(applied.last_worker) == 2
+
+
 def test_gap_aware_divisor_never_below_one_and_falls_after_decay():
   """C uses η_max, so after a decay GA's penalty falls; SA's does not."""
   _, ga_state, ref = drive("ga", steps=12)
