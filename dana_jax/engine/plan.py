@@ -198,8 +198,9 @@ def chunk_inputs(spec, schedules, start: int, stop: int, rows: int | None = None
   per = []
   for r, order in enumerate(orders):
     order = order if spec.synchronous else _placed(order, schedules[r], spec, r)
-    if spec.synchronous:
-      per.append(_rounds(spec, order, start, stop, host_data, schedules[r]))
+    if spec.synchronous:  # rounds need their times only when failures shrink them
+      rounds = schedules[r] if len(schedules) > r else None
+      per.append(_rounds(spec, order, start, stop, host_data, rounds))
     elif spec.execution == "steps":
       per.append(_events(spec, schedules[r], order, start, stop, rows, spec.job_steps[r],
                          host_data))
